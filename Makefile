@@ -1,0 +1,51 @@
+# The README's two commands call `run` and `test`; everything they need is installed here.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+export PATH := $(abspath $(BIN)):$(PATH)
+# Debian packages the tests and benchmarks talk to (real DICOM peers, converters, validators).
+DEB_PACKAGES := dcmtk orthanc orthanc-dicomweb dcm2niix dicom3tools
+PYTEST_ARGS ?=
+
+.PHONY: help install system-deps run test lint typecheck pytest bench docs clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e ".[all,dev]"
+	touch $@
+
+install: $(VENV)/.installed  ## create .venv and install openjip with every extra
+
+system-deps:  ## install the Debian packages (only as root, only when missing)
+	@missing=""; for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+		else echo "missing Debian packages:$$missing (install them as root)"; exit 1; fi; \
+	fi
+
+run: install  ## start a local site in the foreground (Ctrl-C stops it)
+	$(BIN)/openjip site up
+
+lint: install  ## ruff and mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+pytest: install system-deps  ## the test suite alone
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test: lint pytest  ## lint, type-check and run every test
+
+bench: install system-deps  ## benchmarks against peers; figures go to bench/results/
+	$(BIN)/python bench/ingest.py
+
+clean:  ## remove the venv and caches
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

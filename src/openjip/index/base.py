@@ -1,0 +1,205 @@
+"""The MetadataIndex interface and the records it keeps.
+
+Records carry the normalised fields of DESIGN.md under their DICOM keywords (``PatientID``,
+``SeriesInstanceUID``, ...) so they serialise to what DICOM tools and ``--json`` users expect;
+fields that are ours, not DICOM's, are snake_case (``object_key``, ``received_at``).
+Dates stay DICOM strings (``YYYYMMDD``); times of receipt are UNIX seconds.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+class IndexError_(Exception):
+    """Any failure of the metadata index."""
+
+
+class IndexUnavailable(IndexError_):
+    """The index cannot be read or written now."""
+
+
+@dataclass
+class InstanceRecord:
+    """One stored SOP instance with the study and series fields it was received with."""
+
+    SOPInstanceUID: str
+    SeriesInstanceUID: str
+    StudyInstanceUID: str
+    SOPClassUID: str = ""
+    PatientID: str = ""
+    PatientName: str = ""
+    PatientBirthDate: str = ""
+    PatientSex: str = ""
+    StudyDate: str = ""
+    StudyTime: str = ""
+    StudyDescription: str = ""
+    StudyID: str = ""
+    AccessionNumber: str = ""
+    ReferringPhysicianName: str = ""
+    Modality: str = ""
+    SeriesNumber: int | None = None
+    SeriesDescription: str = ""
+    BodyPartExamined: str = ""
+    Manufacturer: str = ""
+    InstanceNumber: int | None = None
+    TransferSyntaxUID: str = ""
+    object_key: str = ""
+    size: int = 0
+    received_at: float = 0.0
+    source_ae: str = ""
+    derived_from: str = ""
+    """SeriesInstanceUID of the series an analysis result was computed from (empty if received)."""
+    header: dict[str, Any] = field(default_factory=dict)
+    """The full header as DICOM JSON (PS3.18 F.2), bulk data left out."""
+
+    def to_dict(self, *, with_header: bool = False) -> dict[str, Any]:
+        """The record as a JSON-ready dict; the header only when asked for."""
+        data = asdict(self)
+        if not with_header:
+            data.pop("header")
+        return data
+
+
+@dataclass
+class SeriesRecord:
+    """One series: its own fields, its study's fields, counts and completion state."""
+
+    SeriesInstanceUID: str
+    StudyInstanceUID: str
+    PatientID: str = ""
+    PatientName: str = ""
+    StudyDate: str = ""
+    StudyDescription: str = ""
+    AccessionNumber: str = ""
+    Modality: str = ""
+    SeriesNumber: int | None = None
+    SeriesDescription: str = ""
+    BodyPartExamined: str = ""
+    Manufacturer: str = ""
+    NumberOfSeriesRelatedInstances: int = 0
+    size: int = 0
+    first_received_at: float = 0.0
+    last_received_at: float = 0.0
+    source_ae: str = ""
+    derived_from: str = ""
+    complete: bool = False
+    """Set by the completion sweep when no instance arrived for the idle window."""
+    version: int = 0
+    """How many times the series became complete; new instances after that make a new version."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record as a JSON-ready dict."""
+        return asdict(self)
+
+
+@dataclass
+class StudyRecord:
+    """One study with its patient fields and counts over its series."""
+
+    StudyInstanceUID: str
+    PatientID: str = ""
+    PatientName: str = ""
+    PatientBirthDate: str = ""
+    PatientSex: str = ""
+    StudyDate: str = ""
+    StudyTime: str = ""
+    StudyDescription: str = ""
+    StudyID: str = ""
+    AccessionNumber: str = ""
+    ReferringPhysicianName: str = ""
+    ModalitiesInStudy: list[str] = field(default_factory=list)
+    NumberOfStudyRelatedSeries: int = 0
+    NumberOfStudyRelatedInstances: int = 0
+    last_received_at: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record as a JSON-ready dict."""
+        return asdict(self)
+
+
+@dataclass
+class Query:
+    """What to look for; every field left empty matches everything.
+
+    ``PatientName`` and ``PatientID`` take DICOM wildcards (``*`` any run, ``?`` one character).
+    ``StudyDate`` is ``YYYYMMDD``, ``YYYYMMDD-``, ``-YYYYMMDD`` or ``YYYYMMDD-YYYYMMDD``.
+    UID fields take a list (any of them matches). ``text`` searches the descriptions.
+    """
+
+    PatientID: str = ""
+    PatientName: str = ""
+    StudyDate: str = ""
+    AccessionNumber: str = ""
+    Modality: str = ""
+    BodyPartExamined: str = ""
+    StudyInstanceUID: list[str] = field(default_factory=list)
+    SeriesInstanceUID: list[str] = field(default_factory=list)
+    SOPInstanceUID: list[str] = field(default_factory=list)
+    text: str = ""
+    limit: int | None = None
+    offset: int = 0
+
+
+class MetadataIndex(abc.ABC):
+    """Searchable records of every stored instance, series and study."""
+
+    @abc.abstractmethod
+    def upsert_instances(self, records: list[InstanceRecord]) -> int:
+        """Add or replace instances (keyed by SOPInstanceUID); return how many were new.
+
+        Series and study records are kept in step. Re-adding an instance is idempotent.
+        A new instance in a complete series makes the series incomplete again.
+        """
+
+    def upsert_instance(self, record: InstanceRecord) -> bool:
+        """Add or replace one instance; ``True`` when it was new."""
+        return self.upsert_instances([record]) == 1
+
+    @abc.abstractmethod
+    def get_instance(self, sop_instance_uid: str) -> InstanceRecord | None:
+        """The instance with its header, or ``None``."""
+
+    @abc.abstractmethod
+    def find_studies(self, query: Query) -> list[StudyRecord]:
+        """Studies having at least one series/instance that matches, by StudyDate then UID."""
+
+    @abc.abstractmethod
+    def find_series(self, query: Query) -> list[SeriesRecord]:
+        """Series that match, ordered by StudyInstanceUID, SeriesNumber, UID."""
+
+    @abc.abstractmethod
+    def find_instances(self, query: Query, *, with_header: bool = False) -> list[InstanceRecord]:
+        """Instances that match, ordered by series then InstanceNumber; headers when asked."""
+
+    @abc.abstractmethod
+    def delete_instance(self, sop_instance_uid: str) -> bool:
+        """Forget one instance (series and study counts follow); ``True`` if it was there."""
+
+    @abc.abstractmethod
+    def idle_series(self, received_before: float) -> list[SeriesRecord]:
+        """Incomplete series whose last instance arrived before ``received_before``."""
+
+    @abc.abstractmethod
+    def mark_series_complete(
+        self, series_instance_uid: str, last_received_at: float
+    ) -> SeriesRecord | None:
+        """Mark the series complete and bump its version, if its last instance is still the one
+        seen at ``last_received_at`` and it is not complete yet.
+
+        Returns the updated record to exactly one caller; concurrent sweepers get ``None``.
+        """
+
+    @abc.abstractmethod
+    def clear(self) -> None:
+        """Remove every record (the first step of a rebuild)."""
+
+    @abc.abstractmethod
+    def check(self) -> None:
+        """Raise :class:`IndexUnavailable` with a reason when the index cannot be used now."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release connections and files."""
