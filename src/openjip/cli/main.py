@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import typer
 
+from openjip.cli import federation, index, phantom, query, send, services, site
+
 app = typer.Typer(
     name="openjip",
     help="openjip: receive, index and analyse medical images at one site of a federation.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
+app.add_typer(phantom.app)
+app.add_typer(site.app)
+app.add_typer(services.app)
+app.add_typer(send.app)
+app.add_typer(query.app)
+app.add_typer(index.app)
+app.add_typer(federation.app)
 
 
 @app.command()
