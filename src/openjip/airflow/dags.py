@@ -1,0 +1,128 @@
+"""The DAG factory: one Airflow DAG per valid workflow spec, one import error for the rest.
+
+``dags/openjip_workflows.py`` calls :func:`build_dags` and nothing else. A spec that fails
+validation yields no DAG; instead one placeholder DAG whose validation fails carries every
+rejected spec's errors, which the DagBag records as an import error of the DAG file while the
+valid specs' DAGs load as usual.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from airflow.sdk import DAG, Param
+
+from openjip.airflow.operators import AnalysisOperator, SelectSeriesOperator
+from openjip.workflows.loader import discover_specs, workflow_dirs
+from openjip.workflows.spec import SERIES_PARAM, ParamSpec, WorkflowSpec
+from openjip.workflows.validation import SpecInvalid
+
+REJECTED_DAG_ID = "openjip-rejected-workflow-specs"
+
+
+class InvalidWorkflowSpecs(Exception):
+    """Workflow specs that were not turned into DAGs, with every error of each."""
+
+
+class RejectedSpecs(DAG):
+    """Never loaded: its validation fails with the errors of the rejected specs."""
+
+    rejected: list[SpecInvalid]
+
+    def validate(self) -> None:
+        """Always fails, naming each rejected spec and its errors."""
+        raise InvalidWorkflowSpecs("\n".join(str(invalid) for invalid in self.rejected))
+
+
+def airflow_param(spec: ParamSpec) -> Param:
+    """The Airflow Param (a field of the trigger form) of a workflow param."""
+    schema: dict[str, Any] = {"type": spec.type}
+    if spec.type == "array":
+        schema["items"] = {"type": "string"}
+    for key in ("title", "description"):
+        if getattr(spec, key):
+            schema[key] = getattr(spec, key)
+    for key in ("enum", "minimum", "maximum"):
+        if getattr(spec, key) is not None:
+            schema[key] = getattr(spec, key)
+    if spec.default is None:
+        return Param(**schema)
+    return Param(spec.default, **schema)
+
+
+def series_param(spec: WorkflowSpec) -> Param:
+    """The form field listing the series of a run."""
+    if spec.input.kind == "query":
+        hint = "Leave empty to use the series the workflow's index query finds."
+    else:
+        hint = "At least one."
+    return Param(
+        [],
+        type="array",
+        items={"type": "string"},
+        title="Series",
+        description=f"SeriesInstanceUIDs to analyse, one per line. {hint}",
+    )
+
+
+def build_dag(spec: WorkflowSpec, source: Path | None = None) -> DAG:
+    """The DAG of one valid spec: pick the series, then each step after its dependencies."""
+    params = {SERIES_PARAM: series_param(spec)}
+    params.update({name: airflow_param(param) for name, param in spec.params.items()})
+    doc = f"{spec.description}\n\nSpec `{spec.id}` version {spec.version}"
+    if source is not None:
+        doc += f", from `{source}`"
+    with DAG(
+        dag_id=spec.id,
+        dag_display_name=spec.title,
+        description=spec.title,
+        doc_md=doc,
+        schedule=None,
+        catchup=False,
+        params=params,
+        tags=["openjip", *spec.tags],
+        is_paused_upon_creation=False,
+        default_args={"owner": "openjip"},
+    ) as dag:
+        select = SelectSeriesOperator(
+            task_id="select_series", input_spec=spec.input.model_dump(mode="json")
+        )
+        tasks: dict[str, Any] = {}
+        for step in spec.steps:
+            arguments: dict[str, Any] = {
+                "task_id": step.name,
+                "workflow_id": spec.id,
+                "step": step.model_dump(mode="json"),
+                "retries": step.retries,
+                "doc_md": step.description or None,
+            }
+            if step.per_series:
+                tasks[step.name] = AnalysisOperator.partial(**arguments).expand(
+                    series_uid=select.output
+                )
+            else:
+                tasks[step.name] = AnalysisOperator(**arguments, series_uids=select.output)
+        for step in spec.steps:
+            if not step.depends_on:
+                select >> tasks[step.name]
+            for dependency in step.depends_on:
+                tasks[dependency] >> tasks[step.name]
+    return dag
+
+
+def build_dags(dirs: list[Path] | None = None) -> dict[str, DAG]:
+    """Every DAG of the workflow folders (default: those of the current settings), by id."""
+    if dirs is None:
+        from openjip.config import get_settings
+
+        dirs = workflow_dirs(get_settings())
+    catalog = discover_specs(dirs)
+    dags = {
+        spec_id: build_dag(spec, catalog.paths[spec_id]) for spec_id, spec in catalog.specs.items()
+    }
+    if catalog.rejected:
+        placeholder = RejectedSpecs(dag_id=REJECTED_DAG_ID, schedule=None)
+        placeholder.rejected = catalog.rejected
+        dags[REJECTED_DAG_ID] = placeholder
+    return dags

@@ -1,0 +1,111 @@
+"""The Airflow operators of workflow DAGs: pick the series of a run, run one analysis step.
+
+Both are thin: :class:`SelectSeriesOperator` turns the run's conf (or the spec's index query)
+into a list of SeriesInstanceUIDs; :class:`AnalysisOperator` turns its step and the run's params
+into a :class:`~openjip.runner.StepRequest` and hands it to the StepRunner the settings choose.
+A failing step fails its task with the step's own message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from airflow.sdk import BaseOperator, XComArg
+from airflow.sdk.exceptions import AirflowException
+
+from openjip.workflows.spec import (
+    SERIES_PARAM,
+    InputSpec,
+    StepSpec,
+    resolve_param_value,
+)
+
+
+class SelectSeriesOperator(BaseOperator):
+    """Returns the SeriesInstanceUIDs a run works on."""
+
+    ui_color = "#e8f4fa"
+
+    def __init__(self, *, input_spec: dict[str, Any], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.input_spec = input_spec
+
+    def execute(self, context: Any) -> list[str]:
+        """The series of the run's conf, else those the spec's query finds in the index."""
+        params = context["params"]
+        chosen = [uid.strip() for uid in params.get(SERIES_PARAM) or [] if uid.strip()]
+        if chosen:
+            self.log.info("series chosen for this run: %s", chosen)
+            return chosen
+        spec = InputSpec.model_validate(self.input_spec)
+        if spec.kind == "series":
+            raise AirflowException(
+                f"no series selected: give at least one SeriesInstanceUID in {SERIES_PARAM!r}"
+            )
+        from openjip.config import get_settings
+        from openjip.index import Query, open_index
+
+        fields = {key: resolve_param_value(value, params) for key, value in spec.query.items()}
+        index = open_index(get_settings())
+        try:
+            found = index.find_series(Query(**fields, limit=spec.limit))
+        finally:
+            index.close()
+        uids = [series.SeriesInstanceUID for series in found if not series.derived_from]
+        self.log.info("index query %s found %d series", fields, len(uids))
+        if not uids:
+            raise AirflowException(f"the index query {fields} found no series")
+        return uids
+
+
+class AnalysisOperator(BaseOperator):
+    """Runs one step of a workflow on one series (mapped) or on every series of the run."""
+
+    template_fields: Sequence[str] = ("series_uid", "series_uids")
+    ui_color = "#d7f0dd"
+
+    def __init__(
+        self,
+        *,
+        workflow_id: str,
+        step: dict[str, Any],
+        series_uid: str | None = None,
+        series_uids: list[str] | XComArg | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.workflow_id = workflow_id
+        self.step = step
+        self.series_uid = series_uid
+        self.series_uids = series_uids
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        """Run the step through the configured StepRunner; return what it produced."""
+        from openjip.config import get_settings
+        from openjip.runner import StepFailed, StepRequest, open_runner
+
+        step = StepSpec.model_validate(self.step)
+        # By now Airflow has rendered series_uids from the select_series XCom into a list.
+        series = [self.series_uid] if self.series_uid else list(self.series_uids or [])  # type: ignore[arg-type]
+        params = {
+            name: resolve_param_value(value, context["params"])
+            for name, value in step.params.items()
+        }
+        request = StepRequest(
+            dag_id=self.workflow_id,
+            run_id=context["run_id"],
+            step=step.name,
+            operator=step.operator,
+            series_uids=series,
+            params=params,
+            input_from=step.input_from,
+            resources=step.resources,
+        )
+        self.log.info("step %s (%s) on %s with %s", step.name, step.operator, series, params)
+        try:
+            outcome = open_runner(get_settings()).run(request, context)
+        except StepFailed as failure:
+            raise AirflowException(f"step {step.name} failed on {series}: {failure}") from failure
+        self.log.info("step %s produced %s", step.name, outcome.to_dict())
+        return outcome.to_dict()

@@ -1,0 +1,217 @@
+"""The ``kubernetes`` StepRunner: one pod per step, started by a KubernetesPodOperator.
+
+The pod runs three phases that share one ``emptyDir`` at ``/work``:
+
+1. init container ``fetch`` (openjip image): inputs from the object store into ``/work/input``;
+2. init container ``step`` (the operator's pinned image): the operator's command, writing to
+   ``/work/output`` — its resources (CPU, memory, GPU) are the step's;
+3. container ``base`` (openjip image): uploads the outputs under ``runs/...``, ingests DICOM
+   results, and returns a summary as the task's XCom.
+
+Every container runs as non-root with no privilege escalation, a read-only root filesystem and
+all capabilities dropped; object-store credentials come from a Secret by reference, never as
+values. The pod is a plain value (:meth:`KubernetesStepRunner.pod_manifest`) so it can be
+validated without a cluster.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, SecretStr
+
+from openjip.config import Settings
+from openjip.runner.base import StepOutcome, StepRequest, StepRunner, key_safe
+from openjip.workflows.spec import split_operator_ref
+
+if TYPE_CHECKING:
+    from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+
+WORK_DIR = "/work"
+REQUEST_ENV = "OPENJIP_STEP_REQUEST"
+"""JSON of the :class:`StepRequest` the fetch and publish phases read."""
+SECRET_KEYS = {"s3_access_key": "access-key", "s3_secret_key": "secret-key"}
+"""Storage settings taken from the storage Secret, and their keys in it."""
+RUN_AS_USER = 1000
+
+
+def request_to_json(request: StepRequest) -> str:
+    """The request as the pod's environment carries it."""
+    data = {
+        "dag_id": request.dag_id,
+        "run_id": request.run_id,
+        "step": request.step,
+        "operator": request.operator,
+        "series_uids": request.series_uids,
+        "params": request.params,
+        "input_from": request.input_from,
+    }
+    return json.dumps(data, sort_keys=True)
+
+
+def request_from_json(text: str) -> StepRequest:
+    """The request :func:`request_to_json` wrote."""
+    return StepRequest(**json.loads(text))
+
+
+def _setting_env(prefix: str, section: BaseModel) -> list[tuple[str, str]]:
+    """``OPENJIP_<SECTION>__<FIELD>`` pairs of a settings section, secrets left out."""
+    pairs = []
+    for name, value in section:
+        if value is None or isinstance(value, SecretStr) or name in SECRET_KEYS:
+            continue
+        if isinstance(value, bool):
+            text = "true" if value else "false"
+        elif isinstance(value, str | int | float | Path):
+            text = str(value)
+        else:
+            text = json.dumps(value)
+        pairs.append((f"{prefix}{name.upper()}", text))
+    return pairs
+
+
+class KubernetesStepRunner(StepRunner):
+    """Builds and runs the pod of a step."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def pod_operator(
+        self, request: StepRequest, task_id: str | None = None
+    ) -> KubernetesPodOperator:
+        """The KubernetesPodOperator that runs ``request``."""
+        from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+        from kubernetes.client import models as k8s
+
+        from openjip.operators import find_operator
+
+        name, version = split_operator_ref(request.operator)
+        manifest = find_operator(name, version).manifest
+        resources = request.resources or manifest.resources
+        requests = {"cpu": resources.cpu, "memory": resources.memory}
+        limits: dict[str, str] = {"memory": resources.memory}
+        if resources.gpu:
+            limits["nvidia.com/gpu"] = str(resources.gpu)
+        airflow = self.settings.airflow
+        volume = k8s.V1Volume(name="work", empty_dir=k8s.V1EmptyDirVolumeSource())
+        mounts = [
+            k8s.V1VolumeMount(name="work", mount_path=WORK_DIR),
+            k8s.V1VolumeMount(name="tmp", mount_path="/tmp"),
+        ]
+        container_security = k8s.V1SecurityContext(
+            run_as_non_root=True,
+            run_as_user=RUN_AS_USER,
+            allow_privilege_escalation=False,
+            read_only_root_filesystem=True,
+            capabilities=k8s.V1Capabilities(drop=["ALL"]),
+        )
+        platform_env = self._platform_env(request)
+        small = k8s.V1ResourceRequirements(
+            requests={"cpu": "100m", "memory": "256Mi"}, limits={"memory": "1Gi"}
+        )
+        fetch = k8s.V1Container(
+            name="fetch",
+            image=airflow.step_image,
+            command=["python", "-m", "openjip.runner.pod", "fetch"],
+            env=platform_env,
+            volume_mounts=mounts,
+            resources=small,
+            security_context=container_security,
+        )
+        step = k8s.V1Container(
+            name="step",
+            image=manifest.image,
+            command=list(manifest.command),
+            env=[
+                k8s.V1EnvVar(name="OPENJIP_STEP_INPUT", value=f"{WORK_DIR}/input"),
+                k8s.V1EnvVar(name="OPENJIP_STEP_OUTPUT", value=f"{WORK_DIR}/output"),
+                k8s.V1EnvVar(name="OPENJIP_STEP_PARAMS", value=json.dumps(request.params)),
+                k8s.V1EnvVar(name="HOME", value="/tmp"),
+            ],
+            volume_mounts=mounts,
+            resources=k8s.V1ResourceRequirements(requests=requests, limits=limits),
+            security_context=container_security,
+        )
+        labels = {
+            "app.kubernetes.io/name": "openjip-step",
+            "app.kubernetes.io/part-of": "openjip",
+            "openjip.org/workflow": request.dag_id,
+            "openjip.org/step": request.step,
+            "openjip.org/operator": name,
+        }
+        return KubernetesPodOperator(
+            task_id=task_id or request.step,
+            name=key_safe(f"{request.dag_id}-{request.step}").lower().replace("_", "-")[:50],
+            namespace=airflow.namespace,
+            image=airflow.step_image,
+            cmds=["python", "-m", "openjip.runner.pod", "publish"],
+            env_vars=platform_env,
+            init_containers=[fetch, step],
+            init_container_logs=True,
+            volumes=[volume, k8s.V1Volume(name="tmp", empty_dir=k8s.V1EmptyDirVolumeSource())],
+            volume_mounts=mounts,
+            container_resources=small,
+            security_context=k8s.V1PodSecurityContext(
+                run_as_non_root=True,
+                run_as_user=RUN_AS_USER,
+                run_as_group=RUN_AS_USER,
+                fs_group=RUN_AS_USER,
+                seccomp_profile=k8s.V1SeccompProfile(type="RuntimeDefault"),
+            ),
+            container_security_context=container_security,
+            service_account_name=airflow.service_account,
+            automount_service_account_token=False,
+            labels=labels,
+            annotations={"openjip.org/operator-ref": request.operator},
+            image_pull_policy="IfNotPresent",
+            do_xcom_push=True,
+            on_finish_action="delete_succeeded_pod",
+            random_name_suffix=True,
+        )
+
+    def pod_manifest(self, request: StepRequest) -> dict[str, Any]:
+        """The pod of ``request`` as a Kubernetes manifest (what the API server would get)."""
+        from kubernetes.client import ApiClient
+
+        pod = self.pod_operator(request).build_pod_request_obj(dry_run=True)
+        manifest: dict[str, Any] = ApiClient().sanitize_for_serialization(pod)
+        return manifest
+
+    def run(self, request: StepRequest, context: Mapping[str, Any] | None = None) -> StepOutcome:
+        """Start the pod inside the running Airflow task and wait for it."""
+        if context is None:
+            raise RuntimeError("the kubernetes runner runs steps inside Airflow tasks only")
+        summary = self.pod_operator(request).execute(context)  # type: ignore[arg-type]
+        return StepOutcome(**summary) if isinstance(summary, dict) else StepOutcome()
+
+    def _platform_env(self, request: StepRequest) -> list[Any]:
+        """Store and index endpoints, storage credentials by Secret reference, the request."""
+        from kubernetes.client import models as k8s
+
+        env = [
+            k8s.V1EnvVar(name=name, value=value)
+            for prefix, section in (
+                ("OPENJIP_STORAGE__", self.settings.storage),
+                ("OPENJIP_INDEX__", self.settings.index),
+            )
+            for name, value in _setting_env(prefix, section)
+        ]
+        env += [
+            k8s.V1EnvVar(
+                name=f"OPENJIP_STORAGE__{field.upper()}",
+                value_from=k8s.V1EnvVarSource(
+                    secret_key_ref=k8s.V1SecretKeySelector(
+                        name=self.settings.airflow.storage_secret, key=key
+                    )
+                ),
+            )
+            for field, key in SECRET_KEYS.items()
+        ]
+        env += [
+            k8s.V1EnvVar(name="OPENJIP_HOME", value=f"{WORK_DIR}/home"),
+            k8s.V1EnvVar(name=REQUEST_ENV, value=request_to_json(request)),
+        ]
+        return env
