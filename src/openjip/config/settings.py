@@ -91,6 +91,81 @@ class IndexSettings(BaseModel):
     )
 
 
+class FederationSettings(BaseModel):
+    """The federation service: signed workflow bundles exchanged with trusted peer sites.
+
+    It holds no object-store or index settings on purpose: it never touches images.
+    """
+
+    host: str = Field("127.0.0.1", description="Address the federation HTTP port binds to.")
+    port: int = Field(8443, ge=0, le=65535, description="Federation HTTP(S) port.")
+    tls_cert: Path | None = Field(
+        None, description="PEM certificate; with `tls_key` the service speaks HTTPS."
+    )
+    tls_key: Path | None = Field(None, description="PEM private key of `tls_cert`.")
+    ca_bundle: Path | None = Field(
+        None, description="PEM file of CAs (or self-signed peer certificates) trusted when pulling."
+    )
+    max_payload_bytes: int = Field(
+        256 * 1024, gt=0, description="Largest bundle or request body accepted, in bytes."
+    )
+    pull_interval_seconds: float = Field(
+        300.0, ge=0, description="How often `serve` pulls from peers; 0 turns periodic pulls off."
+    )
+    request_max_age_seconds: int = Field(
+        300, gt=0, description="Signed requests older (or further in the future) are refused."
+    )
+    allowed_operators: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            'Operators a federated workflow may use, JSON {"name@version": "sha256:<digest>"}; '
+            "empty allows the operators of this site's operators/ folders at their pinned digests."
+        ),
+    )
+
+
+class AirflowSettings(BaseModel):
+    """The workflow engine (Airflow) and how analysis steps run."""
+
+    host: str = Field("127.0.0.1", description="Address the local Airflow api-server binds to.")
+    port: int = Field(8080, ge=0, le=65535, description="Port of the local Airflow api-server.")
+    url: str = Field(
+        "",
+        description="Base URL of Airflow's REST API and UI; empty means http://`host`:`port`.",
+    )
+    username: str = Field("admin", description="Airflow user that triggers runs.")
+    password: SecretStr = Field(
+        SecretStr(""),
+        description="Password of `username`; empty reads the local site's generated password.",
+    )
+    home: Path | None = Field(
+        None, description="AIRFLOW_HOME of the local site; default `$OPENJIP_HOME/airflow`."
+    )
+    parallelism: int = Field(
+        2, ge=1, description="Task instances running at once in the local site (each ~130 MB)."
+    )
+    step_runner: Literal["local", "kubernetes"] | None = Field(
+        None,
+        description="How analysis steps run: `local` subprocess or `kubernetes` pod; "
+        "empty follows `mode`.",
+    )
+    namespace: str = Field("openjip", description="Kubernetes namespace of analysis pods.")
+    step_image: str = Field(
+        "ghcr.io/openjip/openjip:0.1.0",
+        description="openjip image that fetches inputs and publishes outputs in analysis pods.",
+    )
+    storage_secret: str = Field(
+        "openjip-storage",
+        description="Kubernetes Secret with the S3 keys (`access-key`, `secret-key`) for pods.",
+    )
+    service_account: str = Field(
+        "openjip-analysis", description="Kubernetes service account of analysis pods."
+    )
+    trigger_retry_seconds: float = Field(
+        5.0, gt=0, description="How often queued series-arrival triggers are retried."
+    )
+
+
 class Settings(BaseSettings):
     """All settings of one site."""
 
@@ -113,6 +188,8 @@ class Settings(BaseSettings):
     web: WebSettings = Field(default_factory=WebSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
     index: IndexSettings = Field(default_factory=IndexSettings)
+    federation: FederationSettings = Field(default_factory=FederationSettings)
+    airflow: AirflowSettings = Field(default_factory=AirflowSettings)
 
     @property
     def home_dir(self) -> Path:
@@ -123,6 +200,21 @@ class Settings(BaseSettings):
     def storage_path(self) -> Path:
         """Root of the local object store."""
         return (self.storage.path or self.home_dir / "objects").expanduser()
+
+    @property
+    def federation_dir(self) -> Path:
+        """Keys, peers, bundles and the audit log of the federation service."""
+        return self.home_dir / "federation"
+
+    @property
+    def airflow_home(self) -> Path:
+        """AIRFLOW_HOME of the local site."""
+        return (self.airflow.home or self.home_dir / "airflow").expanduser()
+
+    @property
+    def airflow_url(self) -> str:
+        """Base URL of the Airflow API and UI, without a trailing slash."""
+        return (self.airflow.url or f"http://{self.airflow.host}:{self.airflow.port}").rstrip("/")
 
     @property
     def index_path(self) -> Path:
