@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from openjip.cli import federation, index, phantom, query, send, services, site
+from openjip.cli import federation, index, operator, phantom, query, send, services, site
 
 app = typer.Typer(
     name="openjip",
@@ -19,6 +19,7 @@ app.add_typer(send.app)
 app.add_typer(query.app)
 app.add_typer(index.app)
 app.add_typer(federation.app)
+app.add_typer(operator.app)
 
 
 @app.command()

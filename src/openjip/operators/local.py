@@ -1,0 +1,224 @@
+"""Running an operator's entrypoint as a local process (the ``local`` mode of a step).
+
+The process gets the environment of :mod:`openjip.sdk.contract`, runs in the operator's folder
+with this interpreter's ``bin`` first on PATH (so ``command: [python, main.py]`` uses openjip's
+environment), and is stopped with its whole process group on timeout. Its log lines and
+progress are streamed to callbacks while it runs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from openjip.operators.catalog import LoadedOperator
+from openjip.operators.params import resolve_params
+from openjip.sdk.contract import (
+    INPUT_ENV,
+    OPERATOR_ENV,
+    OUTPUT_ENV,
+    PARAMS_ENV,
+    Progress,
+    parse_error,
+    parse_progress,
+)
+
+logger = logging.getLogger(__name__)
+
+LogCallback = Callable[[str, str], None]
+"""Called with ``(stream, line)`` for each log line; stream is ``"stdout"`` or ``"stderr"``."""
+ProgressCallback = Callable[[Progress], None]
+
+_TAIL_LINES = 200
+_KILL_GRACE_SECONDS = 5.0
+
+
+class StepFailed(RuntimeError):
+    """The operator failed: non-zero exit, timeout, or it could not start."""
+
+    def __init__(
+        self, message: str, *, returncode: int | None = None, log_tail: list[str] | None = None
+    ) -> None:
+        self.message = message
+        self.returncode = returncode
+        self.log_tail = log_tail or []
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """A successful run: where its outputs are and what they are."""
+
+    operator: str
+    output_dir: Path
+    files: list[Path]
+    """Output files relative to ``output_dir``, sorted."""
+    duration_seconds: float
+    progress: Progress | None = None
+    log_tail: list[str] = field(default_factory=list)
+
+    def paths(self) -> list[Path]:
+        """The output files as absolute paths."""
+        return [self.output_dir / f for f in self.files]
+
+
+def _log_line(stream: str, line: str) -> None:
+    logger.info("[%s] %s", stream, line)
+
+
+def _step_env(
+    operator: LoadedOperator, input_dir: Path, output_dir: Path, params: Mapping[str, Any]
+) -> dict[str, str]:
+    # The operator sees no site settings (store or index credentials): only its own contract.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENJIP_")}
+    python_bin = str(Path(sys.executable).parent)
+    env["PATH"] = os.pathsep.join([python_bin, env.get("PATH", "")])
+    env["PYTHONUNBUFFERED"] = "1"
+    env[INPUT_ENV] = str(input_dir)
+    env[OUTPUT_ENV] = str(output_dir)
+    env[PARAMS_ENV] = json.dumps(dict(params))
+    env[OPERATOR_ENV] = operator.ref
+    return env
+
+
+def _kill_group(process: subprocess.Popen[str]) -> None:
+    """Stop the process group of ``process``: TERM, then KILL after a grace period."""
+    for sig, wait in ((signal.SIGTERM, _KILL_GRACE_SECONDS), (signal.SIGKILL, None)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+class _Streams:
+    """Reads both pipes of the process on threads, dispatching lines as they arrive."""
+
+    def __init__(self, on_log: LogCallback, on_progress: ProgressCallback | None) -> None:
+        self.on_log = on_log
+        self.on_progress = on_progress
+        self.tail: deque[str] = deque(maxlen=_TAIL_LINES)
+        self.last_stderr = ""
+        self.error_message: str | None = None
+        self.progress: Progress | None = None
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+
+    def follow(self, stream: str, pipe: IO[str]) -> None:
+        thread = threading.Thread(target=self._read, args=(stream, pipe), daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def join(self) -> None:
+        for thread in self._threads:
+            thread.join()
+
+    def _read(self, stream: str, pipe: IO[str]) -> None:
+        with pipe:
+            for raw in pipe:
+                self._dispatch(stream, raw.rstrip("\r\n"))
+
+    def _dispatch(self, stream: str, line: str) -> None:
+        with self._lock:
+            if stream == "stdout":
+                progress = parse_progress(line)
+                if progress is not None:
+                    self.progress = progress
+                    if self.on_progress:
+                        self.on_progress(progress)
+                    return
+            else:
+                error = parse_error(line)
+                if error is not None:
+                    self.error_message = error
+                    return
+                if line.strip():
+                    self.last_stderr = line.strip()
+            self.tail.append(line)
+            self.on_log(stream, line)
+
+
+def run_operator_locally(
+    operator: LoadedOperator,
+    input_dir: Path,
+    output_dir: Path,
+    params: Mapping[str, Any] | None = None,
+    *,
+    timeout: float | None = None,
+    on_log: LogCallback | None = None,
+    on_progress: ProgressCallback | None = None,
+) -> StepResult:
+    """Run ``operator`` on ``input_dir``, writing into ``output_dir`` (created if missing).
+
+    ``params`` are validated and completed with defaults (raises
+    :class:`~openjip.operators.params.ParamError`). Raises :class:`StepFailed` with the operator's
+    error message when it exits non-zero, cannot start, or runs longer than ``timeout`` seconds.
+    """
+    resolved = resolve_params(operator.manifest, params or {})
+    input_dir = input_dir.expanduser().resolve()
+    output_dir = output_dir.expanduser().resolve()
+    if not input_dir.is_dir():
+        raise StepFailed(f"input directory {input_dir} does not exist")
+    output_dir.mkdir(parents=True, exist_ok=True)
+
+    streams = _Streams(on_log or _log_line, on_progress)
+    started = time.monotonic()
+    try:
+        process = subprocess.Popen(
+            operator.manifest.command,
+            cwd=operator.directory,
+            env=_step_env(operator, input_dir, output_dir, resolved),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            encoding="utf-8",
+            errors="replace",
+            bufsize=1,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        command = " ".join(operator.manifest.command)
+        raise StepFailed(f"{operator.ref}: cannot start {command!r}: {exc.strerror}") from None
+    assert process.stdout is not None and process.stderr is not None
+    streams.follow("stdout", process.stdout)
+    streams.follow("stderr", process.stderr)
+    timed_out = False
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        timed_out = True
+        _kill_group(process)
+    finally:
+        # Interrupted (Ctrl-C), or children left behind holding the pipes open: a step is over
+        # when its process is, so nothing of its process group outlives it.
+        _kill_group(process)
+        streams.join()
+    duration = time.monotonic() - started
+
+    tail = list(streams.tail)
+    if timed_out:
+        raise StepFailed(
+            f"{operator.ref} timed out after {timeout:g} s", returncode=None, log_tail=tail
+        )
+    if process.returncode != 0:
+        reason = streams.error_message or streams.last_stderr
+        message = reason or f"{operator.ref} exited with code {process.returncode}"
+        raise StepFailed(message, returncode=process.returncode, log_tail=tail)
+    files = sorted(p.relative_to(output_dir) for p in output_dir.rglob("*") if p.is_file())
+    return StepResult(operator.ref, output_dir, files, duration, streams.progress, tail)

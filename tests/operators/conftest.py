@@ -1,0 +1,93 @@
+"""Fixtures of the operator tests: the repository's operators and real CT input folders."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from pydicom.data import get_testdata_file
+from pydicom.pixels import apply_modality_lut
+
+from openjip.operators import LoadedOperator, load_operator
+from openjip.operators.catalog import REPO_OPERATORS_DIR
+from openjip.phantom import write_ct_series
+
+PHANTOM_SLICES = 32
+PHANTOM_SIZE = 128
+
+
+@dataclass(frozen=True)
+class Phantom:
+    """A noisy CT series to process and its noiseless twin (same UIDs) as ground truth in HU."""
+
+    folder: Path
+    series_uid: str
+    sop_uids: list[str]
+    truth_hu: np.ndarray
+    """(slice, row, column) in the order of ``sop_uids`` (top slice first)."""
+
+
+def _hu(path: Path) -> np.ndarray:
+    ds = pydicom.dcmread(path)
+    return np.asarray(apply_modality_lut(ds.pixel_array, ds))
+
+
+@pytest.fixture(scope="session")
+def phantom(tmp_path_factory: pytest.TempPathFactory) -> Phantom:
+    """A 32-slice chest CT phantom (128²) in ``folder``; files top slice first."""
+    root = tmp_path_factory.mktemp("phantom")
+    files = write_ct_series(
+        root / "ct", slices=PHANTOM_SLICES, rows=PHANTOM_SIZE, columns=PHANTOM_SIZE
+    )
+    truth = write_ct_series(
+        root / "truth",
+        slices=PHANTOM_SLICES,
+        rows=PHANTOM_SIZE,
+        columns=PHANTOM_SIZE,
+        noise_hu=0.0,
+    )
+    first = pydicom.dcmread(files[0])
+    return Phantom(
+        folder=root / "ct",
+        series_uid=str(first.SeriesInstanceUID),
+        sop_uids=[str(pydicom.dcmread(f, stop_before_pixels=True).SOPInstanceUID) for f in files],
+        truth_hu=np.stack([_hu(f) for f in truth]),
+    )
+
+
+@pytest.fixture
+def ct_slice_dir(tmp_path: Path) -> Path:
+    """A folder holding pydicom-data's real CT slice (512², uncompressed)."""
+    source = get_testdata_file("693_UNCI.dcm")
+    assert source, "pydicom-data is not installed"
+    folder = tmp_path / "ct-slice"
+    folder.mkdir()
+    shutil.copy(source, folder / "693_UNCI.dcm")
+    return folder
+
+
+@pytest.fixture
+def mr_dir(tmp_path: Path) -> Path:
+    """A folder holding one real MR image (pydicom's MR_small.dcm)."""
+    source = get_testdata_file("MR_small.dcm")
+    assert source
+    folder = tmp_path / "mr"
+    folder.mkdir()
+    shutil.copy(source, folder / "MR_small.dcm")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def threshold_segmentation() -> LoadedOperator:
+    """The repository's threshold-segmentation operator."""
+    return load_operator(REPO_OPERATORS_DIR / "threshold-segmentation")
+
+
+@pytest.fixture(scope="session")
+def dicom_to_nifti() -> LoadedOperator:
+    """The repository's dicom-to-nifti operator."""
+    return load_operator(REPO_OPERATORS_DIR / "dicom-to-nifti")
