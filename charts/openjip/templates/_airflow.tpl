@@ -1,0 +1,181 @@
+{{/* What every Airflow container shares: configuration, secrets, volumes, the migration wait. */}}
+
+{{- define "openjip.airflowSecretName" -}}
+{{- .Values.airflow.existingSecret | default (include "openjip.componentName" (dict "ctx" . "component" "airflow")) -}}
+{{- end -}}
+
+{{- define "openjip.postgresqlSecretName" -}}
+{{- if .Values.postgresql.enabled -}}
+{{- .Values.postgresql.existingSecret | default (include "openjip.componentName" (dict "ctx" . "component" "postgresql")) -}}
+{{- else -}}
+{{- .Values.externalPostgresql.existingSecret -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "openjip.airflowApiURL" -}}
+{{- printf "http://%s:%v" (include "openjip.componentName" (dict "ctx" . "component" "airflow-api")) .Values.airflow.apiServer.service.port -}}
+{{- end -}}
+
+{{/* Airflow's configuration as AIRFLOW__SECTION__KEY variables. */}}
+{{- define "openjip.env.airflow" -}}
+{{- $db := .Values.externalPostgresql -}}
+{{- $host := $db.host -}}
+{{- $sslmode := $db.sslmode -}}
+{{- if .Values.postgresql.enabled -}}
+{{- $db = .Values.postgresql -}}
+{{- $host = include "openjip.componentName" (dict "ctx" . "component" "postgresql") -}}
+{{- $sslmode = "disable" -}}
+{{- end -}}
+{{- $port := ternary 5432 .Values.externalPostgresql.port .Values.postgresql.enabled -}}
+- name: AIRFLOW_HOME
+  value: /var/lib/airflow
+- name: AIRFLOW__CORE__EXECUTOR
+  value: {{ .Values.airflow.executor }}
+- name: AIRFLOW__CORE__PARALLELISM
+  value: {{ .Values.airflow.parallelism | quote }}
+- name: AIRFLOW__CORE__DAGS_FOLDER
+  value: /opt/openjip/dags
+- name: AIRFLOW__CORE__LOAD_EXAMPLES
+  value: "False"
+- name: AIRFLOW__CORE__EXECUTION_API_SERVER_URL
+  value: {{ printf "%s/execution/" (include "openjip.airflowApiURL" .) | quote }}
+- name: AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS
+  value: admin:admin
+- name: AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE
+  value: /var/lib/airflow/auth/passwords.json
+- name: AIRFLOW__LOGGING__BASE_LOG_FOLDER
+  value: /var/lib/airflow/logs
+- name: OPENJIP_DB_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "openjip.postgresqlSecretName" . }}
+      key: password
+- name: AIRFLOW__DATABASE__SQL_ALCHEMY_CONN
+  value: {{ printf "postgresql+psycopg2://%s:$(OPENJIP_DB_PASSWORD)@%s:%v/%s?sslmode=%s" $db.username $host $port $db.database $sslmode | quote }}
+- name: AIRFLOW__CORE__FERNET_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "openjip.airflowSecretName" . }}
+      key: fernet-key
+- name: AIRFLOW__API__SECRET_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "openjip.airflowSecretName" . }}
+      key: api-secret-key
+- name: AIRFLOW__API_AUTH__JWT_SECRET
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "openjip.airflowSecretName" . }}
+      key: jwt-secret
+{{- if eq .Values.airflow.executor "KubernetesExecutor" }}
+- name: AIRFLOW__KUBERNETES_EXECUTOR__NAMESPACE
+  value: {{ .Release.Namespace | quote }}
+- name: AIRFLOW__KUBERNETES_EXECUTOR__POD_TEMPLATE_FILE
+  value: /opt/openjip/pod-template/pod_template.yaml
+- name: AIRFLOW__KUBERNETES_EXECUTOR__WORKER_CONTAINER_REPOSITORY
+  value: {{ printf "%s/%s" (.Values.global.imageRegistry | default .Values.images.airflow.registry) .Values.images.airflow.repository | quote }}
+- name: AIRFLOW__KUBERNETES_EXECUTOR__WORKER_CONTAINER_TAG
+  value: {{ .Values.images.airflow.tag | quote }}
+{{- end }}
+{{ include "openjip.env.common" . }}
+{{ include "openjip.env.storage" . }}
+{{ include "openjip.env.index" . }}
+{{ include "openjip.env.workflows" . }}
+{{ include "openjip.env.runner" . }}
+{{- include "openjip.env.extra" .Values.airflow.extraEnv }}
+{{- end -}}
+
+{{/* Writable directories of Airflow's read-only containers. */}}
+{{- define "openjip.airflowScratch" -}}
+{{- dict "airflow-home" "/var/lib/airflow" "openjip-home" "/var/lib/openjip" "tmp" "/tmp" | toYaml -}}
+{{- end -}}
+
+{{- define "openjip.airflowVolumeMounts" -}}
+{{ include "openjip.scratchVolumeMounts" (include "openjip.airflowScratch" . | fromYaml) | trim }}
+- name: workflows
+  mountPath: /var/lib/openjip/workflows
+  readOnly: true
+{{- if eq .Values.airflow.executor "KubernetesExecutor" }}
+- name: pod-template
+  mountPath: /opt/openjip/pod-template
+  readOnly: true
+{{- end }}
+{{- end -}}
+
+{{- define "openjip.airflowVolumes" -}}
+{{ include "openjip.scratchVolumes" (include "openjip.airflowScratch" . | fromYaml) | trim }}
+- name: workflows
+  persistentVolumeClaim:
+    claimName: {{ include "openjip.componentName" (dict "ctx" . "component" "workflows") }}
+- name: admin-password
+  secret:
+    secretName: {{ include "openjip.airflowSecretName" . }}
+    items:
+      - key: admin-password
+        path: admin-password
+{{- if eq .Values.airflow.executor "KubernetesExecutor" }}
+- name: pod-template
+  configMap:
+    name: {{ include "openjip.componentName" (dict "ctx" . "component" "pod-template") }}
+{{- end }}
+{{- end -}}
+
+{{/*
+Init container of every Airflow pod: writes the simple auth manager's password file (Airflow
+opens it read-write, so it cannot be the Secret itself) and waits for the migrations Job.
+*/}}
+{{- define "openjip.airflowInitContainer" -}}
+- name: wait-for-migrations
+  image: {{ include "openjip.image" (dict "ctx" . "image" .Values.images.airflow) }}
+  imagePullPolicy: {{ .Values.images.airflow.pullPolicy }}
+  command:
+    - bash
+    - -ec
+    - |
+      mkdir -p /var/lib/airflow/auth
+      printf '{"admin": "%s"}' "$(cat /var/run/secrets/openjip/airflow/admin-password)" > /var/lib/airflow/auth/passwords.json
+      exec airflow db check-migrations --migration-wait-timeout 900
+  env:
+    {{- include "openjip.env.airflow" . | nindent 4 }}
+  {{- include "openjip.containerSecurityContext" (dict "readOnlyRootFilesystem" true) | nindent 2 }}
+  resources:
+    {{- toYaml .Values.migrations.resources | nindent 4 }}
+  volumeMounts:
+    {{- include "openjip.airflowVolumeMounts" . | nindent 4 }}
+    - name: admin-password
+      mountPath: /var/run/secrets/openjip/airflow
+      readOnly: true
+{{- end -}}
+
+{{/* The pod spec shared by every Airflow Deployment. (dict "ctx" $ "component" "airflow-scheduler" "values" <component values> "args" [...] "ports" [...] "probes" <yaml>) */}}
+{{- define "openjip.airflowPodSpec" -}}
+{{- $ := .ctx -}}
+serviceAccountName: {{ include "openjip.serviceAccountName" (dict "ctx" $ "component" .serviceAccount) }}
+automountServiceAccountToken: {{ .automountToken }}
+{{- include "openjip.imagePullSecrets" $ }}
+{{ include "openjip.podSecurityContext" (dict "ctx" $ "uid" 50000) }}
+{{- include "openjip.scheduling" $.Values.airflow }}
+initContainers:
+  {{- include "openjip.airflowInitContainer" $ | nindent 2 }}
+containers:
+  - name: {{ .container }}
+    image: {{ include "openjip.image" (dict "ctx" $ "image" $.Values.images.airflow) }}
+    imagePullPolicy: {{ $.Values.images.airflow.pullPolicy }}
+    args: {{ toJson .args }}
+    env:
+      {{- include "openjip.env.airflow" $ | nindent 6 }}
+    {{- include "openjip.containerSecurityContext" (dict "readOnlyRootFilesystem" true) | nindent 4 }}
+    resources:
+      {{- toYaml .values.resources | nindent 6 }}
+    {{- with .ports }}
+    ports:
+      {{- toYaml . | nindent 6 }}
+    {{- end }}
+    {{- with .probes }}
+    {{- . | nindent 4 }}
+    {{- end }}
+    volumeMounts:
+      {{- include "openjip.airflowVolumeMounts" $ | nindent 6 }}
+volumes:
+  {{- include "openjip.airflowVolumes" $ | nindent 2 }}
+{{- end -}}

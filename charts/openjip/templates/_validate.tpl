@@ -1,0 +1,26 @@
+{{/* Combinations of values the schema cannot express; each fails with a message naming the value. */}}
+{{- define "openjip.validate" -}}
+{{- $needsStore := or .Values.receiver.enabled .Values.web.enabled .Values.airflow.enabled -}}
+{{- if and $needsStore (not .Values.minio.enabled) -}}
+{{- if not .Values.externalS3.endpoint -}}
+{{- fail "externalS3.endpoint is required when minio.enabled is false" -}}
+{{- end -}}
+{{- if not .Values.externalS3.existingSecret -}}
+{{- fail "externalS3.existingSecret is required when minio.enabled is false (keys access-key, secret-key)" -}}
+{{- end -}}
+{{- end -}}
+{{- if and $needsStore (not .Values.opensearch.enabled) (not .Values.externalOpenSearch.url) -}}
+{{- fail "externalOpenSearch.url is required when opensearch.enabled is false" -}}
+{{- end -}}
+{{- if and .Values.airflow.enabled (not .Values.postgresql.enabled) -}}
+{{- if not .Values.externalPostgresql.host -}}
+{{- fail "externalPostgresql.host is required when postgresql.enabled is false" -}}
+{{- end -}}
+{{- if not .Values.externalPostgresql.existingSecret -}}
+{{- fail "externalPostgresql.existingSecret is required when postgresql.enabled is false (key password)" -}}
+{{- end -}}
+{{- end -}}
+{{- if and (eq .Values.airflow.executor "LocalExecutor") (gt (int .Values.airflow.scheduler.replicas) 1) -}}
+{{- fail "airflow.scheduler.replicas must be 1 with airflow.executor LocalExecutor (tasks run inside the scheduler)" -}}
+{{- end -}}
+{{- end -}}
