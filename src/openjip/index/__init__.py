@@ -8,10 +8,13 @@ from openjip.index.base import (
     IndexError_,
     IndexUnavailable,
     InstanceRecord,
+    InvalidQuery,
+    InvalidRecord,
     MetadataIndex,
     Query,
     SeriesRecord,
     StudyRecord,
+    parse_date_range,
 )
 from openjip.index.factory import open_index
 
@@ -19,9 +22,12 @@ __all__ = [
     "IndexError_",
     "IndexUnavailable",
     "InstanceRecord",
+    "InvalidQuery",
+    "InvalidRecord",
     "MetadataIndex",
     "Query",
     "SeriesRecord",
     "StudyRecord",
     "open_index",
+    "parse_date_range",
 ]

@@ -9,6 +9,7 @@ Dates stay DICOM strings (``YYYYMMDD``); times of receipt are UNIX seconds.
 from __future__ import annotations
 
 import abc
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -19,6 +20,14 @@ class IndexError_(Exception):
 
 class IndexUnavailable(IndexError_):
     """The index cannot be read or written now."""
+
+
+class InvalidQuery(IndexError_, ValueError):
+    """A query the index cannot run (bad date range, negative limit, ...); the message says why."""
+
+
+class InvalidRecord(IndexError_, ValueError):
+    """A record that contradicts the index, e.g. a SeriesInstanceUID already in another study."""
 
 
 @dataclass
@@ -124,9 +133,15 @@ class StudyRecord:
 class Query:
     """What to look for; every field left empty matches everything.
 
-    ``PatientName`` and ``PatientID`` take DICOM wildcards (``*`` any run, ``?`` one character).
-    ``StudyDate`` is ``YYYYMMDD``, ``YYYYMMDD-``, ``-YYYYMMDD`` or ``YYYYMMDD-YYYYMMDD``.
-    UID fields take a list (any of them matches). ``text`` searches the descriptions.
+    ``PatientName`` and ``PatientID`` take DICOM wildcards (``*`` any run, ``?`` one character);
+    so do ``AccessionNumber``, ``Modality`` and ``BodyPartExamined``. A lone ``*`` matches
+    everything. Matching is case-sensitive except for ``PatientName`` (ASCII case ignored).
+    ``StudyDate`` is ``YYYYMMDD``, ``YYYYMMDD-``, ``-YYYYMMDD`` or ``YYYYMMDD-YYYYMMDD``
+    (bounds included; a study without a date matches no range).
+    UID fields take a list (any of them matches). ``text`` searches StudyDescription,
+    SeriesDescription and PatientName: every word must start a word there, case ignored.
+    Patient/study fields match the study, Modality/BodyPartExamined/SeriesInstanceUID a series
+    of it, SOPInstanceUID an instance of it, at every level (a study matches if any series does).
     """
 
     PatientID: str = ""
@@ -141,6 +156,34 @@ class Query:
     text: str = ""
     limit: int | None = None
     offset: int = 0
+
+    def study_date_range(self) -> tuple[str | None, str | None]:
+        """``StudyDate`` as inclusive (first, last) bounds, ``None`` where open.
+
+        Raises :class:`InvalidQuery` for anything but the four forms above.
+        """
+        return parse_date_range(self.StudyDate, "StudyDate")
+
+
+_DICOM_DATE = re.compile(r"\d{8}")
+
+
+def parse_date_range(value: str, name: str = "date") -> tuple[str | None, str | None]:
+    """A DICOM date or date range (``A``, ``A-``, ``-B``, ``A-B``) as inclusive bounds."""
+    value = value.strip()
+    if not value:
+        return None, None
+    first, dash, last = value.partition("-")
+    if not dash:
+        last = first
+    if not first and not last:
+        raise InvalidQuery(f"{name} {value!r}: expected YYYYMMDD, YYYYMMDD-, -YYYYMMDD or A-B")
+    for bound in (first, last):
+        if bound and not _DICOM_DATE.fullmatch(bound):
+            raise InvalidQuery(f"{name} {value!r}: {bound!r} is not a date YYYYMMDD")
+    if first and last and first > last:
+        raise InvalidQuery(f"{name} {value!r}: the range ends before it starts")
+    return first or None, last or None
 
 
 class MetadataIndex(abc.ABC):
