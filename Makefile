@@ -7,6 +7,8 @@ export PATH := $(abspath $(BIN)):$(PATH)
 # Debian packages the tests and benchmarks talk to (real DICOM peers, converters, validators).
 DEB_PACKAGES := dcmtk orthanc orthanc-dicomweb dcm2niix dicom3tools
 PYTEST_ARGS ?=
+# e.g. make bench BENCH_ARGS="--repeat 2 --receivers openjip,orthanc"
+BENCH_ARGS ?=
 
 .PHONY: help install system-deps run test lint typecheck pytest bench docs clean
 
@@ -44,8 +46,8 @@ pytest: install system-deps  ## the test suite alone
 
 test: lint pytest  ## lint, type-check and run every test
 
-bench: install system-deps  ## benchmarks against peers; figures go to bench/results/
-	$(BIN)/python bench/ingest.py
+bench: install system-deps  ## ingest benchmark against Orthanc and storescp (root; ~5-10 min); figures go to bench/results/
+	$(BIN)/python bench/ingest.py $(BENCH_ARGS)
 
 clean:  ## remove the venv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
