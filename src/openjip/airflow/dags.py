@@ -73,6 +73,15 @@ def build_dag(spec: WorkflowSpec, source: Path | None = None) -> DAG:
     doc = f"{spec.description}\n\nSpec `{spec.id}` version {spec.version}"
     if source is not None:
         doc += f", from `{source}`"
+    tags = ["openjip", *spec.tags]
+    if spec.origin is not None:
+        origin = spec.origin
+        doc += (
+            f"\n\nAccepted from federation peer `{origin.peer}` (site `{origin.site_id}`), "
+            f"publication #{origin.sequence}, bundle `{origin.bundle_id}`, "
+            f"signature `{origin.signature}`."
+        )
+        tags.append(f"federated:{origin.peer}")
     with DAG(
         dag_id=spec.id,
         dag_display_name=spec.title,
@@ -81,7 +90,7 @@ def build_dag(spec: WorkflowSpec, source: Path | None = None) -> DAG:
         schedule=None,
         catchup=False,
         params=params,
-        tags=["openjip", *spec.tags],
+        tags=tags,
         is_paused_upon_creation=False,
         default_args={"owner": "openjip"},
     ) as dag:

@@ -1,0 +1,95 @@
+"""The audit log: every publish, fetch, verification failure, approval and rejection, appended
+to a JSONL file in which each entry carries the hash of the one before it.
+
+Editing, removing or reordering any line breaks the chain, which :func:`verify_chain` reports.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from openjip.federation.canonical import canonical_json, digest
+
+GENESIS = "0" * 64
+
+
+@dataclass(frozen=True)
+class ChainBreak:
+    """Where the chain is broken and how."""
+
+    line: int
+    message: str
+
+
+class AuditLog:
+    """Append-only, hash-chained JSONL log."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def append(self, event: str, **details: Any) -> dict[str, Any]:
+        """Append one entry durably and return it (with its ``hash``)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a+b") as handle:
+            # The CLI and the service may append at once: the lock keeps the chain linear.
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            handle.seek(0)
+            previous = GENESIS
+            sequence = 0
+            for line in handle:
+                if line.strip():
+                    previous = json.loads(line)["hash"]
+                    sequence += 1
+            entry: dict[str, Any] = {
+                "seq": sequence,
+                "time": round(time.time(), 3),
+                "event": event,
+                "details": details,
+                "prev": previous,
+            }
+            entry["hash"] = digest(entry)
+            handle.seek(0, os.SEEK_END)
+            handle.write(canonical_json(entry) + b"\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        return entry
+
+    def entries(self) -> Iterator[dict[str, Any]]:
+        """Every entry in order (unverified)."""
+        if not self.path.exists():
+            return
+        with self.path.open("rb") as handle:
+            for line in handle:
+                if line.strip():
+                    yield json.loads(line)
+
+    def verify_chain(self) -> list[ChainBreak]:
+        """Check every entry's hash and link; an empty list means the log is intact."""
+        breaks: list[ChainBreak] = []
+        if not self.path.exists():
+            return breaks
+        previous = GENESIS
+        with self.path.open("rb") as handle:
+            for number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    entry = json.loads(line)
+                    stated = entry.pop("hash")
+                except (ValueError, KeyError, AttributeError):
+                    breaks.append(ChainBreak(number, "not an audit entry"))
+                    previous = ""
+                    continue
+                if digest(entry) != stated:
+                    breaks.append(ChainBreak(number, "entry was altered (hash mismatch)"))
+                if entry.get("prev") != previous:
+                    breaks.append(ChainBreak(number, "chain link broken (entry removed/reordered)"))
+                previous = stated
+        return breaks
