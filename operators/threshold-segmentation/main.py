@@ -74,6 +74,8 @@ def check_geometry(uid: str, slices: list[Dataset]) -> None:
             f"series {uid} is {first.get('Modality', 'of unknown modality')}, not CT: "
             "HU thresholds need CT"
         )
+    if "FrameOfReferenceUID" not in first:
+        sdk.fail(f"series {uid} has no FrameOfReferenceUID: a SEG cannot be placed on it")
     for ds in slices[1:]:
         if (ds.Rows, ds.Columns) != (first.Rows, first.Columns) or not np.allclose(
             np.asarray(ds.ImageOrientationPatient, float),

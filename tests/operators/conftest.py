@@ -61,24 +61,29 @@ def phantom(tmp_path_factory: pytest.TempPathFactory) -> Phantom:
 
 @pytest.fixture
 def ct_slice_dir(tmp_path: Path) -> Path:
-    """A folder holding pydicom-data's real CT slice (512², uncompressed)."""
-    source = get_testdata_file("693_UNCI.dcm")
-    assert source, "pydicom-data is not installed"
-    folder = tmp_path / "ct-slice"
+    """A folder holding pydicom-data's real CT slice 693_UNCI.dcm (512², no frame of reference)."""
+    return _folder_with(tmp_path, "693_UNCI.dcm")
+
+
+def _folder_with(tmp_path: Path, name: str) -> Path:
+    source = get_testdata_file(name)
+    assert source, f"{name} is not among pydicom's test files"
+    folder = tmp_path / Path(name).stem
     folder.mkdir()
-    shutil.copy(source, folder / "693_UNCI.dcm")
+    shutil.copy(source, folder / name)
     return folder
+
+
+@pytest.fixture
+def small_ct_dir(tmp_path: Path) -> Path:
+    """A folder holding pydicom's real CT slice CT_small.dcm (128², with a frame of reference)."""
+    return _folder_with(tmp_path, "CT_small.dcm")
 
 
 @pytest.fixture
 def mr_dir(tmp_path: Path) -> Path:
     """A folder holding one real MR image (pydicom's MR_small.dcm)."""
-    source = get_testdata_file("MR_small.dcm")
-    assert source
-    folder = tmp_path / "mr"
-    folder.mkdir()
-    shutil.copy(source, folder / "MR_small.dcm")
-    return folder
+    return _folder_with(tmp_path, "MR_small.dcm")
 
 
 @pytest.fixture(scope="session")
