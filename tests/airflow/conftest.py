@@ -1,0 +1,19 @@
+"""Fixtures of the Airflow tests: a migrated Airflow metadata database, once per session."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Path:
+    """``airflow db migrate`` in the session's AIRFLOW_HOME (set by tests/conftest.py)."""
+    home = Path(os.environ["AIRFLOW_HOME"])
+    airflow = Path(sys.executable).with_name("airflow")
+    subprocess.run([str(airflow), "db", "migrate"], check=True, capture_output=True, timeout=300)
+    return home
