@@ -200,3 +200,43 @@ def test_upsert_rate_of_the_receiver(
             f"\nSQLite upsert, one call per instance: {len(records) / elapsed:,.0f} instances/s,"
             f" {elapsed / len(records) * 1e6:.0f} µs each (header {len(str(header))} chars)"
         )
+
+
+LOOKUPS = [
+    Query(PatientID="P3"),
+    Query(PatientName="DOE^1*"),
+    Query(StudyDate="20240301-20240401"),
+    Query(AccessionNumber="A3"),
+    Query(Modality="CT", limit=10),
+    Query(BodyPartExamined="HEAD"),
+    Query(StudyInstanceUID=["3.4"]),
+    Query(SeriesInstanceUID=["2.4", "2.5"]),
+    Query(SOPInstanceUID=["1.5"]),
+    Query(text="doe"),
+]
+
+
+@pytest.mark.parametrize("query", LOOKUPS, ids=repr)
+def test_lookups_use_indexes(
+    sqlite_index: SQLiteIndex, make_instance: Any, monkeypatch: pytest.MonkeyPatch, query: Query
+) -> None:
+    """No lookup reads a whole table of records (its plan has no SCAN of them)."""
+    sqlite_index.upsert_instances(
+        [
+            make_instance(f"1.{n}", f"2.{n // 10}", f"3.{n // 100}", PatientID=f"P{n // 100}")
+            for n in range(1000)
+        ]
+    )
+    plans: list[str] = []
+    read = sqlite_index._read
+
+    def explain(sql: str, params: Any) -> Any:
+        plans.extend(row[3] for row in read(f"EXPLAIN QUERY PLAN {sql}", params))
+        return read(sql, params)
+
+    monkeypatch.setattr(sqlite_index, "_read", explain)
+    sqlite_index.find_studies(query)
+    sqlite_index.find_series(query)
+    sqlite_index.find_instances(query)
+    scans = [step for step in plans if step.startswith("SCAN") and "VIRTUAL TABLE" not in step]
+    assert scans == []

@@ -43,6 +43,8 @@ from openjip.index.base import (
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_SECONDS = 30.0
 """How long a writer waits for the write lock held by other threads or processes."""
+MAX_UIDS = 10_000
+"""Longest list of UIDs one query attribute may hold."""
 IDLE_CONNECTIONS = 8
 """Connections kept open for reuse; more may be open while more threads work at once."""
 
@@ -200,9 +202,20 @@ _SERIES_SELECT = ", ".join(
 )
 _INSTANCE_SELECT = ", ".join(f"i.{name}" for name in INSTANCE_COLUMNS)
 _FROM_SERIES = "series se JOIN studies st ON st.StudyInstanceUID = se.StudyInstanceUID"
-_FROM_INSTANCES = (
-    "instances i JOIN series se ON se.SeriesInstanceUID = i.SeriesInstanceUID"
-    " JOIN studies st ON st.StudyInstanceUID = se.StudyInstanceUID"
+# Instances joined to their series and study, starting from the level a query constrains:
+# left alone, SQLite walks all instances in index order to save sorting, even when a PatientID
+# or date range would find a handful. CROSS JOIN fixes the order of the tables.
+_FROM_INSTANCES_BY_INSTANCE = (
+    "instances i CROSS JOIN series se ON se.SeriesInstanceUID = i.SeriesInstanceUID"
+    " CROSS JOIN studies st ON st.StudyInstanceUID = se.StudyInstanceUID"
+)
+_FROM_INSTANCES_BY_STUDY = (
+    "studies st CROSS JOIN series se ON se.StudyInstanceUID = st.StudyInstanceUID"
+    " CROSS JOIN instances i ON i.SeriesInstanceUID = se.SeriesInstanceUID"
+)
+_FROM_INSTANCES_BY_SERIES = (
+    "series se CROSS JOIN studies st ON st.StudyInstanceUID = se.StudyInstanceUID"
+    " CROSS JOIN instances i ON i.SeriesInstanceUID = se.SeriesInstanceUID"
 )
 
 _T = TypeVar("_T")
@@ -297,13 +310,12 @@ class SQLiteIndex(MetadataIndex):
         """Matching studies ordered by StudyDate, then StudyInstanceUID."""
         where = _Where.of(query)
         conditions = list(where.study)
-        params = list(where.study_params)
         if where.series or where.instance:
             conditions.append(
-                "EXISTS (SELECT 1 FROM series se WHERE se.StudyInstanceUID = st.StudyInstanceUID"
-                f"{where.series_and_instance_sql()})"
+                "st.StudyInstanceUID IN (SELECT se.StudyInstanceUID FROM series se"
+                f"{_where_sql(where.series + where.instance_in())})"
             )
-            params += where.series_params + where.instance_params
+        params = where.study_params + where.series_params + where.instance_params
         sql = (
             f"SELECT {_STUDY_SELECT} FROM studies st{_where_sql(conditions)}"
             f" ORDER BY st.StudyDate, st.StudyInstanceUID{_page_sql(query, params)}"
@@ -313,11 +325,8 @@ class SQLiteIndex(MetadataIndex):
     def find_series(self, query: Query) -> list[SeriesRecord]:
         """Matching series ordered by StudyInstanceUID, SeriesNumber (none first), UID."""
         where = _Where.of(query)
-        conditions = where.study + where.series
-        params = where.study_params + where.series_params
-        if where.instance:
-            conditions.append(where.instance_exists())
-            params += where.instance_params
+        conditions = where.study + where.series + where.instance_in()
+        params = where.study_params + where.series_params + where.instance_params
         sql = (
             f"SELECT {_SERIES_SELECT} FROM {_FROM_SERIES}{_where_sql(conditions)}"
             " ORDER BY se.StudyInstanceUID, se.SeriesNumber, se.SeriesInstanceUID"
@@ -332,8 +341,12 @@ class SQLiteIndex(MetadataIndex):
         params = where.study_params + where.series_params + where.instance_params
         header_sql = ", h.header" if with_header else ""
         header_join = " LEFT JOIN instance_headers h ON h.instance_id = i.id" if with_header else ""
+        if where.instance or not (where.study or where.series):
+            tables = _FROM_INSTANCES_BY_INSTANCE
+        else:
+            tables = _FROM_INSTANCES_BY_STUDY if where.study else _FROM_INSTANCES_BY_SERIES
         sql = (
-            f"SELECT {_INSTANCE_SELECT}{header_sql} FROM {_FROM_INSTANCES}{header_join}"
+            f"SELECT {_INSTANCE_SELECT}{header_sql} FROM {tables}{header_join}"
             f"{_where_sql(conditions)}"
             " ORDER BY i.SeriesInstanceUID, i.InstanceNumber, i.SOPInstanceUID"
             f"{_page_sql(query, params)}"
@@ -660,49 +673,54 @@ class _Where:
         if last is not None:
             where.study.append("st.StudyDate <= ? AND st.StudyDate != ''")
             where.study_params.append(last)
-        where._match_uids(where.study, where.study_params, "st", query.StudyInstanceUID)
+        _match_uids(where.study, where.study_params, "st.StudyInstanceUID", query.StudyInstanceUID)
         _match_value(where.series, where.series_params, "se.Modality", query.Modality)
         _match_value(
             where.series, where.series_params, "se.BodyPartExamined", query.BodyPartExamined
         )
-        where._match_uids(where.series, where.series_params, "se", query.SeriesInstanceUID)
+        _match_uids(
+            where.series, where.series_params, "se.SeriesInstanceUID", query.SeriesInstanceUID
+        )
         match = _fts_match(query.text)
         if match:
             where.series.append(
                 "se.id IN (SELECT rowid FROM series_text WHERE series_text MATCH ?)"
             )
             where.series_params.append(match)
-        if query.SOPInstanceUID:
-            where.instance.append("i.SOPInstanceUID IN (SELECT value FROM json_each(?))")
-            where.instance_params.append(json.dumps(list(query.SOPInstanceUID)))
+        _match_uids(where.instance, where.instance_params, "i.SOPInstanceUID", query.SOPInstanceUID)
         return where
 
     def _match_study(self, name: str, value: str) -> None:
         _match_value(self.study, self.study_params, f"st.{name}", value)
 
-    @staticmethod
-    def _match_uids(conditions: list[str], params: list[Any], alias: str, uids: list[str]) -> None:
-        if uids:
-            column = "StudyInstanceUID" if alias == "st" else "SeriesInstanceUID"
-            conditions.append(f"{alias}.{column} IN (SELECT value FROM json_each(?))")
-            params.append(json.dumps(list(uids)))
+    def instance_in(self) -> list[str]:
+        """The instance conditions as a condition on series ``se`` (none if there are none).
 
-    def instance_exists(self) -> str:
-        """The instance conditions as an EXISTS over the instances of series ``se``."""
-        return (
-            "EXISTS (SELECT 1 FROM instances i WHERE i.SeriesInstanceUID = se.SeriesInstanceUID"
-            f" AND {' AND '.join(self.instance)})"
-        )
-
-    def series_and_instance_sql(self) -> str:
-        """The series conditions (and the instance EXISTS) as `` AND ...`` on alias se."""
-        parts = self.series + ([self.instance_exists()] if self.instance else [])
-        return "".join(f" AND {part}" for part in parts)
+        Uncorrelated IN-subqueries, unlike EXISTS, let SQLite start from whichever side is
+        selective: a list of SOP Instance UIDs, or a PatientID on the outer query.
+        """
+        if not self.instance:
+            return []
+        return [
+            "se.SeriesInstanceUID IN (SELECT i.SeriesInstanceUID FROM instances i"
+            f"{_where_sql(self.instance)})"
+        ]
 
 
 _GLOB_SPECIAL = re.compile(r"[\[\]]")
 _LIKE_SPECIAL = re.compile(r"[\\%_]")
 _WORD = re.compile(r"\w+")
+
+
+def _match_uids(conditions: list[str], params: list[Any], column: str, uids: list[str]) -> None:
+    """Any of a list of UIDs; one placeholder each, so that SQLite knows the list is short and
+    looks each one up in the column's unique index."""
+    if not uids:
+        return
+    if len(uids) > MAX_UIDS:
+        raise InvalidQuery(f"at most {MAX_UIDS} UIDs per attribute, not {len(uids)}")
+    conditions.append(f"{column} IN ({', '.join('?' for _ in uids)})")
+    params += uids
 
 
 def _has_wildcard(value: str) -> bool:
