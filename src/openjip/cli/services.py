@@ -1,0 +1,48 @@
+"""``openjip receiver`` and ``openjip web``: one service of a site in the foreground."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from openjip.cli.environment import configure_logging, load_settings
+
+app = typer.Typer()
+
+Host = Annotated[str | None, typer.Option(help="Address to bind (default from settings).")]
+Port = Annotated[
+    int | None,
+    typer.Option(min=0, max=65535, help="Port to bind, 0 for a free one (default from settings)."),
+]
+
+
+@app.command()
+def receiver(host: Host = None, port: Port = None) -> None:
+    """Run the DICOM receiver (C-ECHO, C-STORE) in the foreground; Ctrl-C stops it.
+
+    Example: openjip receiver --host 127.0.0.1 --port 11112
+    """
+    settings = load_settings()
+    settings.receiver.host = host or settings.receiver.host
+    settings.receiver.port = settings.receiver.port if port is None else port
+    configure_logging(settings)
+    from openjip.site import ReceiverComponent, run_site
+
+    raise typer.Exit(run_site([ReceiverComponent(settings)]))
+
+
+@app.command()
+def web(host: Host = None, port: Port = None) -> None:
+    """Run the web service (/healthz, /metrics, DICOMweb) in the foreground; Ctrl-C stops it.
+
+    Example: openjip web --port 8042
+    """
+    settings = load_settings()
+    settings.web.host = host or settings.web.host
+    settings.web.port = settings.web.port if port is None else port
+    configure_logging(settings)
+    from openjip.site import run_site
+    from openjip.web import WebService
+
+    raise typer.Exit(run_site([WebService(settings)]))
