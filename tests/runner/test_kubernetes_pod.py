@@ -1,0 +1,119 @@
+"""The pod the kubernetes StepRunner would start, built by a real KubernetesPodOperator and
+validated against the Kubernetes schemas with kubernetes-validate --strict."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from openjip.config import Settings
+from openjip.runner import StepRequest
+from openjip.runner.kubernetes import REQUEST_ENV, KubernetesStepRunner, request_from_json
+from openjip.workflows.spec import ResourcesSpec
+
+KUBERNETES_VERSIONS = ["1.29.0", "1.33.0"]
+
+
+def _request(**changes: Any) -> StepRequest:
+    fields: dict[str, Any] = {
+        "dag_id": "ct-body-mask",
+        "run_id": "manual__2026-01-01T00:00:00+00:00",
+        "step": "segment",
+        "operator": "threshold-segmentation@0.1.0",
+        "series_uids": ["1.2.3.4"],
+        "params": {"target": "lungs"},
+    }
+    fields.update(changes)
+    return StepRequest(**fields)
+
+
+@pytest.fixture
+def kubernetes_settings(openjip_home: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    monkeypatch.setenv("OPENJIP_MODE", "kubernetes")
+    monkeypatch.setenv("OPENJIP_STORAGE__BACKEND", "s3")
+    monkeypatch.setenv("OPENJIP_STORAGE__S3_ENDPOINT", "minio.openjip.svc:9000")
+    monkeypatch.setenv("OPENJIP_STORAGE__S3_SECRET_KEY", "never-in-a-pod-spec")
+    monkeypatch.setenv("OPENJIP_INDEX__BACKEND", "opensearch")
+    return Settings()
+
+
+@pytest.fixture
+def gpu_pod(kubernetes_settings: Settings) -> dict[str, Any]:
+    request = _request(resources=ResourcesSpec(cpu="2", memory="8Gi", gpu=1))
+    return KubernetesStepRunner(kubernetes_settings).pod_manifest(request)
+
+
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+def test_pod_validates_strictly(gpu_pod: dict[str, Any], version: str) -> None:
+    kubernetes_validate.validate(gpu_pod, version, strict=True)
+
+
+def test_pod_validates_with_the_cli(gpu_pod: dict[str, Any], tmp_path: Path) -> None:
+    manifest = tmp_path / "pod.yaml"
+    manifest.write_text(yaml.safe_dump(gpu_pod))
+    cli = Path(sys.executable).with_name("kubernetes-validate")
+    result = subprocess.run([str(cli), "--strict", str(manifest)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_pod_runs_the_pinned_operator_image_with_the_step_resources(
+    gpu_pod: dict[str, Any],
+) -> None:
+    spec = gpu_pod["spec"]
+    fetch, step = spec["initContainers"]
+    assert step["image"] == "ghcr.io/openjip/threshold-segmentation:0.1.0"
+    assert step["command"] == ["python", "main.py"]
+    assert step["resources"]["requests"] == {"cpu": "2", "memory": "8Gi"}
+    assert step["resources"]["limits"] == {"memory": "8Gi", "nvidia.com/gpu": "1"}
+    env = {item["name"]: item.get("value") for item in step["env"]}
+    assert json.loads(env["OPENJIP_STEP_PARAMS"]) == {"target": "lungs"}
+    base = next(c for c in spec["containers"] if c["name"] == "base")
+    assert base["command"][-1] == "publish" and fetch["command"][-1] == "fetch"
+
+
+def test_pod_is_non_root_and_locked_down(gpu_pod: dict[str, Any]) -> None:
+    spec = gpu_pod["spec"]
+    assert spec["securityContext"]["runAsNonRoot"] is True
+    assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert spec["automountServiceAccountToken"] is False
+    for container in spec["initContainers"] + [
+        c for c in spec["containers"] if c["name"] == "base"
+    ]:
+        context = container["securityContext"]
+        assert context["runAsNonRoot"] is True
+        assert context["allowPrivilegeEscalation"] is False
+        assert context["readOnlyRootFilesystem"] is True
+        assert context["capabilities"] == {"drop": ["ALL"]}
+
+
+def test_pod_gets_endpoints_as_values_and_credentials_by_secret_reference(
+    gpu_pod: dict[str, Any],
+) -> None:
+    base = next(c for c in gpu_pod["spec"]["containers"] if c["name"] == "base")
+    env = {item["name"]: item for item in base["env"]}
+    assert env["OPENJIP_STORAGE__BACKEND"]["value"] == "s3"
+    assert env["OPENJIP_STORAGE__S3_ENDPOINT"]["value"] == "minio.openjip.svc:9000"
+    assert env["OPENJIP_INDEX__BACKEND"]["value"] == "opensearch"
+    for name, key in (
+        ("OPENJIP_STORAGE__S3_ACCESS_KEY", "access-key"),
+        ("OPENJIP_STORAGE__S3_SECRET_KEY", "secret-key"),
+    ):
+        assert env[name]["valueFrom"]["secretKeyRef"] == {"name": "openjip-storage", "key": key}
+    assert "never-in-a-pod-spec" not in json.dumps(gpu_pod)
+    request = request_from_json(env[REQUEST_ENV]["value"])
+    assert request.series_uids == ["1.2.3.4"] and request.step == "segment"
+
+
+def test_cpu_only_step_takes_the_operator_resources(kubernetes_settings: Settings) -> None:
+    pod = KubernetesStepRunner(kubernetes_settings).pod_manifest(_request())
+    step = pod["spec"]["initContainers"][1]
+    assert step["resources"]["requests"] == {"cpu": "1", "memory": "2Gi"}
+    assert "nvidia.com/gpu" not in step["resources"]["limits"]
+    kubernetes_validate.validate(pod, KUBERNETES_VERSIONS[-1], strict=True)
