@@ -172,3 +172,12 @@ def test_list_shows_repository_and_site_operators(openjip_home: Path) -> None:
     assert listed.exit_code == 2
     assert "threshold-segmentation@0.1.0" in listed.stdout
     assert "broken" in listed.stderr and "name: 'Broken' does not match" in listed.stderr
+
+
+def test_non_empty_output_folder_exits_2(tmp_path: Path, phantom: Phantom) -> None:
+    openjip("new", "demo", "--dir", tmp_path)
+    (tmp_path / "o").mkdir()
+    (tmp_path / "o" / "old.json").write_text("{}")
+    ran = openjip("run", tmp_path / "demo", "-i", phantom.folder, "-o", tmp_path / "o")
+    assert ran.exit_code == 2
+    assert "is not empty" in ran.stderr

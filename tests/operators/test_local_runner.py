@@ -206,3 +206,11 @@ def test_missing_input_folder(tmp_path: Path) -> None:
     operator = make_operator(tmp_path, "")
     with pytest.raises(StepFailed, match="does not exist"):
         run_operator_locally(operator, tmp_path / "nowhere", tmp_path / "out")
+
+
+def test_output_folder_must_be_empty(tmp_path: Path, input_dir: Path) -> None:
+    operator = make_operator(tmp_path, "")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "stale.json").write_text("{}")
+    with pytest.raises(StepFailed, match="is not empty"):
+        run_operator_locally(operator, input_dir, tmp_path / "out")

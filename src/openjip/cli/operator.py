@@ -131,6 +131,9 @@ def run(
     if not input_dir.is_dir():
         err.print(f"[red]✗[/red] input folder {input_dir} does not exist")
         raise typer.Exit(EXIT_INVALID)
+    if output_dir.is_dir() and any(output_dir.iterdir()):
+        err.print(f"[red]✗[/red] output folder {output_dir} is not empty: choose a new one")
+        raise typer.Exit(EXIT_INVALID)
     try:
         params = resolve_params(operator.manifest, parse_assignments(param))
     except ParamError as exc:

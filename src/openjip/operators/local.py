@@ -163,7 +163,7 @@ def run_operator_locally(
     on_log: LogCallback | None = None,
     on_progress: ProgressCallback | None = None,
 ) -> StepResult:
-    """Run ``operator`` on ``input_dir``, writing into ``output_dir`` (created if missing).
+    """Run ``operator`` on ``input_dir``, writing into ``output_dir`` (new or empty).
 
     ``params`` are validated and completed with defaults (raises
     :class:`~openjip.operators.params.ParamError`). Raises :class:`StepFailed` with the operator's
@@ -174,6 +174,9 @@ def run_operator_locally(
     output_dir = output_dir.expanduser().resolve()
     if not input_dir.is_dir():
         raise StepFailed(f"input directory {input_dir} does not exist")
+    if output_dir.is_dir() and any(output_dir.iterdir()):
+        # Everything in the output folder is reported (and published) as this run's result.
+        raise StepFailed(f"output directory {output_dir} is not empty")
     output_dir.mkdir(parents=True, exist_ok=True)
 
     streams = _Streams(on_log or _log_line, on_progress)
