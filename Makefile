@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 # Debian packages the tests and benchmarks talk to (real DICOM peers, converters, validators).
-DEB_PACKAGES := dcmtk orthanc orthanc-dicomweb dcm2niix dicom3tools
+DEB_PACKAGES := dcmtk orthanc orthanc-dicomweb dcm2niix dicom3tools gnupg
 PYTEST_ARGS ?=
 # e.g. make bench BENCH_ARGS="--repeat 2 --receivers openjip,orthanc"
 BENCH_ARGS ?=
@@ -48,6 +48,38 @@ test: lint pytest  ## lint, type-check and run every test
 
 bench: install system-deps  ## ingest benchmark against Orthanc and storescp (root; ~5-10 min); figures go to bench/results/
 	$(BIN)/python bench/ingest.py $(BENCH_ARGS)
+
+# Site chart and images (charts/openjip, services/). Images are named REGISTRY/openjip/NAME:TAG.
+CONTAINER_ENGINE ?= $(shell command -v podman || command -v docker)
+IMAGE_REGISTRY ?= ghcr.io
+IMAGE_TAG ?= $(shell sed -n 's/^appVersion: *"*\([^"]*\)"*/\1/p' charts/openjip/Chart.yaml)
+PYTHON_IMAGE ?= docker.io/library/python:3.11-slim-bookworm
+SERVICE_IMAGES := openjip airflow
+BUNDLE_DIR ?= dist/chart
+# Values files (space separated) the bundle's images.txt is computed for; a PGP key signs it.
+CHART_VALUES ?=
+CHART_SIGN_KEY ?=
+CHART_KEYRING ?= $(HOME)/.gnupg/secring.gpg
+
+.PHONY: images chart-bundle
+
+images:  ## build the service and operator images with podman or docker (IMAGE_REGISTRY, IMAGE_TAG, PYTHON_IMAGE)
+	@test -n "$(CONTAINER_ENGINE)" || { echo "no container engine (podman or docker) found"; exit 1; }
+	for name in $(SERVICE_IMAGES); do \
+		$(CONTAINER_ENGINE) build --build-arg PYTHON_IMAGE=$(PYTHON_IMAGE) \
+			-f services/$$name/Dockerfile -t $(IMAGE_REGISTRY)/openjip/$$name:$(IMAGE_TAG) . || exit 1; \
+	done
+	for dir in operators/*/; do \
+		test -f $$dir/Dockerfile || continue; \
+		image=$$(sed -n 's/^image: *//p' $$dir/operator.yaml); \
+		$(CONTAINER_ENGINE) build --build-arg PYTHON_IMAGE=$(PYTHON_IMAGE) \
+			--build-context sdk=src/openjip/sdk -t $$image $$dir || exit 1; \
+	done
+
+chart-bundle: install  ## packaged chart (+ .prov if CHART_SIGN_KEY) and images.txt for CHART_VALUES into dist/chart
+	$(BIN)/python services/chart_bundle.py --out $(BUNDLE_DIR) \
+		$(foreach f,$(CHART_VALUES),--values $(f)) \
+		$(if $(CHART_SIGN_KEY),--sign-key "$(CHART_SIGN_KEY)" --keyring $(CHART_KEYRING))
 
 clean:  ## remove the venv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -88,7 +88,7 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
             "ingressFrom": [{"ipBlock": {"cidr": "172.16.0.0/12"}}],
             "metricsNamespaceLabels": {"kubernetes.io/metadata.name": "monitoring"},
         },
-        "federation": {"peerEgress": {"cidrs": ["192.168.0.0/16", "10.99.0.0/16"]}},
+        "federation": {"peerEgress": {"cidrs": ["192.168.0.0/16", "172.20.0.0/16"]}},
         "airflow": {"executor": "KubernetesExecutor"},
         "analysis": {"nodeSelector": {"gpu": "true"}},
     },

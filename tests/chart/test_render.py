@@ -120,6 +120,17 @@ def test_everything_disabled_leaves_no_workload(render_chart: Any) -> None:
             "externalPostgresql.existingSecret",
         ),
         ({"airflow": {"scheduler": {"replicas": 2}}}, "airflow.scheduler.replicas"),
+        (
+            {"federation": {"peerEgress": {"cidrs": ["10.99.0.0/16"]}}},
+            "federation.peerEgress.cidrs",
+        ),
+        (
+            {
+                **VALUE_SETS["external-services"],
+                "federation": {"peerEgress": {"cidrs": ["192.168.40.0/24"]}},
+            },
+            "federation.peerEgress.cidrs",
+        ),
     ],
 )
 def test_inconsistent_values_fail_naming_the_value(

@@ -80,14 +80,17 @@
 {{ include "openjip.env.common" . }}
 {{ include "openjip.env.storage" . }}
 {{ include "openjip.env.index" . }}
-{{ include "openjip.env.workflows" . }}
-{{ include "openjip.env.runner" . }}
+{{ include "openjip.env.airflowClient" . }}
+{{ include "openjip.env.stepRunner" . }}
 {{- include "openjip.env.extra" .Values.airflow.extraEnv }}
 {{- end -}}
 
-{{/* Writable directories of Airflow's read-only containers. */}}
+{{/*
+Writable directories of Airflow's read-only containers. $OPENJIP_HOME (/var/lib/openjip) stays
+the image's: it holds the operator manifests; the workflow specs volume is mounted inside it.
+*/}}
 {{- define "openjip.airflowScratch" -}}
-{{- dict "airflow-home" "/var/lib/airflow" "openjip-home" "/var/lib/openjip" "tmp" "/tmp" | toYaml -}}
+{{- dict "airflow-home" "/var/lib/airflow" "tmp" "/tmp" | toYaml -}}
 {{- end -}}
 
 {{- define "openjip.airflowVolumeMounts" -}}

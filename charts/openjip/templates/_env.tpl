@@ -27,6 +27,10 @@ the names follow src/openjip/config/settings.py. Each helper renders list items 
 {{- end -}}
 {{- end -}}
 
+{{- define "openjip.federationSecretName" -}}
+{{- .Values.federation.existingSecret | default (include "openjip.componentName" (dict "ctx" . "component" "federation")) -}}
+{{- end -}}
+
 {{- define "openjip.opensearchURL" -}}
 {{- if .Values.opensearch.enabled -}}
 {{- printf "http://%s:9200" (include "openjip.componentName" (dict "ctx" . "component" "opensearch")) -}}
@@ -91,32 +95,41 @@ the names follow src/openjip/config/settings.py. Each helper renders list items 
 {{- end }}
 {{- end -}}
 
-{{/* Where DAG runs are triggered and where site workflow specs live (receiver, Airflow). */}}
-{{- define "openjip.env.workflows" -}}
-- name: OPENJIP_WORKFLOWS__SITE_DIR
-  value: /var/lib/openjip/workflows
+{{/* How the receiver and Airflow's own tasks reach Airflow's REST API (series-arrival triggers). */}}
+{{- define "openjip.env.airflowClient" -}}
 {{- if .Values.airflow.enabled }}
-- name: OPENJIP_AIRFLOW__API_URL
-  value: {{ printf "http://%s:%v" (include "openjip.componentName" (dict "ctx" . "component" "airflow-api")) .Values.airflow.apiServer.service.port | quote }}
+- name: OPENJIP_AIRFLOW__URL
+  value: {{ include "openjip.airflowApiURL" . | quote }}
+- name: OPENJIP_AIRFLOW__USERNAME
+  value: admin
+- name: OPENJIP_AIRFLOW__PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "openjip.airflowSecretName" . }}
+      key: admin-password
 {{- end }}
 {{- end -}}
 
-{{/* How the Kubernetes step runner starts analysis pods (labels admit them to store and index). */}}
-{{- define "openjip.env.runner" -}}
-- name: OPENJIP_RUNNER__BACKEND
+{{/* How analysis steps run: pods in this namespace, with the analysis service account. */}}
+{{- define "openjip.env.stepRunner" -}}
+- name: OPENJIP_AIRFLOW__STEP_RUNNER
   value: kubernetes
-- name: OPENJIP_RUNNER__NAMESPACE
+- name: OPENJIP_AIRFLOW__NAMESPACE
   value: {{ .Release.Namespace | quote }}
-- name: OPENJIP_RUNNER__SERVICE_ACCOUNT
+- name: OPENJIP_AIRFLOW__STEP_IMAGE
+  value: {{ include "openjip.image" (dict "ctx" . "image" .Values.images.openjip) | quote }}
+- name: OPENJIP_AIRFLOW__STORAGE_SECRET
+  value: {{ include "openjip.storeSecretName" . | quote }}
+- name: OPENJIP_AIRFLOW__SERVICE_ACCOUNT
   value: {{ include "openjip.serviceAccountName" (dict "ctx" . "component" "analysis") | quote }}
-- name: OPENJIP_RUNNER__POD_LABELS
+- name: OPENJIP_AIRFLOW__POD_LABELS
   value: {{ include "openjip.analysisPodLabels" . | fromYaml | toJson | quote }}
 {{- with .Values.analysis.nodeSelector }}
-- name: OPENJIP_RUNNER__NODE_SELECTOR
+- name: OPENJIP_AIRFLOW__POD_NODE_SELECTOR
   value: {{ toJson . | quote }}
 {{- end }}
 {{- with .Values.global.imagePullSecrets }}
-- name: OPENJIP_RUNNER__IMAGE_PULL_SECRETS
+- name: OPENJIP_AIRFLOW__POD_IMAGE_PULL_SECRETS
   value: {{ toJson . | quote }}
 {{- end }}
 {{- end -}}
@@ -151,18 +164,15 @@ openjip.io/index-client: "true"
   value: "8042"
 {{- end -}}
 
-{{/* The federation service: its key and HTTP port; deliberately no storage or index settings. */}}
+{{/*
+The federation service's HTTP port. Its key and peers live in $OPENJIP_HOME/federation, accepted
+specs in $OPENJIP_HOME/workflows; deliberately no storage, index or Airflow settings.
+*/}}
 {{- define "openjip.env.federation" -}}
 - name: OPENJIP_FEDERATION__HOST
   value: 0.0.0.0
 - name: OPENJIP_FEDERATION__PORT
   value: "8443"
-- name: OPENJIP_FEDERATION__SITE_NAME
-  value: {{ .Values.federation.siteName | quote }}
-- name: OPENJIP_FEDERATION__PRIVATE_KEY_FILE
-  value: /var/run/secrets/openjip/federation/site.key
-- name: OPENJIP_FEDERATION__WORKFLOWS_DIR
-  value: /var/lib/openjip/workflows
 {{- end -}}
 
 {{/* Extra name/value pairs from values. */}}

@@ -23,4 +23,13 @@
 {{- if and (eq .Values.airflow.executor "LocalExecutor") (gt (int .Values.airflow.scheduler.replicas) 1) -}}
 {{- fail "airflow.scheduler.replicas must be 1 with airflow.executor LocalExecutor (tasks run inside the scheduler)" -}}
 {{- end -}}
+{{- if and .Values.federation.enabled .Values.networkPolicy.enabled -}}
+{{- range $peer := .Values.federation.peerEgress.cidrs -}}
+{{- range $private := concat $.Values.networkPolicy.clusterCIDRs $.Values.externalS3.cidrs -}}
+{{- if or (eq $peer $private) (include "openjip.np.cidrContains" (dict "outer" $private "inner" $peer)) -}}
+{{- fail (printf "federation.peerEgress.cidrs: %s lies inside %s (networkPolicy.clusterCIDRs or externalS3.cidrs); the federation service must not reach the cluster or the object store" $peer $private) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
 {{- end -}}

@@ -1,0 +1,188 @@
+"""NetworkPolicies: default deny; the federation service has no route to the object store."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from typing import Any
+
+import pytest
+from chart_objects import VALUE_SETS, find, pod_labels, pod_specs
+
+STORE_PORTS = {9000, 9443}  # in-cluster MinIO, the external store of the external-services set
+
+
+def selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    """Whether a label selector (matchLabels / matchExpressions) selects ``labels``."""
+    if not selector.get("matchLabels", {}).items() <= labels.items():
+        return False
+    for expression in selector.get("matchExpressions", []):
+        present = expression["key"] in labels
+        value = labels.get(expression["key"])
+        operator = expression["operator"]
+        if (operator == "In" and value not in expression["values"]) or (
+            operator == "NotIn" and value in expression["values"]
+        ):
+            return False
+        if (operator == "Exists" and not present) or (operator == "DoesNotExist" and present):
+            return False
+    return True
+
+
+def policies_for(objects: list[dict[str, Any]], labels: dict[str, str]) -> list[dict[str, Any]]:
+    return [p for p in find(objects, "NetworkPolicy") if selects(p["spec"]["podSelector"], labels)]
+
+
+def egress_rules(objects: list[dict[str, Any]], labels: dict[str, str]) -> list[dict[str, Any]]:
+    return [
+        rule
+        for policy in policies_for(objects, labels)
+        if "Egress" in policy["spec"]["policyTypes"]
+        for rule in policy["spec"].get("egress", [])
+    ]
+
+
+def ingress_peers(objects: list[dict[str, Any]], labels: dict[str, str]) -> list[dict[str, Any]]:
+    return [
+        peer
+        for policy in policies_for(objects, labels)
+        if "Ingress" in policy["spec"]["policyTypes"]
+        for rule in policy["spec"].get("ingress", [])
+        for peer in rule.get("from", [{"ipBlock": {"cidr": "0.0.0.0/0"}}])
+    ]
+
+
+def test_default_deny_covers_every_pod_of_the_namespace(render_chart: Any, value_set: Any) -> None:
+    name, values = value_set
+    objects = render_chart(values)
+    if not find(objects, "NetworkPolicy"):
+        assert name == "everything-disabled"
+        return
+    deny = [
+        p
+        for p in find(objects, "NetworkPolicy")
+        if p["spec"]["podSelector"] == {}
+        and set(p["spec"]["policyTypes"]) == {"Ingress", "Egress"}
+        and not p["spec"].get("ingress")
+        and not p["spec"].get("egress")
+    ]
+    assert len(deny) == 1
+
+
+@pytest.mark.parametrize("name", ["default", "external-services", "air-gapped-mirror"])
+def test_federation_egress_excludes_the_object_store(render_chart: Any, name: str) -> None:
+    values = VALUE_SETS[name]
+    objects = render_chart(values)
+    federation = pod_labels(objects, "Deployment", "site-openjip-federation")
+    rules = egress_rules(objects, federation)
+    assert rules, "the federation pod has no egress rule at all"
+    minio = {"app.kubernetes.io/component": "minio", "app.kubernetes.io/instance": "site"}
+    minio = {**minio, "app.kubernetes.io/name": "openjip"}
+    cluster = [ipaddress.ip_network(c) for c in ["10.0.0.0/8"]]
+    external_store = [
+        ipaddress.ip_network(c) for c in values.get("externalS3", {}).get("cidrs", [])
+    ]
+    for rule in rules:
+        ports = {port["port"] for port in rule.get("ports", [])}
+        assert ports, f"an egress rule of the federation pod allows every port: {rule}"
+        assert not ports & STORE_PORTS, rule
+        for peer in rule.get("to", []):
+            if "podSelector" in peer:
+                assert not selects(peer["podSelector"], minio), rule
+                continue
+            block = peer["ipBlock"]
+            excepted = [ipaddress.ip_network(c) for c in block.get("except", [])]
+            allowed = ipaddress.ip_network(block["cidr"])
+            for private in [*cluster, *external_store]:
+                if private.subnet_of(allowed):
+                    assert any(private.subnet_of(e) for e in excepted), (private, block)
+                else:
+                    assert not allowed.subnet_of(private), (private, block)
+
+
+@pytest.mark.parametrize("name", ["default", "external-services"])
+def test_federation_pod_has_no_store_credentials_or_settings(render_chart: Any, name: str) -> None:
+    objects = render_chart(VALUE_SETS[name])
+    (deployment,) = find(objects, "Deployment", "site-openjip-federation")
+    pod = deployment["spec"]["template"]["spec"]
+    store_secrets = {"site-openjip-store", "hospital-s3"}
+    for container in [*pod.get("initContainers", []), *pod["containers"]]:
+        for variable in container.get("env", []):
+            assert not variable["name"].startswith(("OPENJIP_STORAGE", "OPENJIP_INDEX")), variable
+            secret = variable.get("valueFrom", {}).get("secretKeyRef", {}).get("name")
+            assert secret not in store_secrets, variable
+        assert "envFrom" not in container
+    for volume in pod["volumes"]:
+        assert volume.get("secret", {}).get("secretName") not in store_secrets, volume
+
+
+def test_object_store_admits_only_store_clients(render_chart: Any) -> None:
+    objects = render_chart()
+    minio = pod_labels(objects, "StatefulSet", "site-openjip-minio")
+    peers = ingress_peers(objects, minio)
+    assert peers == [{"podSelector": {"matchLabels": {"openjip.io/store-client": "true"}}}]
+    clients = {
+        where
+        for where, _ in pod_specs(objects)
+        if where.startswith(("Deployment", "StatefulSet", "Job"))
+    }
+    store_clients = {
+        f"{obj['kind']}/{obj['metadata']['name']}"
+        for obj in objects
+        if obj["kind"] in {"Deployment", "StatefulSet", "Job"}
+        and obj["spec"]["template"]["metadata"]["labels"].get("openjip.io/store-client") == "true"
+    }
+    assert store_clients == {
+        "Deployment/site-openjip-receiver",
+        "Deployment/site-openjip-web",
+        "Deployment/site-openjip-airflow-scheduler",
+        "Job/site-openjip-migrations",
+    }
+    assert "Deployment/site-openjip-federation" in clients - store_clients
+
+
+def test_analysis_pods_reach_only_store_and_index(render_chart: Any) -> None:
+    objects = render_chart()
+    (scheduler,) = find(objects, "Deployment", "site-openjip-airflow-scheduler")
+    env = {
+        variable["name"]: variable.get("value")
+        for variable in scheduler["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    analysis = json.loads(env["OPENJIP_AIRFLOW__POD_LABELS"])
+    rules = egress_rules(objects, analysis)
+    targets = set()
+    for rule in rules:
+        for peer in rule["to"]:
+            labels = peer.get("podSelector", {}).get("matchLabels", {})
+            targets.add(labels.get("app.kubernetes.io/component") or labels.get("k8s-app"))
+    assert targets == {"minio", "opensearch", "kube-dns"}
+    assert ingress_peers(objects, analysis) == []
+
+
+def test_database_admits_only_db_clients(render_chart: Any) -> None:
+    objects = render_chart()
+    postgresql = pod_labels(objects, "StatefulSet", "site-openjip-postgresql")
+    assert ingress_peers(objects, postgresql) == [
+        {"podSelector": {"matchLabels": {"openjip.io/db-client": "true"}}}
+    ]
+
+
+def test_ingress_can_be_limited_to_given_networks(render_chart: Any) -> None:
+    objects = render_chart(VALUE_SETS["air-gapped-mirror"])
+    receiver = pod_labels(objects, "Deployment", "site-openjip-receiver")
+    dicom = [
+        rule
+        for policy in policies_for(objects, receiver)
+        for rule in policy["spec"].get("ingress", [])
+        if {"protocol": "TCP", "port": 11112} in rule["ports"]
+    ]
+    (rule,) = dicom
+    assert {"ipBlock": {"cidr": "172.16.0.0/12"}} in rule["from"]
+    assert all("namespaceSelector" not in peer for peer in rule["from"])
+
+
+def test_peer_cidrs_outside_the_cluster_carry_no_except(render_chart: Any) -> None:
+    objects = render_chart(VALUE_SETS["air-gapped-mirror"])
+    (policy,) = find(objects, "NetworkPolicy", "site-openjip-np-federation")
+    blocks = [peer["ipBlock"] for peer in policy["spec"]["egress"][0]["to"]]
+    assert blocks == [{"cidr": "192.168.0.0/16"}, {"cidr": "172.20.0.0/16"}]
