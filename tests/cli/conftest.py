@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -148,3 +149,65 @@ def filled_site(settings: Settings) -> Settings:
     finally:
         index.close()
     return settings
+
+
+ServiceEnv = Callable[..., dict[str, str]]
+
+
+@pytest.fixture
+def service_env(openjip_home: Path) -> ServiceEnv:
+    """The environment of an openjip subprocess of this test's site: free ports, TCP_NODELAY
+    for dcmtk, wide output; keyword arguments add or override ``OPENJIP_`` settings."""
+
+    def env(**settings: str) -> dict[str, str]:
+        return {
+            **os.environ,
+            "OPENJIP_HOME": str(openjip_home),
+            "OPENJIP_RECEIVER__PORT": "0",
+            "OPENJIP_WEB__PORT": "0",
+            "TCP_NODELAY": "1",
+            "COLUMNS": "200",
+            **settings,
+        }
+
+    return env
+
+
+Endpoints = dict[str, str]
+StartService = Callable[..., tuple["subprocess.Popen[str]", Endpoints]]
+
+
+@pytest.fixture
+def start_service(openjip_script: Path, service_env: ServiceEnv) -> Iterator[StartService]:
+    """Start ``openjip ARGS...`` (a foreground service) and read the endpoints it prints
+    (``dicom_host``, ``dicom_port``, ``ae``, ``web``) until those in ``expect`` are known;
+    every process still running at teardown is killed."""
+    processes: list[subprocess.Popen[str]] = []
+
+    def start(
+        args: list[str], expect: set[str], **settings: str
+    ) -> tuple[subprocess.Popen[str], Endpoints]:
+        process = subprocess.Popen(
+            [str(openjip_script), *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=service_env(**settings),
+        )
+        processes.append(process)
+        assert process.stdout is not None
+        printed: Endpoints = {}
+        for line in process.stdout:
+            if match := re.match(r"\s+DICOM\s+(\S+):(\d+)\s+AE (\S+)", line):
+                printed.update(dicom_host=match[1], dicom_port=match[2], ae=match[3])
+            if match := re.match(r"\s+web\s+(http://\S+)/healthz", line):
+                printed["web"] = match[1]
+            if expect <= printed.keys():
+                return process, printed
+        raise AssertionError(f"openjip {' '.join(args)} ended: {process.stderr.read()}")  # type: ignore[union-attr]
+
+    yield start
+    for process in processes:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

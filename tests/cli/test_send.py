@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
+import signal
 import socket
+import subprocess
 from pathlib import Path
 
 from pydicom import dcmread
@@ -154,3 +158,37 @@ def test_copy_of_a_file_is_sent_again(dicom_folder: Path, start_store_scp) -> No
     result = runner.invoke(app, ["send", str(dicom_folder), "--port", str(store_scp.port)])
     assert result.exit_code == 0, result.output
     assert "sent 6 of 6 instances" in result.stdout
+
+
+def test_send_to_our_receiver_stores_indexes_and_reports_a_truncated_file(
+    dicom_folder: Path, start_service, openjip_script: Path, service_env
+) -> None:
+    process, printed = start_service(["receiver"], {"dicom_port"})
+    whole = (dicom_folder / "CT_small.dcm").read_bytes()
+    truncated = dicom_folder / "more" / "truncated.dcm"
+    truncated.write_bytes(whole[: len(whole) - 20000])
+    result = subprocess.run(
+        [str(openjip_script), "send", str(dicom_folder), "--port", printed["dicom_port"]],
+        capture_output=True,
+        text=True,
+        env=service_env(),
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "sent 5 of 6 instances" in result.stdout
+    row = next(line for line in result.stdout.splitlines() if "truncated.dcm" in line)
+    assert re.search(r"0xC[0-9A-F]{3}", row), row
+    assert "Cannot Understand" in row
+    found = subprocess.run(
+        [str(openjip_script), "query", "instances", "--json"],
+        capture_output=True,
+        text=True,
+        env=service_env(),
+        timeout=60,
+        check=False,
+    )
+    indexed = {i["SOPInstanceUID"] for i in json.loads(found.stdout)}
+    assert indexed == {sop_uid(p) for p in dicom_folder.rglob("*.dcm") if p != truncated}
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == 0
