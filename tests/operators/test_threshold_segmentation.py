@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -64,6 +65,16 @@ def test_phantom_mask_overlaps_the_truth(
     truth = phantom.truth_hu != AIR_HU if target == "body" else phantom.truth_hu == LUNG_HU
     assert mask.shape == truth.shape
     assert dice(mask, truth) > 0.9
+
+    # dicom3tools' validator checks the SEG against the IOD: no errors, no warnings.
+    checked = subprocess.run(
+        ["/usr/bin/dciodvfy", str(tmp_path / "out" / f"seg-{target}.dcm")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    report = checked.stdout + checked.stderr
+    assert "Error" not in report and "Warning" not in report, report
 
 
 def test_real_ct_slice_gets_a_body_mask(
