@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import urllib3
@@ -244,3 +245,58 @@ def ingest(settings: Settings) -> Iterator[Callable[[list[Path]], list[str]]]:
 
     yield ingest_files
     index.close()
+
+
+@dataclass
+class RunningReceiver:
+    """A started :class:`openjip.receiver.ReceiverService` (one process, free port)."""
+
+    service: Any
+    settings: Settings
+    home: Path
+
+    @property
+    def host(self) -> str:
+        return str(self.service.address[0])
+
+    @property
+    def port(self) -> int:
+        return int(self.service.address[1])
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return self.host, self.port
+
+    @property
+    def ae_title(self) -> str:
+        return str(self.settings.receiver.ae_title)
+
+
+@pytest.fixture
+def receiver_factory(
+    settings: Settings, openjip_home: Path
+) -> Iterator[Callable[..., RunningReceiver]]:
+    """Start receivers in this test's OPENJIP_HOME; keyword arguments override
+    ``settings.receiver`` fields (e.g. ``allowed_calling_aes=["SCU"]``). Stopped afterwards."""
+    from openjip.receiver import ReceiverService
+
+    started: list[Any] = []
+
+    def start(settings_override: Settings | None = None, **receiver: Any) -> RunningReceiver:
+        base = settings_override or settings
+        fields = {"port": 0, "workers": 1, **receiver}
+        site = base.model_copy(update={"receiver": base.receiver.model_copy(update=fields)})
+        service = ReceiverService(site)
+        service.start()
+        started.append(service)
+        return RunningReceiver(service, site, openjip_home)
+
+    yield start
+    for service in reversed(started):
+        service.stop()
+
+
+@pytest.fixture
+def running_receiver(receiver_factory: Callable[..., RunningReceiver]) -> RunningReceiver:
+    """A receiver on a free port of 127.0.0.1 with a fresh OPENJIP_HOME (one process)."""
+    return receiver_factory()

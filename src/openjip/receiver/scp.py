@@ -1,0 +1,147 @@
+"""The DIMSE service of one receiver process: a pynetdicom AE answering C-ECHO and C-STORE.
+
+Every C-STORE goes through :class:`openjip.ingest.Ingestor`: success (0x0000) is sent only
+after the instance is durable in the object store and indexed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pydicom.dataset import Dataset
+from pynetdicom import (
+    AE,
+    ALL_TRANSFER_SYNTAXES,
+    AllStoragePresentationContexts,
+    _config,
+    evt,
+)
+from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
+
+from openjip.config import ReceiverSettings
+from openjip.index.base import IndexError_
+from openjip.ingest import Ingestor, InvalidInstance
+from openjip.receiver import metrics, status
+from openjip.receiver.reactive import ReactiveRequestHandler, install_fast_file_meta
+from openjip.receiver.transport import ReceiverServer, install_incoming_files, take_write_error
+from openjip.storage.base import StorageError
+
+LOGGER = logging.getLogger(__name__)
+
+
+def configure_pynetdicom() -> None:
+    """Process-wide pynetdicom settings the receiver relies on."""
+    # Stream datasets to a temp file instead of memory; stored by rename afterwards.
+    _config.STORE_RECV_CHUNKED_DATASET = True
+    # pynetdicom's standard handlers format a log line per PDU even when nobody reads it.
+    _config.LOG_HANDLER_LEVEL = "none"
+    install_incoming_files()
+    install_fast_file_meta()
+
+
+def build_ae(settings: ReceiverSettings) -> AE:
+    """An AE accepting Verification and every storage SOP class in every transfer syntax."""
+    ae = AE(ae_title=settings.ae_title)
+    ae.maximum_pdu_size = settings.max_pdu
+    ae.maximum_associations = settings.max_associations
+    ae.network_timeout = 120
+    ae.require_calling_aet = list(settings.allowed_calling_aes)
+    ae.add_supported_context(Verification, ALL_TRANSFER_SYNTAXES)
+    for context in AllStoragePresentationContexts:
+        assert context.abstract_syntax is not None
+        ae.add_supported_context(context.abstract_syntax, ALL_TRANSFER_SYNTAXES)
+    return ae
+
+
+class StoreHandler:
+    """Answers C-STORE requests by ingesting the received file."""
+
+    def __init__(self, ingestor: Ingestor) -> None:
+        self.ingestor = ingestor
+
+    def __call__(self, event: evt.Event) -> Dataset | int:
+        path = Path(event.dataset_path)
+        result = self._store(event, path)
+        if result.Status != status.SUCCESS.code:
+            metrics.FAILURES.labels(status=f"0x{result.Status:04X}").inc()
+            LOGGER.warning(
+                "C-STORE from %s refused with 0x%04X: %s",
+                event.assoc.requestor.ae_title,
+                result.Status,
+                result.get("ErrorComment", ""),
+            )
+        return result
+
+    def _store(self, event: evt.Event, path: Path) -> Dataset:
+        request = event.request
+        if request.AffectedSOPClassUID != event.context.abstract_syntax:
+            return status.SOP_CLASS_NOT_SUPPORTED.response(
+                f"SOP class {request.AffectedSOPClassUID} not of this context"
+            )
+        write_error = take_write_error(path)
+        if write_error is not None:
+            return status.OUT_OF_RESOURCES.response(f"cannot write: {write_error.strerror}")
+        try:
+            result = self.ingestor.ingest_file(
+                path, source_ae=event.assoc.requestor.ae_title, move=True
+            )
+        except InvalidInstance as exc:
+            return status.CANNOT_UNDERSTAND.response(exc.reason)
+        except StorageError as exc:
+            return status.OUT_OF_RESOURCES.response(f"store unavailable: {exc}")
+        except IndexError_ as exc:
+            return status.OUT_OF_RESOURCES.response(f"index unavailable: {exc}")
+        except OSError as exc:
+            return status.OUT_OF_RESOURCES.response(f"cannot write: {exc.strerror}")
+        metrics.INSTANCES.inc()
+        metrics.BYTES.inc(result.record.size)
+        metrics.STORE_SECONDS.observe(result.store_seconds)
+        return status.SUCCESS.response()
+
+
+def _on_echo(event: evt.Event) -> int:
+    return status.SUCCESS.code
+
+
+def _on_open(event: evt.Event) -> None:
+    metrics.OPEN_ASSOCIATIONS.inc()
+
+
+def _on_close(event: evt.Event) -> None:
+    metrics.OPEN_ASSOCIATIONS.dec()
+
+
+def make_server(
+    settings: ReceiverSettings,
+    ingestor: Ingestor,
+    incoming_dir: Path,
+    *,
+    listen: bool = True,
+    on_close: Callable[[], Any] | None = None,
+) -> ReceiverServer:
+    """A started-up (not yet serving) server; ``listen=False`` for handed-over connections."""
+    configure_pynetdicom()
+    incoming_dir.mkdir(parents=True, exist_ok=True)
+    ae = build_ae(settings)
+    handlers: list[Any] = [
+        (evt.EVT_C_STORE, StoreHandler(ingestor)),
+        (evt.EVT_C_ECHO, _on_echo),
+        (evt.EVT_CONN_OPEN, _on_open),
+        (evt.EVT_CONN_CLOSE, _on_close),
+    ]
+    if on_close is not None:
+        handlers.append((evt.EVT_CONN_CLOSE, lambda event: on_close()))
+    server = ae.make_server(
+        (settings.host, settings.port),
+        evt_handlers=handlers,
+        server_class=ReceiverServer,
+        incoming_dir=incoming_dir,
+        listen=listen,
+        request_handler=ReactiveRequestHandler,
+    )
+    assert isinstance(server, ReceiverServer)
+    ae._servers.append(server)  # so AE.shutdown() stops it, as with start_server()
+    return server

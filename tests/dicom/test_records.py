@@ -1,0 +1,131 @@
+"""Header reading, DICOM JSON and index records of real files (pydicom's test data)."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+from pydicom import dcmread
+from pydicom.data import get_testdata_file, get_testdata_files
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, generate_uid
+
+from openjip.dicom import (
+    InvalidUID,
+    UnreadableInstance,
+    check_uid,
+    dicom_json_header,
+    instance_key,
+    instance_record,
+    read_instance,
+    record_from_header,
+)
+
+UIDS = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")
+
+
+def _part10(ds: Dataset, syntax: str = ExplicitVRLittleEndian) -> bytes:
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = syntax
+    ds.file_meta.MediaStorageSOPClassUID = ds.get("SOPClassUID", "1.2.3")
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.get("SOPInstanceUID", "1.2.3.4")
+    buffer = io.BytesIO()
+    ds.save_as(buffer, implicit_vr=syntax == ImplicitVRLittleEndian, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+def _dataset() -> Dataset:
+    ds = Dataset()
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
+    ds.SOPInstanceUID = generate_uid()
+    ds.StudyInstanceUID = generate_uid()
+    ds.SeriesInstanceUID = generate_uid()
+    ds.PatientName = "Doe^Jane=Ideo^Graphic"
+    ds.PatientID = "P1"
+    ds.Modality = "CT"
+    ds.SeriesNumber = "7"
+    ds.InstanceNumber = "12"
+    ds.ImageType = ["ORIGINAL", "PRIMARY"]
+    ds.SliceThickness = "1.25"
+    ds.Rows = 2
+    ds.Columns = 2
+    ds.PixelRepresentation = 1
+    ds.BitsAllocated = 16
+    ds.SmallestImagePixelValue = -5
+    ds.PixelData = b"\0" * 8
+    ds.add_new(0x60003000, "OW", b"\1" * 4096)  # OverlayData
+    return ds
+
+
+def _readable_files() -> list[Path]:
+    return [Path(name) for name in get_testdata_files("*.dcm") if Path(name).is_file()]
+
+
+@pytest.mark.parametrize("syntax", [ExplicitVRLittleEndian, ImplicitVRLittleEndian])
+def test_fast_header_matches_pydicom(syntax: str) -> None:
+    data = _part10(_dataset(), syntax)
+    parsed = read_instance(data)
+    expected = dicom_json_header(dcmread(io.BytesIO(data), stop_before_pixels=True))
+    assert parsed.transfer_syntax == syntax
+    assert json.dumps(parsed.header, sort_keys=True) == json.dumps(expected, sort_keys=True)
+    assert "7FE00010" not in parsed.header
+    assert "60003000" not in parsed.header  # overlay data is bulk
+    assert parsed.header["00280106"] == {"vr": "SS", "Value": [-5]}
+
+
+def test_record_fields_are_normalised() -> None:
+    data = _part10(_dataset())
+    record = record_from_header(
+        read_instance(data), object_key="k", size=len(data), source_ae=" SCU ", received_at=1.0
+    )
+    assert record.PatientName == "Doe^Jane=Ideo^Graphic"
+    assert record.SeriesNumber == 7
+    assert record.InstanceNumber == 12
+    assert record.Modality == "CT"
+    assert record.source_ae == "SCU"
+    assert record.header["00100010"]["Value"] == [
+        {"Alphabetic": "Doe^Jane", "Ideographic": "Ideo^Graphic"}
+    ]
+
+
+def test_record_from_a_pydicom_dataset() -> None:
+    ds = dcmread(get_testdata_file("CT_small.dcm"))
+    record = instance_record(ds, object_key="k", size=1, source_ae="A", received_at=2.0)
+    assert record.SOPInstanceUID == ds.SOPInstanceUID
+    assert record.PatientName == str(ds.PatientName)
+    assert record.TransferSyntaxUID == ds.file_meta.TransferSyntaxUID
+    assert "7FE00010" not in record.header
+
+
+@pytest.mark.parametrize("path", _readable_files(), ids=lambda path: path.name)
+def test_every_bundled_file_reads_or_is_refused_clearly(path: Path) -> None:
+    """Fast path and pydicom agree on the UIDs; anything else is a clear refusal."""
+    try:
+        parsed = read_instance(path)
+    except UnreadableInstance as exc:
+        assert str(exc)
+        return
+    ds = dcmread(path, stop_before_pixels=True, force=True)
+    for name in UIDS:
+        element = parsed.header.get(f"{ds.data_element(name).tag:08X}") if name in ds else None
+        if name in ds and ds[name].value:
+            assert element is not None
+            assert element["Value"][0] == str(ds[name].value).strip("\0 ")
+
+
+def test_truncated_instance_is_refused() -> None:
+    data = Path(get_testdata_file("CT_small.dcm")).read_bytes()
+    with pytest.raises(UnreadableInstance, match="truncated"):
+        read_instance(data[: len(data) - 100])
+    with pytest.raises(UnreadableInstance, match="Part-10"):
+        read_instance(b"garbage" * 40)
+
+
+def test_uid_checks_and_keys() -> None:
+    assert check_uid("1.2.840.10008", "X") == "1.2.840.10008"
+    for bad in ("", None, "1..2", "1.2.a", "1" * 65, ".1"):
+        with pytest.raises(InvalidUID):
+            check_uid(bad, "SOPInstanceUID")
+    assert instance_key("1.2", "3.4", "5.6") == "dicom/1.2/3.4/5.6.dcm"
