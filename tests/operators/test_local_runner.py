@@ -214,3 +214,18 @@ def test_output_folder_must_be_empty(tmp_path: Path, input_dir: Path) -> None:
     (tmp_path / "out" / "stale.json").write_text("{}")
     with pytest.raises(StepFailed, match="is not empty"):
         run_operator_locally(operator, input_dir, tmp_path / "out")
+
+
+def test_children_left_behind_do_not_outlive_the_step(tmp_path: Path, input_dir: Path) -> None:
+    operator = make_operator(
+        tmp_path,
+        """
+        import os, subprocess
+        # A child that ignores SIGTERM and holds stdout open after the operator exits.
+        child = subprocess.Popen(["sh", "-c", "trap '' TERM; sleep 300"])
+        with open(os.path.join(os.environ["OPENJIP_STEP_OUTPUT"], "pid"), "w") as fh:
+            fh.write(str(child.pid))
+        """,
+    )
+    run_operator_locally(operator, input_dir, tmp_path / "out")
+    assert not _alive(int((tmp_path / "out" / "pid").read_text()))

@@ -8,6 +8,7 @@ progress are streamed to callbacks while it runs.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -92,18 +93,27 @@ def _step_env(
     return env
 
 
+def _signal_group(process: subprocess.Popen[str], sig: signal.Signals) -> bool:
+    """Send ``sig`` to the process group of ``process``; False when the group is gone."""
+    try:
+        os.killpg(process.pid, sig)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def _kill_group(process: subprocess.Popen[str]) -> None:
-    """Stop the process group of ``process``: TERM, then KILL after a grace period."""
-    for sig, wait in ((signal.SIGTERM, _KILL_GRACE_SECONDS), (signal.SIGKILL, None)):
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            process.wait(timeout=wait)
-            return
-        except subprocess.TimeoutExpired:
-            continue
+    """Stop the process group of ``process``: TERM, a grace period for the leader, then KILL.
+
+    KILL goes to the group even after the leader exited, so no child it left behind keeps the
+    output pipes (and the reader threads) open.
+    """
+    if not _signal_group(process, signal.SIGTERM):
+        return
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=_KILL_GRACE_SECONDS)
+    _signal_group(process, signal.SIGKILL)
+    process.wait()
 
 
 class _Streams:
