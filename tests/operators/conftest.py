@@ -65,6 +65,12 @@ def ct_slice_dir(tmp_path: Path) -> Path:
     return _folder_with(tmp_path, "693_UNCI.dcm")
 
 
+@pytest.fixture(params=["693_UNCI.dcm", "693_J2KR.dcm"])
+def any_ct_slice_dir(tmp_path: Path, request: pytest.FixtureRequest) -> Path:
+    """pydicom-data's real CT slice, uncompressed and JPEG 2000 lossless."""
+    return _folder_with(tmp_path, request.param)
+
+
 def _folder_with(tmp_path: Path, name: str) -> Path:
     source = get_testdata_file(name)
     assert source, f"{name} is not among pydicom's test files"

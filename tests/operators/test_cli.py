@@ -181,3 +181,12 @@ def test_non_empty_output_folder_exits_2(tmp_path: Path, phantom: Phantom) -> No
     ran = openjip("run", tmp_path / "demo", "-i", phantom.folder, "-o", tmp_path / "o")
     assert ran.exit_code == 2
     assert "is not empty" in ran.stderr
+
+
+def test_run_an_installed_operator_by_name(tmp_path: Path, small_ct_dir: Path) -> None:
+    ran = openjip("run", "threshold-segmentation@0.1.0", "-i", small_ct_dir, "-o", tmp_path / "o")
+    assert ran.exit_code == 0, ran.output
+    assert (tmp_path / "o" / "seg-body.dcm").is_file()
+    unknown = openjip("run", "no-such-operator", "-i", small_ct_dir, "-o", tmp_path / "p")
+    assert unknown.exit_code == 2
+    assert "operator no-such-operator not found" in unknown.stderr

@@ -14,9 +14,11 @@ from rich.table import Table
 from openjip.operators import (
     LoadedOperator,
     ManifestError,
+    OperatorNotFound,
     ParamError,
     StepFailed,
     check_folder,
+    find_operator,
     load_operator,
     parse_assignments,
     resolve_params,
@@ -39,9 +41,15 @@ EXIT_FAILED = 1
 EXIT_INVALID = 2
 
 
-def _load_or_exit(directory: Path) -> LoadedOperator:
+def _load_or_exit(where: str) -> LoadedOperator:
+    """The operator in folder ``where``, or else the installed one named ``name[@version]``."""
     try:
-        return load_operator(directory)
+        if Path(where).is_dir() or "/" in where:
+            return load_operator(Path(where))
+        return find_operator(where)
+    except OperatorNotFound as exc:
+        err.print(f"[red]✗[/red] {escape(str(exc))}: give a folder or see `openjip operator list`")
+        raise typer.Exit(EXIT_INVALID) from None
     except ManifestError as exc:
         err.print(f"[red]✗[/red] {escape(exc.source)}: invalid operator")
         for issue in exc.issues:
@@ -112,7 +120,9 @@ def validate(
 
 @app.command()
 def run(
-    directory: Path = typer.Argument(..., help="Operator folder (holds operator.yaml)."),
+    operator_ref: str = typer.Argument(
+        ..., metavar="OPERATOR", help="Operator folder, or name[@version] of an installed one."
+    ),
     input_dir: Path = typer.Option(
         ..., "--input", "-i", help="DICOM folder: one subfolder per series, or the files of one."
     ),
@@ -125,9 +135,12 @@ def run(
 ) -> None:
     """Run an operator locally on a folder, as a workflow step would, and list its outputs.
 
-    Example: openjip operator run operators/threshold-segmentation -i ct/ -o seg/ -p target=lungs
+    OPERATOR is a folder holding operator.yaml, or the name[@version] of an operator on the
+    search path (see `openjip operator list`).
+
+    Example: openjip operator run threshold-segmentation -i ct/ -o seg/ -p target=lungs
     """
-    operator = _load_or_exit(directory)
+    operator = _load_or_exit(operator_ref)
     if not input_dir.is_dir():
         err.print(f"[red]✗[/red] input folder {input_dir} does not exist")
         raise typer.Exit(EXIT_INVALID)
