@@ -190,3 +190,16 @@ def test_run_an_installed_operator_by_name(tmp_path: Path, small_ct_dir: Path) -
     unknown = openjip("run", "no-such-operator", "-i", small_ct_dir, "-o", tmp_path / "p")
     assert unknown.exit_code == 2
     assert "operator no-such-operator not found" in unknown.stderr
+
+
+def test_validate_can_require_a_pinned_image(tmp_path: Path) -> None:
+    openjip("new", "demo", "--dir", tmp_path)
+    ran = openjip("validate", tmp_path / "demo", "--require-digest")
+    assert ran.exit_code == 2
+    assert "image: not pinned by @sha256 digest" in ran.stderr
+    manifest_path = tmp_path / "demo" / "operator.yaml"
+    pinned = "registry.example.org/demo:0.1.0@sha256:" + "0f" * 32
+    manifest_path.write_text(
+        manifest_path.read_text().replace("registry.example.org/demo:0.1.0", pinned)
+    )
+    assert openjip("validate", tmp_path / "demo", "--require-digest").exit_code == 0

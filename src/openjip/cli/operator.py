@@ -88,6 +88,9 @@ def new(
 @app.command()
 def validate(
     directory: Path = typer.Argument(..., help="Operator folder (holds operator.yaml)."),
+    require_digest: bool = typer.Option(
+        False, "--require-digest", help="Also require image@sha256:… (to publish to other sites)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Check an operator folder: manifest against the schema, Dockerfile and entrypoint present.
@@ -98,7 +101,7 @@ def validate(
     """
     try:
         operator = load_operator(directory)
-        issues = check_folder(operator)
+        issues = check_folder(operator, require_digest=require_digest)
     except ManifestError as exc:
         operator, issues = None, exc.issues
     if as_json:

@@ -62,9 +62,15 @@ def load_operator(directory: Path) -> LoadedOperator:
 _SCRIPT_SUFFIXES = (".py", ".sh", ".R", ".jl")
 
 
-def check_folder(operator: LoadedOperator) -> list[ManifestIssue]:
-    """What is missing from a valid manifest's folder: Dockerfile, scripts named in ``command``."""
+def check_folder(operator: LoadedOperator, *, require_digest: bool = False) -> list[ManifestIssue]:
+    """What is missing from a valid manifest's folder: Dockerfile, scripts named in ``command``.
+
+    With ``require_digest`` (publishing to other sites) an image without digest is a problem too.
+    """
     issues = []
+    if require_digest and operator.manifest.image_digest is None:
+        message = "not pinned by @sha256 digest, which other sites require"
+        issues.append(ManifestIssue("image", message))
     if not (operator.directory / "Dockerfile").is_file():
         issues.append(ManifestIssue("Dockerfile", "missing: an operator is shipped as an image"))
     for index, part in enumerate(operator.manifest.command):
