@@ -69,6 +69,9 @@ def main() -> int:
     parser.add_argument("--senders", default="1,4", help="parallel storescu counts, e.g. 1,4")
     parser.add_argument("--results", type=Path, default=RESULTS, help="JSON file to write")
     parser.add_argument(
+        "--instances", type=int, help="send only the first N instances (quick checks, not figures)"
+    )
+    parser.add_argument(
         "--profile",
         type=Path,
         help="record the openjip receiver with py-spy (speedscope JSON) during its 4-sender runs",
@@ -84,7 +87,7 @@ def main() -> int:
         check_tools(receivers)
         ensure_data()
         return reexec_in_namespace()
-    files = data_files()
+    files = data_files()[: args.instances]
     bench = Benchmark(files, receivers, senders, args.repeat, args.budget, args.profile)
     report = bench.run()
     args.results.parent.mkdir(parents=True, exist_ok=True)
@@ -152,6 +155,8 @@ class Run:
 
     seconds: float
     instances_stored: int
+    cpu_seconds: float
+    """CPU time of the receiver's processes (user + system) during the transfer."""
     failures: list[str] = field(default_factory=list)
 
 
@@ -361,7 +366,10 @@ class Benchmark:
             if profile and name == "openjip" and senders == max(self.senders) and self.profile:
                 assert receiver.process is not None
                 profiler = start_profiler(receiver.process.pid, self.profile)
+            assert receiver.process is not None
+            cpu_before = tree_cpu_seconds(receiver.process.pid)
             seconds, failures = send(self.files, receiver.ae_title, senders)
+            cpu = tree_cpu_seconds(receiver.process.pid) - cpu_before
             if profiler is not None:
                 profiler.send_signal(signal.SIGINT)
                 profiler.wait(timeout=60)
@@ -369,7 +377,7 @@ class Benchmark:
             stored = receiver.stored()
             if stored != len(self.files):
                 failures.append(f"{stored} of {len(self.files)} instances stored")
-            return Run(seconds, stored, failures)
+            return Run(seconds, stored, cpu, failures)
         finally:
             receiver.stop()
             shutil.rmtree(workdir, ignore_errors=True)
@@ -391,6 +399,10 @@ class Benchmark:
                     "median_seconds": round(seconds, 3),
                     "runs_seconds": [round(run.seconds, 3) for run in runs],
                     "runs_mib_per_s": [round(mib / run.seconds, 1) for run in runs],
+                    "receiver_cpu_ms_per_instance": round(
+                        statistics.median(run.cpu_seconds for run in runs) * 1000 / len(self.files),
+                        2,
+                    ),
                     "complete": all(not run.failures for run in runs),
                     "failures": sorted({f for run in runs for f in run.failures}),
                     "note": RECEIVER_CLASSES[name].note,
@@ -438,6 +450,30 @@ class Benchmark:
             "ratios": ratios,
             "ratios_paired": paired,
         }
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process, its reaped children and its living descendants."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # the process ended while we looked
+            continue
+        # Fields after the parenthesised command name: state ppid ... utime stime cutime cstime
+        fields = text[text.rindex(")") + 2 :].split()
+        process = int(stat.parent.name)
+        parents[process] = int(fields[1])
+        times[process] = sum(int(value) for value in fields[11:15]) / ticks
+    tree, frontier = {pid}, [pid]
+    while frontier:
+        parent = frontier.pop()
+        children = [child for child, ppid in parents.items() if ppid == parent]
+        tree.update(children)
+        frontier += children
+    return sum(times.get(process, 0.0) for process in tree)
 
 
 def scratch_dir() -> Path:
@@ -547,13 +583,17 @@ def versions() -> dict[str, str]:
 
 def print_table(report: dict[str, Any]) -> None:
     """The medians as a table, openjip's ratios under it."""
-    print(f"\n{'receiver':10s} {'senders':>7s} {'MiB/s':>8s} {'inst/s':>8s}  runs (MiB/s)")
+    print(
+        f"\n{'receiver':10s} {'senders':>7s} {'MiB/s':>8s} {'inst/s':>8s} {'CPU ms/inst':>11s}"
+        "  runs (MiB/s)"
+    )
     for row in sorted(report["results"], key=lambda r: (r["senders"], r["receiver"])):
         runs = ", ".join(f"{x:.0f}" for x in row["runs_mib_per_s"])
         mark = "" if row["complete"] else "  INCOMPLETE: " + "; ".join(row["failures"])
         print(
             f"{row['receiver']:10s} {row['senders']:7d} {row['mib_per_s']:8.1f} "
-            f"{row['instances_per_s']:8.1f}  {runs}{mark}"
+            f"{row['instances_per_s']:8.1f} {row['receiver_cpu_ms_per_instance']:11.2f}"
+            f"  {runs}{mark}"
         )
     print(f"\n{'ratio of medians':24s} {'x':>6s}   median of per-repetition ratios")
     for name, ratio in report["ratios"].items():
