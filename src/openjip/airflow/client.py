@@ -1,0 +1,161 @@
+"""A small client of Airflow's REST API v2: token, trigger a run, list runs and DAGs, unpause.
+
+Airflow 3 authenticates API calls with a JWT from ``POST /auth/token``; the token is fetched once
+and again when a call answers 401. Connection failures and 5xx answers raise
+:class:`AirflowUnavailable` (try again later); other refusals raise :class:`AirflowError` with
+Airflow's own message.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from openjip.config import Settings
+
+PASSWORDS_FILE = "simple_auth_manager_passwords.json.generated"
+"""Where Airflow's simple auth manager keeps the generated passwords, in AIRFLOW_HOME."""
+
+
+class AirflowError(Exception):
+    """Airflow refused a request; the message is Airflow's."""
+
+    def __init__(self, message: str, status: int = 0) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class AirflowUnavailable(AirflowError):
+    """Airflow cannot be reached or failed on its side; retrying later may work."""
+
+
+class RunExists(AirflowError):
+    """A run with that id already exists (triggering is idempotent by run id)."""
+
+
+def site_password(settings: Settings) -> str:
+    """The API password: the configured one, or the local site's generated admin password."""
+    configured = settings.airflow.password.get_secret_value()
+    if configured:
+        return configured
+    path = settings.airflow_home / PASSWORDS_FILE
+    try:
+        passwords = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise AirflowUnavailable(f"no Airflow password configured and none in {path}") from error
+    return str(passwords.get(settings.airflow.username, ""))
+
+
+class AirflowClient:
+    """Calls Airflow's REST API v2 as one user."""
+
+    def __init__(
+        self, base_url: str, username: str, password: str, *, timeout: float = 30.0
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.username = username
+        self.password = password
+        self._http = httpx.Client(base_url=self.base_url, timeout=timeout)
+        self._token: str | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AirflowClient:
+        """A client of the site's Airflow with the site's credentials."""
+        return cls(settings.airflow_url, settings.airflow.username, site_password(settings))
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    def healthy(self) -> bool:
+        """Whether the API server answers its health check."""
+        try:
+            return self._http.get("/api/v2/monitor/health").status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def trigger(self, dag_id: str, run_id: str, conf: dict[str, Any]) -> dict[str, Any]:
+        """Start a run of ``dag_id`` named ``run_id``; :class:`RunExists` if it already exists."""
+        body = {"dag_run_id": run_id, "logical_date": None, "conf": conf}
+        return self._call("POST", f"/api/v2/dags/{dag_id}/dagRuns", json=body)
+
+    def runs(self, dag_id: str, limit: int = 100) -> list[dict[str, Any]]:
+        """The newest runs of ``dag_id``, newest first."""
+        params = {"limit": limit, "order_by": "-run_after"}
+        answer = self._call("GET", f"/api/v2/dags/{dag_id}/dagRuns", params=params)
+        return list(answer.get("dag_runs", []))
+
+    def run(self, dag_id: str, run_id: str) -> dict[str, Any]:
+        """One run of ``dag_id``."""
+        return self._call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")
+
+    def dags(self) -> list[dict[str, Any]]:
+        """Every DAG Airflow knows."""
+        return list(self._call("GET", "/api/v2/dags", params={"limit": 1000}).get("dags", []))
+
+    def set_paused(self, dag_id: str, paused: bool) -> dict[str, Any]:
+        """Pause or unpause ``dag_id``."""
+        return self._call("PATCH", f"/api/v2/dags/{dag_id}", json={"is_paused": paused})
+
+    def import_errors(self) -> list[dict[str, Any]]:
+        """Import errors of the DAG files."""
+        return list(self._call("GET", "/api/v2/importErrors").get("import_errors", []))
+
+    def _authenticate(self) -> str:
+        try:
+            answer = self._http.post(
+                "/auth/token", json={"username": self.username, "password": self.password}
+            )
+        except httpx.HTTPError as error:
+            raise AirflowUnavailable(
+                f"Airflow at {self.base_url} is unreachable: {error}"
+            ) from error
+        if answer.status_code >= 500:
+            raise AirflowUnavailable(f"Airflow login failed: HTTP {answer.status_code}")
+        if answer.status_code >= 400:
+            raise AirflowError(f"Airflow login as {self.username!r} refused", answer.status_code)
+        return str(answer.json()["access_token"])
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        for attempt in range(2):
+            if self._token is None:
+                self._token = self._authenticate()
+            try:
+                answer = self._http.request(
+                    method, path, headers={"Authorization": f"Bearer {self._token}"}, **kwargs
+                )
+            except httpx.HTTPError as error:
+                raise AirflowUnavailable(f"Airflow at {self.base_url}: {error}") from error
+            if answer.status_code == 401 and attempt == 0:
+                self._token = None
+                continue
+            break
+        if answer.status_code >= 500:
+            raise AirflowUnavailable(f"Airflow {method} {path}: HTTP {answer.status_code}")
+        if answer.status_code == 409:
+            raise RunExists(_detail(answer), 409)
+        if answer.status_code >= 400:
+            raise AirflowError(_detail(answer), answer.status_code)
+        result: dict[str, Any] = answer.json() if answer.content else {}
+        return result
+
+
+def _detail(answer: httpx.Response) -> str:
+    try:
+        detail = answer.json().get("detail", answer.text)
+    except ValueError:
+        detail = answer.text
+    return f"HTTP {answer.status_code}: {detail}"
+
+
+def ensure_passwords_file(airflow_home: Path, username: str, password: str) -> None:
+    """Seed Airflow's password file so a configured password is the one Airflow uses."""
+    path = airflow_home / PASSWORDS_FILE
+    passwords = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    if passwords.get(username) != password:
+        passwords[username] = password
+        path.write_text(json.dumps(passwords), encoding="utf-8")
+        path.chmod(0o600)
