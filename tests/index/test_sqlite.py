@@ -15,7 +15,7 @@ import pydicom
 import pytest
 from pydicom.data import get_testdata_file
 
-from openjip.index import IndexUnavailable, InstanceRecord, Query
+from openjip.index import IndexUnavailable, InstanceRecord, InvalidRecord, Query
 from openjip.index.sqlite import SCHEMA_VERSION, SQLiteIndex
 
 
@@ -93,6 +93,37 @@ def test_many_threads_write_exactly_and_reuse_connections(
     ] * 4
     (study,) = sqlite_index.find_studies(Query())
     assert (study.NumberOfStudyRelatedSeries, study.NumberOfStudyRelatedInstances) == (4, 800)
+
+
+def test_a_refused_call_fails_alone_among_concurrent_ones(
+    sqlite_index: SQLiteIndex, make_instance: Any
+) -> None:
+    """Calls of concurrent threads share transactions (group commit); a refused record fails
+    only its own call, the others' records are committed."""
+    sqlite_index.upsert_instance(make_instance("0", "A", "ST"))
+    barrier = threading.Barrier(24)
+    refused: list[int] = []
+
+    def call(n: int) -> None:
+        barrier.wait()
+        study = "OTHER" if n == 7 else "ST"  # series A already belongs to study ST
+        try:
+            sqlite_index.upsert_instances(
+                [make_instance(f"{n}.1", f"S{n}", "ST"), make_instance(f"{n}.2", "A", study)]
+            )
+        except InvalidRecord:
+            refused.append(n)
+
+    threads = [threading.Thread(target=call, args=(n,)) for n in range(24)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert refused == [7]
+    uids = {i.SOPInstanceUID for i in sqlite_index.find_instances(Query())}
+    assert uids == {"0"} | {f"{n}.{k}" for n in range(24) if n != 7 for k in (1, 2)}
+    (study,) = sqlite_index.find_studies(Query())
+    assert (study.NumberOfStudyRelatedSeries, study.NumberOfStudyRelatedInstances) == (24, 47)
 
 
 def _upsert_in_child(index: SQLiteIndex, record: Any) -> None:

@@ -23,6 +23,7 @@ import os
 import re
 import sqlite3
 import threading
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
@@ -230,11 +231,18 @@ class SQLiteIndex(MetadataIndex):
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
+        self._closed = False
+        self._left_in_parent: list[sqlite3.Connection] = []
+        self._start_afresh()
+        _LIVE_INDEXES.add(self)
+
+    def _start_afresh(self) -> None:
+        """New locks, no connections: at creation, and in the child after a fork()."""
         self._lock = threading.Lock()
         self._idle: list[sqlite3.Connection] = []
-        self._pid = os.getpid()
-        self._left_in_parent: list[sqlite3.Connection] = []
-        self._closed = False
+        self._group = threading.Condition()
+        self._queued: list[_Upsert] = []
+        self._leading = False
 
     def __repr__(self) -> str:
         return f"SQLiteIndex({str(self.path)!r})"
@@ -242,16 +250,59 @@ class SQLiteIndex(MetadataIndex):
     # -- writing -----------------------------------------------------------------------------
 
     def upsert_instances(self, records: list[InstanceRecord]) -> int:
-        """Add or replace instances in one transaction; return how many were new."""
+        """Add or replace instances atomically; return how many were new.
+
+        Group commit: calls of threads that arrive while a transaction is being written are
+        queued, and the next thread to write takes the whole queue into one transaction (one
+        savepoint per call, so a refused record fails only its own call). Every caller returns
+        once its records are committed, never earlier.
+        """
         for record in records:
             _require_uids(record)
         if not records:
             return 0
+        mine = _Upsert(records)
+        with self._group:
+            self._queued.append(mine)
+            while self._leading and not mine.done:
+                self._group.wait()
+            if not mine.done:
+                self._leading = True
+                batch, self._queued = self._queued, []
+        if not mine.done:
+            try:
+                self._commit_upserts(batch)
+            finally:
+                with self._group:
+                    self._leading = False
+                    self._group.notify_all()
+        if mine.error is not None:
+            raise mine.error
+        return mine.new
 
-        def upsert(cur: sqlite3.Cursor) -> int:
-            return sum(_upsert(cur, record) for record in records)
+    def _commit_upserts(self, batch: list[_Upsert]) -> None:
+        def upsert(cur: sqlite3.Cursor) -> None:
+            for call in batch:
+                cur.execute("SAVEPOINT upsert")
+                try:
+                    call.new = sum(_upsert(cur, record) for record in call.records)
+                except (ValueError, TypeError) as exc:  # this call's data: refused records,
+                    cur.execute("ROLLBACK TO upsert")  # or a header that is not JSON
+                    call.error = exc
+                cur.execute("RELEASE upsert")
 
-        return self._write(upsert)
+        try:
+            self._write(upsert)
+        except BaseException as exc:
+            for call in batch:
+                call.new = 0
+                call.error = (
+                    IndexUnavailable(str(exc)) if isinstance(exc, IndexUnavailable) else exc
+                )
+            raise
+        finally:
+            for call in batch:
+                call.done = True
 
     def delete_instance(self, sop_instance_uid: str) -> bool:
         """Forget one instance; series and study counts and bounds follow."""
@@ -405,12 +456,6 @@ class SQLiteIndex(MetadataIndex):
         with self._lock:
             if self._closed:
                 raise IndexUnavailable(f"index {self.path} is closed")
-            if os.getpid() != self._pid:
-                # SQLite connections must not cross fork(); keep the parent's ones referenced
-                # (closing them in the child could disturb the parent) and open new ones.
-                self._left_in_parent += self._idle
-                self._idle = []
-                self._pid = os.getpid()
             conn = self._idle.pop() if self._idle else None
         if conn is None:
             conn = self._connect()
@@ -443,6 +488,31 @@ class SQLiteIndex(MetadataIndex):
                 conn.close()
                 raise
             return conn
+
+
+_LIVE_INDEXES: weakref.WeakSet[SQLiteIndex] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    """SQLite connections must not cross fork(), and locks held by other threads of the parent
+    would never be released: every index of the child starts afresh. The parent's connections
+    stay referenced (closing them here could disturb the parent's locks on the file)."""
+    for index in list(_LIVE_INDEXES):
+        index._left_in_parent += index._idle
+        index._start_afresh()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+@dataclass
+class _Upsert:
+    """One queued ``upsert_instances`` call and, once committed, its outcome."""
+
+    records: list[InstanceRecord]
+    new: int = 0
+    error: BaseException | None = None
+    done: bool = False
 
 
 def _prepare(conn: sqlite3.Connection) -> None:
