@@ -90,7 +90,6 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
         },
         "federation": {"peerEgress": {"cidrs": ["192.168.0.0/16", "172.20.0.0/16"]}},
         "airflow": {"executor": "KubernetesExecutor"},
-        "analysis": {"nodeSelector": {"gpu": "true"}},
     },
 }
 

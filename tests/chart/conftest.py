@@ -21,7 +21,14 @@ from kubernetes_validate import utils as kubernetes_validate_utils
 # The tests import chart_objects (pytest's importlib mode puts no test folder on sys.path).
 sys.path.insert(0, str(Path(__file__).parent))
 
-from chart_objects import CHART_DIR, NAMESPACE, RELEASE, VALUE_SETS, manifests_to_objects
+from chart_objects import (
+    CHART_DIR,
+    NAMESPACE,
+    RELEASE,
+    VALUE_SETS,
+    find,
+    manifests_to_objects,
+)
 
 Renderer = Callable[..., list[dict[str, Any]]]
 
@@ -64,3 +71,31 @@ def cached_kubernetes_schemas() -> Iterator[None]:
         cached = functools.lru_cache(maxsize=None)(kubernetes_validate_utils.schema_contents)
         patch.setattr(kubernetes_validate_utils, "schema_contents", cached)
         yield
+
+
+@pytest.fixture(scope="session")
+def analysis_pod(
+    render_chart: Renderer, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Any]:
+    """The pod the kubernetes StepRunner builds with the settings the chart gives the scheduler
+    (built once: importing Airflow's pod operator takes seconds)."""
+    from openjip.config import Settings
+    from openjip.runner import StepRequest
+    from openjip.runner.kubernetes import KubernetesStepRunner
+
+    (scheduler,) = find(render_chart(), "Deployment", "site-openjip-airflow-scheduler")
+    request = StepRequest(
+        dag_id="ct-body-mask",
+        run_id="manual__2026-01-01T00:00:00+00:00",
+        step="segment",
+        operator="threshold-segmentation@0.1.0",
+        series_uids=["1.2.3.4"],
+    )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(tmp_path_factory.mktemp("analysis-pod"))
+        for variable in scheduler["spec"]["template"]["spec"]["containers"][0]["env"]:
+            if variable["name"].startswith("OPENJIP_"):
+                # Values from Secrets are never part of a pod spec: any text stands in for them.
+                patch.setenv(variable["name"], variable.get("value", "from-a-secret"))
+        pod: dict[str, Any] = KubernetesStepRunner(Settings()).pod_manifest(request)
+    return pod

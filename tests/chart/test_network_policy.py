@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import json
 from typing import Any
 
 import pytest
@@ -120,7 +119,19 @@ def test_object_store_admits_only_store_clients(render_chart: Any) -> None:
     objects = render_chart()
     minio = pod_labels(objects, "StatefulSet", "site-openjip-minio")
     peers = ingress_peers(objects, minio)
-    assert peers == [{"podSelector": {"matchLabels": {"openjip.io/store-client": "true"}}}]
+    assert peers == [
+        {"podSelector": {"matchLabels": {"openjip.io/store-client": "true"}}},
+        {
+            "podSelector": {
+                "matchLabels": {
+                    "app.kubernetes.io/name": "openjip-step",
+                    "app.kubernetes.io/part-of": "openjip",
+                }
+            }
+        },
+    ]
+    federation = pod_labels(objects, "Deployment", "site-openjip-federation")
+    assert not any(selects(peer["podSelector"], federation) for peer in peers)
     clients = {
         where
         for where, _ in pod_specs(objects)
@@ -141,22 +152,22 @@ def test_object_store_admits_only_store_clients(render_chart: Any) -> None:
     assert "Deployment/site-openjip-federation" in clients - store_clients
 
 
-def test_analysis_pods_reach_only_store_and_index(render_chart: Any) -> None:
+def test_analysis_pods_reach_only_store_and_index(
+    render_chart: Any, analysis_pod: dict[str, Any]
+) -> None:
+    """The pod the kubernetes StepRunner really builds, against the chart's policies."""
     objects = render_chart()
-    (scheduler,) = find(objects, "Deployment", "site-openjip-airflow-scheduler")
-    env = {
-        variable["name"]: variable.get("value")
-        for variable in scheduler["spec"]["template"]["spec"]["containers"][0]["env"]
-    }
-    analysis = json.loads(env["OPENJIP_AIRFLOW__POD_LABELS"])
-    rules = egress_rules(objects, analysis)
+    labels = analysis_pod["metadata"]["labels"]
     targets = set()
-    for rule in rules:
+    for rule in egress_rules(objects, labels):
         for peer in rule["to"]:
-            labels = peer.get("podSelector", {}).get("matchLabels", {})
-            targets.add(labels.get("app.kubernetes.io/component") or labels.get("k8s-app"))
+            selected = peer.get("podSelector", {}).get("matchLabels", {})
+            targets.add(selected.get("app.kubernetes.io/component") or selected.get("k8s-app"))
     assert targets == {"minio", "opensearch", "kube-dns"}
-    assert ingress_peers(objects, analysis) == []
+    assert ingress_peers(objects, labels) == []
+    for server in ("site-openjip-minio", "site-openjip-opensearch"):
+        peers = ingress_peers(objects, pod_labels(objects, "StatefulSet", server))
+        assert any(selects(peer["podSelector"], labels) for peer in peers), server
 
 
 def test_database_admits_only_db_clients(render_chart: Any) -> None:

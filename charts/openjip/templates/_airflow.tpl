@@ -45,13 +45,13 @@
   value: /var/lib/airflow/auth/passwords.json
 - name: AIRFLOW__LOGGING__BASE_LOG_FOLDER
   value: /var/lib/airflow/logs
-- name: OPENJIP_DB_PASSWORD
+- name: AIRFLOW_DB_PASSWORD
   valueFrom:
     secretKeyRef:
       name: {{ include "openjip.postgresqlSecretName" . }}
       key: password
 - name: AIRFLOW__DATABASE__SQL_ALCHEMY_CONN
-  value: {{ printf "postgresql+psycopg2://%s:$(OPENJIP_DB_PASSWORD)@%s:%v/%s?sslmode=%s" $db.username $host $port $db.database $sslmode | quote }}
+  value: {{ printf "postgresql+psycopg2://%s:$(AIRFLOW_DB_PASSWORD)@%s:%v/%s?sslmode=%s" $db.username $host $port $db.database $sslmode | quote }}
 - name: AIRFLOW__CORE__FERNET_KEY
   valueFrom:
     secretKeyRef:

@@ -122,25 +122,15 @@ the names follow src/openjip/config/settings.py. Each helper renders list items 
   value: {{ include "openjip.storeSecretName" . | quote }}
 - name: OPENJIP_AIRFLOW__SERVICE_ACCOUNT
   value: {{ include "openjip.serviceAccountName" (dict "ctx" . "component" "analysis") | quote }}
-- name: OPENJIP_AIRFLOW__POD_LABELS
-  value: {{ include "openjip.analysisPodLabels" . | fromYaml | toJson | quote }}
-{{- with .Values.analysis.nodeSelector }}
-- name: OPENJIP_AIRFLOW__POD_NODE_SELECTOR
-  value: {{ toJson . | quote }}
-{{- end }}
-{{- with .Values.global.imagePullSecrets }}
-- name: OPENJIP_AIRFLOW__POD_IMAGE_PULL_SECRETS
-  value: {{ toJson . | quote }}
-{{- end }}
 {{- end -}}
 
-{{/* Labels of analysis pods: the only pods besides the services that reach store and index. */}}
-{{- define "openjip.analysisPodLabels" -}}
-app.kubernetes.io/name: {{ include "openjip.name" . }}
-app.kubernetes.io/instance: {{ .Release.Name }}
-app.kubernetes.io/component: analysis
-openjip.io/store-client: "true"
-openjip.io/index-client: "true"
+{{/*
+The labels the kubernetes StepRunner (src/openjip/runner/kubernetes.py) gives every analysis
+pod: the NetworkPolicies admit pods carrying them to the object store and the index, nothing else.
+*/}}
+{{- define "openjip.analysisPodSelector" -}}
+app.kubernetes.io/name: openjip-step
+app.kubernetes.io/part-of: openjip
 {{- end -}}
 
 {{/* The receiver's own settings. */}}

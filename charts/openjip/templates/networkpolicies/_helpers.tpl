@@ -73,3 +73,28 @@ empty otherwise. IPv6 ranges are only ever inside "::/0". (dict "outer" "0.0.0.0
 {{- end -}}
 {{- end -}}
 {{- end -}}
+
+{{/* Egress rule to the object store: in-cluster MinIO or the external endpoint. */}}
+{{- define "openjip.np.storeEgress" -}}
+- to:
+    {{- if .Values.minio.enabled }}
+    {{- include "openjip.np.component" (dict "ctx" . "component" "minio") | nindent 4 }}
+    {{- else }}
+    {{- include "openjip.np.cidrs" .Values.externalS3.cidrs | nindent 4 }}
+    {{- end }}
+  ports:
+    - {protocol: TCP, port: {{ include "openjip.s3Port" . }}}
+{{- end -}}
+
+{{/* Egress rule to the index: in-cluster OpenSearch or the external cluster's port. */}}
+{{- define "openjip.np.indexEgress" -}}
+{{- $url := urlParse (include "openjip.opensearchURL" .) -}}
+- to:
+    {{- if .Values.opensearch.enabled }}
+    {{- include "openjip.np.component" (dict "ctx" . "component" "opensearch") | nindent 4 }}
+    {{- else }}
+    {{- include "openjip.np.cidrs" .Values.externalOpenSearch.cidrs | nindent 4 }}
+    {{- end }}
+  ports:
+    - {protocol: TCP, port: {{ regexFind "[0-9]+$" $url.host | default (ternary "443" "80" (eq $url.scheme "https")) }}}
+{{- end -}}
