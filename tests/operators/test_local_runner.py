@@ -182,8 +182,8 @@ def test_timeout_stops_the_whole_process_group(tmp_path: Path, input_dir: Path) 
         time.sleep(300)
         """,
     )
-    with pytest.raises(StepFailed, match="timed out after 3 s") as caught:
-        run_operator_locally(operator, input_dir, tmp_path / "out", timeout=3)
+    with pytest.raises(StepFailed, match="timed out after 8 s") as caught:
+        run_operator_locally(operator, input_dir, tmp_path / "out", timeout=8)
     assert caught.value.returncode is None
     pids = [int(p) for p in (tmp_path / "out" / "pids").read_text().split()]
     assert not any(_alive(pid) for pid in pids)
