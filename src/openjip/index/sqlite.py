@@ -6,14 +6,15 @@ fields), ``instance_headers`` holds each instance's DICOM JSON header apart so t
 (StudyDescription, SeriesDescription, PatientName) for ``Query.text``.
 
 Counts, sizes and received-at bounds of series and studies are kept incrementally by the upsert
-(the receiver's hot path: one short write transaction per call, no recount over large tables);
-only removing an instance, or re-receiving one with a different time, re-reads the bounds of
-that one series and study.
+(the receiver's hot path: a few primary-key statements per instance in one short transaction,
+no recount over large tables); only removing an instance, or re-receiving one with a different
+time, re-reads the bounds of that one series and study.
 
 Concurrency: WAL journal, every write in ``BEGIN IMMEDIATE`` (takes the write lock up front, so
 the busy timeout applies instead of a read-to-write upgrade failing at once), a busy timeout for
-writers of other processes, and a small pool of connections so that each thread uses its own
-while it runs and short-lived threads (one per DICOM association) do not pile up connections.
+writers of other processes, group commit of upserts that threads of one process make at the
+same time, and a small pool of connections so that each thread uses its own while it runs and
+short-lived threads (one per DICOM association) do not pile up connections.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -261,7 +263,8 @@ class SQLiteIndex(MetadataIndex):
             _require_uids(record)
         if not records:
             return 0
-        mine = _Upsert(records)
+        # Encoded before queueing, so that no thread holds the write lock while encoding.
+        mine = _Upsert(records, [_header_json(record.header) for record in records])
         with self._group:
             self._queued.append(mine)
             while self._leading and not mine.done:
@@ -285,9 +288,9 @@ class SQLiteIndex(MetadataIndex):
             for call in batch:
                 cur.execute("SAVEPOINT upsert")
                 try:
-                    call.new = sum(_upsert(cur, record) for record in call.records)
-                except (ValueError, TypeError) as exc:  # this call's data: refused records,
-                    cur.execute("ROLLBACK TO upsert")  # or a header that is not JSON
+                    call.new = sum(map(partial(_upsert, cur), call.records, call.headers))
+                except InvalidRecord as exc:
+                    cur.execute("ROLLBACK TO upsert")
                     call.error = exc
                 cur.execute("RELEASE upsert")
 
@@ -510,6 +513,7 @@ class _Upsert:
     """One queued ``upsert_instances`` call and, once committed, its outcome."""
 
     records: list[InstanceRecord]
+    headers: list[str]
     new: int = 0
     error: BaseException | None = None
     done: bool = False
@@ -582,8 +586,13 @@ def _merge(old: Sequence[Any], new: Sequence[Any]) -> list[Any]:
     return [n if n not in ("", None) else o for o, n in zip(old, new, strict=True)]
 
 
-def _upsert(cur: sqlite3.Cursor, record: InstanceRecord) -> bool:
-    """Add or replace one instance and keep its series and study exact; ``True`` if new."""
+def _header_json(header: dict[str, Any]) -> str:
+    return json.dumps(header, separators=(",", ":"), ensure_ascii=False, check_circular=False)
+
+
+def _upsert(cur: sqlite3.Cursor, record: InstanceRecord, header: str) -> bool:
+    """Add or replace one instance (with its header as JSON text) and keep its series and study
+    exact; ``True`` if new."""
     row = cur.execute(_SELECT_OLD_INSTANCE, (record.SOPInstanceUID,)).fetchone()
     old = _OldInstance(*row) if row else None
     if old and (
@@ -606,9 +615,6 @@ def _upsert(cur: sqlite3.Cursor, record: InstanceRecord) -> bool:
     else:
         instance_id = old.id
         cur.execute(_UPDATE_INSTANCE, [*values, instance_id])
-    header = json.dumps(
-        record.header, separators=(",", ":"), ensure_ascii=False, check_circular=False
-    )
     cur.execute(_UPSERT_HEADER, (instance_id, header))
 
     received = record.received_at
