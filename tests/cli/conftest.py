@@ -165,6 +165,8 @@ def service_env(openjip_home: Path) -> ServiceEnv:
             "OPENJIP_HOME": str(openjip_home),
             "OPENJIP_RECEIVER__PORT": "0",
             "OPENJIP_WEB__PORT": "0",
+            # Airflow has its own tests (tests/airflow); here it would only add a minute.
+            "OPENJIP_AIRFLOW__ENABLED": "false",
             "TCP_NODELAY": "1",
             "COLUMNS": "200",
             **settings,

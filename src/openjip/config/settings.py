@@ -89,6 +89,37 @@ class IndexSettings(BaseModel):
     path: Path | None = Field(
         None, description="SQLite file of the index; default `$OPENJIP_HOME/index.sqlite3`."
     )
+    opensearch_url: str = Field(
+        "http://127.0.0.1:9200",
+        description="OpenSearch URL (`https://` for TLS); user:password in it also work.",
+    )
+    opensearch_username: str = Field("", description="OpenSearch user (HTTP basic auth).")
+    opensearch_password: SecretStr = Field(
+        SecretStr(""), description="Password of `opensearch_username`."
+    )
+    opensearch_index_prefix: str = Field(
+        "openjip",
+        pattern=r"^[a-z0-9][a-z0-9_.-]*$",
+        description="Indices are `<prefix>-studies`, `<prefix>-series`, `<prefix>-instances`.",
+    )
+    opensearch_verify_certs: bool = Field(True, description="Verify the server's TLS certificate.")
+    opensearch_ca_certs: Path | None = Field(
+        None, description="PEM file of CAs trusted for the server's certificate."
+    )
+    opensearch_timeout_seconds: float = Field(
+        10.0, gt=0, description="Timeout of one request to OpenSearch."
+    )
+    opensearch_refresh: Literal["false", "wait_for", "true"] = Field(
+        "false",
+        description=(
+            "When writes become searchable: `false` after the refresh interval (1 s), "
+            "`wait_for` before each write returns, `true` at once (slow; tests)."
+        ),
+    )
+    opensearch_shards: int = Field(1, ge=1, description="Primary shards of each new index.")
+    opensearch_replicas: int = Field(
+        0, ge=0, description="Replicas of each new index (0 suits a single-node cluster)."
+    )
 
 
 class FederationSettings(BaseModel):
@@ -127,6 +158,9 @@ class FederationSettings(BaseModel):
 class AirflowSettings(BaseModel):
     """The workflow engine (Airflow) and how analysis steps run."""
 
+    enabled: bool = Field(
+        True, description="`openjip site up` starts Airflow and the series-arrival triggers."
+    )
     host: str = Field("127.0.0.1", description="Address the local Airflow api-server binds to.")
     port: int = Field(8080, ge=0, le=65535, description="Port of the local Airflow api-server.")
     url: str = Field(

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 from openjip.config import Settings
 from openjip.site.runner import SiteComponent
+
+if TYPE_CHECKING:
+    from openjip.receiver import SeriesCompleteHook
 
 
 class ReceiverComponent:
@@ -11,11 +17,11 @@ class ReceiverComponent:
 
     name = "receiver"
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, hooks: Sequence[SeriesCompleteHook] = ()) -> None:
         from openjip.receiver import ReceiverService
 
         self.settings = settings
-        self.service = ReceiverService(settings)
+        self.service = ReceiverService(settings, hooks=hooks)
         self._started = False
 
     def start(self) -> None:
@@ -36,7 +42,19 @@ class ReceiverComponent:
 
 
 def local_components(settings: Settings) -> list[SiteComponent]:
-    """What ``openjip site up`` runs: the receiver and the web service."""
+    """What ``openjip site up`` runs: Airflow, the workflow triggers, the receiver (whose
+    completed series start matching workflows) and the web service."""
     from openjip.web import WebService
 
-    return [ReceiverComponent(settings), WebService(settings)]
+    if not settings.airflow.enabled:
+        return [ReceiverComponent(settings), WebService(settings)]
+    from openjip.airflow.local import AirflowComponent
+    from openjip.airflow.triggers import SeriesTriggerHook
+
+    triggers = SeriesTriggerHook(settings)
+    return [
+        AirflowComponent(settings),
+        triggers,
+        ReceiverComponent(settings, hooks=[triggers]),
+        WebService(settings),
+    ]
