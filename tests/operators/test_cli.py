@@ -21,6 +21,14 @@ def openjip(*args: str | Path) -> Result:
     return CliRunner().invoke(app, ["operator", *map(str, args)])
 
 
+def run_demo(tmp_path: Path, source: Path, *params: str) -> Result:
+    """Scaffold ``demo`` in ``tmp_path`` and run it on ``source`` into ``tmp_path/o``."""
+    if not (tmp_path / "demo").exists():
+        assert openjip("new", "demo", "--dir", tmp_path).exit_code == 0
+    options = [item for param in params for item in ("-p", param)]
+    return openjip("run", tmp_path / "demo", "-i", source, "-o", tmp_path / "o", *options)
+
+
 def test_new_validate_run_round_trip(
     openjip_home: Path, tmp_path: Path, phantom: Phantom, ct_slice_dir: Path
 ) -> None:
@@ -58,35 +66,15 @@ def test_new_validate_run_round_trip(
 
 
 def test_run_with_progress_and_params(tmp_path: Path, phantom: Phantom) -> None:
-    openjip("new", "demo", "--dir", tmp_path)
-    ran = openjip(
-        "run",
-        tmp_path / "demo",
-        "-i",
-        phantom.folder,
-        "-o",
-        tmp_path / "out",
-        "-p",
-        "pixel_statistics=false",
-    )
+    ran = run_demo(tmp_path, phantom.folder, "pixel_statistics=false")
     assert ran.exit_code == 0, ran.output
     assert "demo@0.1.0 finished" in ran.stdout
     assert "summary.json" in ran.stdout
-    assert "pixel_mean" not in json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert "pixel_mean" not in json.loads((tmp_path / "o" / "summary.json").read_text())
 
 
 def test_failing_step_exits_1_with_its_message(tmp_path: Path, phantom: Phantom) -> None:
-    openjip("new", "demo", "--dir", tmp_path)
-    ran = openjip(
-        "run",
-        tmp_path / "demo",
-        "-i",
-        phantom.folder,
-        "-o",
-        tmp_path / "o",
-        "-p",
-        "min_instances=999",
-    )
+    ran = run_demo(tmp_path, phantom.folder, "min_instances=999")
     assert ran.exit_code == 1
     assert "demo@0.1.0 failed" in ran.stderr
     assert "fewer than min_instances=999" in ran.stderr
@@ -102,16 +90,14 @@ def test_failing_step_exits_1_with_its_message(tmp_path: Path, phantom: Phantom)
     ],
 )
 def test_bad_params_exit_2(tmp_path: Path, phantom: Phantom, param: str, problem: str) -> None:
-    openjip("new", "demo", "--dir", tmp_path)
-    ran = openjip("run", tmp_path / "demo", "-i", phantom.folder, "-o", tmp_path / "o", "-p", param)
+    ran = run_demo(tmp_path, phantom.folder, param)
     assert ran.exit_code == 2
     assert problem in ran.stderr
     assert not (tmp_path / "o").exists()
 
 
 def test_missing_input_folder_exits_2(tmp_path: Path) -> None:
-    openjip("new", "demo", "--dir", tmp_path)
-    ran = openjip("run", tmp_path / "demo", "-i", tmp_path / "nope", "-o", tmp_path / "o")
+    ran = run_demo(tmp_path, tmp_path / "nope")
     assert ran.exit_code == 2
     assert "does not exist" in ran.stderr
 
@@ -175,10 +161,9 @@ def test_list_shows_repository_and_site_operators(openjip_home: Path) -> None:
 
 
 def test_non_empty_output_folder_exits_2(tmp_path: Path, phantom: Phantom) -> None:
-    openjip("new", "demo", "--dir", tmp_path)
     (tmp_path / "o").mkdir()
     (tmp_path / "o" / "old.json").write_text("{}")
-    ran = openjip("run", tmp_path / "demo", "-i", phantom.folder, "-o", tmp_path / "o")
+    ran = run_demo(tmp_path, phantom.folder)
     assert ran.exit_code == 2
     assert "is not empty" in ran.stderr
 
