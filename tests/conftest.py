@@ -277,16 +277,19 @@ def receiver_factory(
     settings: Settings, openjip_home: Path
 ) -> Iterator[Callable[..., RunningReceiver]]:
     """Start receivers in this test's OPENJIP_HOME; keyword arguments override
-    ``settings.receiver`` fields (e.g. ``allowed_calling_aes=["SCU"]``). Stopped afterwards."""
+    ``settings.receiver`` fields (e.g. ``allowed_calling_aes=["SCU"]``), ``settings_override``
+    replaces the whole settings, ``hooks`` are series-complete hooks. Stopped afterwards."""
     from openjip.receiver import ReceiverService
 
     started: list[Any] = []
 
-    def start(settings_override: Settings | None = None, **receiver: Any) -> RunningReceiver:
+    def start(
+        settings_override: Settings | None = None, hooks: Any = (), **receiver: Any
+    ) -> RunningReceiver:
         base = settings_override or settings
         fields = {"port": 0, "workers": 1, **receiver}
         site = base.model_copy(update={"receiver": base.receiver.model_copy(update=fields)})
-        service = ReceiverService(site)
+        service = ReceiverService(site, hooks=hooks)
         service.start()
         started.append(service)
         return RunningReceiver(service, site, openjip_home)

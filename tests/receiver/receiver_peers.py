@@ -4,8 +4,10 @@ the byte ranges of Part-10 files, and a look into a receiver's store and index."
 from __future__ import annotations
 
 import os
+import socket
 import struct
 import subprocess
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -85,3 +87,33 @@ def indexed_instances(settings: Any) -> list[InstanceRecord]:
         return index.find_instances(Query())
     finally:
         index.close()
+
+
+def free_port() -> int:
+    """A TCP port of 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_echo(port: int, *, timeout: float = 60) -> None:
+    """Wait until a receiver on ``port`` answers C-ECHO."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if dcmtk("echoscu", "-to", "5", "-aec", "OPENJIP", "127.0.0.1", str(port)).returncode == 0:
+            return
+        time.sleep(0.2)
+    raise TimeoutError(f"no receiver answered C-ECHO on port {port}")
+
+
+def storescu_successes(log: str) -> list[str]:
+    """Files a ``storescu -v`` run reported as stored with status Success."""
+    current = ""
+    stored = []
+    for line in log.splitlines():
+        if "Sending file:" in line:
+            current = line.split("Sending file:", 1)[1].strip()
+        elif "Received Store Response (Success)" in line and current:
+            stored.append(current)
+            current = ""
+    return stored

@@ -10,13 +10,14 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import socket
 import tempfile
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from pynetdicom import dimse_messages
 from pynetdicom.transport import ThreadedAssociationServer
@@ -25,6 +26,7 @@ LOGGER = logging.getLogger(__name__)
 
 _failed_writes: dict[str, OSError] = {}
 _failed_lock = threading.Lock()
+_unwritable = itertools.count()
 
 
 class IncomingFile:
@@ -32,10 +34,20 @@ class IncomingFile:
     raised, so the association survives and the C-STORE gets a proper failure status."""
 
     def __init__(self, directory: Path) -> None:
-        fd, name = tempfile.mkstemp(suffix=".dcm", dir=directory)
-        self.name = name
-        self._file = os.fdopen(fd, "wb", buffering=0)
         self.error: OSError | None = None
+        self._file: BinaryIO | None = None
+        try:
+            fd, self.name = tempfile.mkstemp(suffix=".dcm", dir=directory)
+        except OSError as exc:  # store gone, read-only or full: the C-STORE gets 0xA700
+            self.name = os.path.join(directory, f"unwritable-{next(_unwritable)}.dcm")
+            self._fail(exc)
+            return
+        self._file = os.fdopen(fd, "wb", buffering=0)
+
+    def _fail(self, exc: OSError) -> None:
+        self.error = exc
+        with _failed_lock:
+            _failed_writes[self.name] = exc
 
     @property
     def file(self) -> IncomingFile:
@@ -44,13 +56,11 @@ class IncomingFile:
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
         """Write all of ``data`` unless an earlier write failed."""
-        if self.error is None:
+        if self.error is None and self._file is not None:
             try:
                 self._file.write(data)
             except OSError as exc:
-                self.error = exc
-                with _failed_lock:
-                    _failed_writes[self.name] = exc
+                self._fail(exc)
         return len(data)
 
     def flush(self) -> None:
@@ -58,7 +68,8 @@ class IncomingFile:
 
     def close(self) -> None:
         """Close the file (idempotent)."""
-        self._file.close()
+        if self._file is not None:
+            self._file.close()
 
 
 def take_write_error(path: Path | str) -> OSError | None:
