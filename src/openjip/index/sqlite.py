@@ -48,6 +48,7 @@ BUSY_TIMEOUT_SECONDS = 30.0
 """How long a writer waits for the write lock held by other threads or processes."""
 MAX_UIDS = 10_000
 """Longest list of UIDs one query attribute may hold."""
+WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024
 IDLE_CONNECTIONS = 8
 """Connections kept open for reuse; more may be open while more threads work at once."""
 
@@ -526,6 +527,8 @@ def _prepare(conn: sqlite3.Connection) -> None:
         if mode != "wal":
             raise IndexUnavailable(f"cannot switch the index to WAL (journal mode {mode})")
     conn.execute(f"PRAGMA synchronous = {SYNCHRONOUS}")
+    # A WAL that grew while readers held back checkpoints is cut back to this size afterwards.
+    conn.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT_BYTES}")
     if conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
         return
     conn.execute("BEGIN IMMEDIATE")
