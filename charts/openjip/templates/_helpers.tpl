@@ -79,12 +79,16 @@ securityContext:
 {{ toYaml $context | indent 2 }}
 {{- end -}}
 
-{{/* Container security context. (dict "readOnlyRootFilesystem" true) */}}
+{{/* Container security context. (dict "readOnlyRootFilesystem" true ["uid" 10001]) */}}
 {{- define "openjip.containerSecurityContext" -}}
 securityContext:
   allowPrivilegeEscalation: false
   readOnlyRootFilesystem: {{ .readOnlyRootFilesystem }}
   runAsNonRoot: true
+  {{- with .uid }}
+  runAsUser: {{ . }}
+  runAsGroup: {{ . }}
+  {{- end }}
   capabilities:
     drop: [ALL]
 {{- end -}}
