@@ -1,6 +1,8 @@
 """A process that works on the index the environment's settings name, for the multi-process
 tests: ``index_worker.py GO_FILE upsert PREFIX COUNT SERIES`` or
-``index_worker.py GO_FILE complete SERIES_UID LAST_RECEIVED_AT``.
+``index_worker.py GO_FILE complete SERIES_UID LAST_RECEIVED_AT`` or
+``index_worker.py GO_FILE acknowledge PREFIX`` (upserts until killed, printing each UID once its
+upsert returned, as a receiver acknowledges).
 
 It waits for GO_FILE to exist (so that several workers start together) and prints its result.
 """
@@ -42,6 +44,13 @@ def main(go: Path, command: str, *args: str) -> None:
                 )
             )
         print(new)
+    elif command == "acknowledge":
+        for i in range(1_000_000):
+            uid = f"{args[0]}.{i}"
+            index.upsert_instance(
+                InstanceRecord(uid, f"2.{i // 50}", "3", size=10, received_at=time.time())
+            )
+            print(uid, flush=True)
     elif command == "complete":
         print(index.mark_series_complete(args[0], float(args[1])) is not None)
     index.close()

@@ -6,6 +6,8 @@ from __future__ import annotations
 import multiprocessing
 import os
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -17,6 +19,8 @@ from pydicom.data import get_testdata_file
 
 from openjip.index import IndexUnavailable, InstanceRecord, InvalidRecord, Query
 from openjip.index.sqlite import SCHEMA_VERSION, SQLiteIndex
+
+WORKER = Path(__file__).with_name("index_worker.py")
 
 
 def test_file_is_in_wal_mode(sqlite_index: SQLiteIndex, make_instance: Any) -> None:
@@ -144,6 +148,34 @@ def test_a_forked_child_opens_its_own_connections(
     assert sqlite_index.upsert_instance(make_instance("5", "2", "3")) is True
     (series,) = sqlite_index.find_series(Query())
     assert series.NumberOfSeriesRelatedInstances == 3
+
+
+def test_kill_9_loses_no_acknowledged_upsert(tmp_path: Path) -> None:
+    """A writer killed mid-stream: every upsert that had returned is there, counts are exact."""
+    path = tmp_path / "index.sqlite3"
+    go = tmp_path / "go"
+    go.touch()
+    env = {**os.environ, "OPENJIP_INDEX__BACKEND": "sqlite", "OPENJIP_INDEX__PATH": str(path)}
+    writer = subprocess.Popen(
+        [sys.executable, str(WORKER), str(go), "acknowledge", "1"],
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert writer.stdout is not None
+    acknowledged = [writer.stdout.readline().strip() for _ in range(300)]
+    writer.kill()
+    writer.wait(timeout=60)
+    acknowledged += [line.strip() for line in writer.stdout]
+    index = SQLiteIndex(path)
+    found = {i.SOPInstanceUID for i in index.find_instances(Query())}
+    assert set(acknowledged) <= found
+    series = index.find_series(Query())
+    assert sum(s.NumberOfSeriesRelatedInstances for s in series) == len(found)
+    (study,) = index.find_studies(Query())
+    assert study.NumberOfStudyRelatedInstances == len(found)
+    assert study.NumberOfStudyRelatedSeries == len(series)
+    index.close()
 
 
 # -- failures, with their reason ----------------------------------------------------------------
