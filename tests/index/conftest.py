@@ -18,7 +18,9 @@ from typing import Any
 
 import pytest
 
+from openjip.config.settings import IndexSettings
 from openjip.index import InstanceRecord, MetadataIndex
+from openjip.index.opensearch import OpenSearchIndex
 from openjip.index.sqlite import SQLiteIndex
 
 WORKER = Path(__file__).with_name("index_worker.py")
@@ -42,9 +44,32 @@ def sqlite_backend(tmp: Path) -> Backend:
     return Backend("sqlite", lambda: SQLiteIndex(path), env)
 
 
+def opensearch_backend(tmp: Path) -> Backend:
+    """Fresh indices (a random prefix) on the cluster ``OPENJIP_TEST_OPENSEARCH_URL`` names;
+    writes refresh at once so that the contract's read-after-write holds. None can run on the
+    build machine; point this at a disposable cluster (the indices are left behind)."""
+    url = os.environ["OPENJIP_TEST_OPENSEARCH_URL"]
+    prefix = f"openjip-test-{os.urandom(6).hex()}"
+    settings = IndexSettings(
+        backend="opensearch",
+        opensearch_url=url,
+        opensearch_index_prefix=prefix,
+        opensearch_refresh="true",
+    )
+    env = {
+        "OPENJIP_INDEX__BACKEND": "opensearch",
+        "OPENJIP_INDEX__OPENSEARCH_URL": url,
+        "OPENJIP_INDEX__OPENSEARCH_INDEX_PREFIX": prefix,
+        "OPENJIP_INDEX__OPENSEARCH_REFRESH": "true",
+    }
+    return Backend("opensearch", lambda: OpenSearchIndex.from_settings(settings), env)
+
+
 BACKENDS: dict[str, Callable[[Path], Backend]] = {
     "sqlite": sqlite_backend,
 }
+if os.environ.get("OPENJIP_TEST_OPENSEARCH_URL"):
+    BACKENDS["opensearch"] = opensearch_backend
 
 
 @pytest.fixture(params=sorted(BACKENDS))

@@ -36,15 +36,10 @@ from openjip.index import (
     open_index,
 )
 from openjip.index import opensearch as backend_module
-from openjip.index.opensearch import (
-    INSTANCE_SORT,
-    SERIES_SCRIPT,
-    SERIES_SORT,
-    STUDY_SCRIPT,
-    STUDY_SORT,
-    OpenSearchIndex,
-)
+from openjip.index.opensearch import OpenSearchIndex
+from openjip.index.opensearch_counts import SERIES_SCRIPT, STUDY_SCRIPT
 from openjip.index.opensearch_mappings import PROPERTIES, index_template
+from openjip.index.opensearch_query import INSTANCE_SORT, SERIES_SORT, STUDY_SORT
 
 # -- the recorder -------------------------------------------------------------------------------
 
@@ -82,6 +77,8 @@ class Cluster:
                 return answer(request) if callable(answer) else answer
         if request.method == "GET" and "/_doc/" in request.path:
             return 404, {"found": False}
+        if request.method == "HEAD":
+            return 404, {}
         return 200, _empty_answer(request)
 
     def sent(self, method: str, path: str) -> list[Request]:
@@ -278,24 +275,58 @@ def test_first_call_puts_templates_and_creates_indices(cluster: Cluster) -> None
     setup = [(r.method, r.path) for r in cluster.requests if not r.path.endswith("_search")]
     assert setup == [
         ("PUT", "/_index_template/site-studies"),
+        ("HEAD", "/site-studies"),
         ("PUT", "/site-studies"),
         ("PUT", "/_index_template/site-series"),
+        ("HEAD", "/site-series"),
         ("PUT", "/site-series"),
         ("PUT", "/_index_template/site-instances"),
+        ("HEAD", "/site-instances"),
         ("PUT", "/site-instances"),
     ]
-    template = cluster.requests[2].body
+    template = cluster.requests[3].body
     assert template == index_template("site", "series", shards=2, replicas=1)
     assert template["index_patterns"] == ["site-series"]
     assert template["template"]["mappings"]["dynamic"] == "strict"
     assert template["template"]["settings"]["index"]["number_of_shards"] == 2
+    assert cluster.requests[5].body is None  # the template gives the index its mapping
 
 
-def test_an_existing_index_is_fine(cluster: Cluster) -> None:
+def test_an_existing_index_gets_the_fields_this_version_maps(cluster: Cluster) -> None:
+    cluster.on("HEAD", "/t-(studies|series|instances)", (200, {}), (200, {}), (200, {}))
+    client = OpenSearch(hosts=["http://os.test:9200"], connection_class=connection_class(cluster))
+    assert OpenSearchIndex(client, prefix="t").find_series(Query()) == []
+    mappings = cluster.sent("PUT", "/t-.*/_mapping")
+    assert [(m.path, m.body) for m in mappings] == [
+        (f"/t-{kind}/_mapping", {"properties": PROPERTIES[kind]})
+        for kind in ("studies", "series", "instances")
+    ]
+
+
+def test_an_index_created_meanwhile_by_another_process_is_fine(cluster: Cluster) -> None:
     exists = (400, {"error": {"type": "resource_already_exists_exception"}, "status": 400})
     cluster.on("PUT", "/t-(studies|series|instances)", exists, exists, exists)
     client = OpenSearch(hosts=["http://os.test:9200"], connection_class=connection_class(cluster))
     assert OpenSearchIndex(client, prefix="t").find_series(Query()) == []
+
+
+def test_an_incompatible_mapping_says_what_to_do(cluster: Cluster) -> None:
+    cluster.on("HEAD", "/t-studies", (200, {}))
+    conflict = {
+        "error": {
+            "type": "illegal_argument_exception",
+            "reason": "mapper [StudyDate] cannot be changed from type [keyword] to [date]",
+        },
+        "status": 400,
+    }
+    cluster.on("PUT", "/t-studies/_mapping", (400, conflict))
+    client = OpenSearch(hosts=["http://os.test:9200"], connection_class=connection_class(cluster))
+    with pytest.raises(
+        IndexUnavailable,
+        match=r"t-studies does not take .* cannot be changed"
+        r".* run `openjip index rebuild`",
+    ):
+        OpenSearchIndex(client, prefix="t").check()
 
 
 # -- query bodies -------------------------------------------------------------------------------
@@ -951,7 +982,7 @@ def test_delete_instance(os_index: OpenSearchIndex, cluster: Cluster) -> None:
     assert os_index.delete_instance("1") is True
     (delete,) = cluster.sent("DELETE", "/t-instances/_doc/1")
     assert delete.params == {"if_seq_no": "9", "if_primary_term": "3", "refresh": "false"}
-    _, series_bulk, study_bulk = cluster.bulks()
+    series_bulk, study_bulk = cluster.bulks()
     assert series_bulk[1]["script"]["params"]["instances"] == -1
     assert series_bulk[1]["script"]["params"]["size"] == -70
     assert study_bulk[1]["script"]["params"]["series"] == -1
@@ -1038,9 +1069,9 @@ def test_get_instance_reads_the_header(os_index: OpenSearchIndex, cluster: Clust
 
 def test_check_reports_a_red_cluster(os_index: OpenSearchIndex, cluster: Cluster) -> None:
     os_index.check()
-    (health,) = cluster.sent("GET", "/_cluster/health/t-studies,t-series,t-instances")
+    assert len(cluster.sent("GET", "/_cluster/health/t-studies,t-series,t-instances")) == 1
     cluster.on("GET", "/_cluster/health/.*", (200, {"status": "red", "unassigned_shards": 3}))
-    with pytest.raises(IndexUnavailable, match="red .3 shards unassigned"):
+    with pytest.raises(IndexUnavailable, match=r"are red \(3 shards unassigned\)"):
         os_index.check()
 
 
@@ -1072,7 +1103,7 @@ def test_an_unreachable_cluster_is_index_unavailable(cluster: Cluster) -> None:
     )
     handle = OpenSearchIndex(client, prefix="t", where="OpenSearch http://os.test:9200")
     with pytest.raises(
-        IndexUnavailable, match="os.test:9200: create indices: Connection refused"
+        IndexUnavailable, match=r"os\.test:9200: create indices: Connection refused"
     ):
         handle.check()
     with pytest.raises(IndexUnavailable, match="Connection refused"):

@@ -165,6 +165,17 @@ class Query:
         return parse_date_range(self.StudyDate, "StudyDate")
 
 
+def require_uids(record: InstanceRecord) -> None:
+    """Raise :class:`InvalidRecord` naming the UIDs an instance record lacks."""
+    missing = [
+        name
+        for name in ("SOPInstanceUID", "SeriesInstanceUID", "StudyInstanceUID")
+        if not getattr(record, name)
+    ]
+    if missing:
+        raise InvalidRecord(f"instance record without {', '.join(missing)}")
+
+
 _DICOM_DATE = re.compile(r"\d{8}")
 
 
