@@ -60,6 +60,14 @@ class WebSettings(BaseModel):
 
     host: str = Field("127.0.0.1", description="Address the HTTP port binds to.")
     port: int = Field(8042, ge=0, le=65535, description="HTTP port.")
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description='Origins allowed to call DICOMweb from a browser (e.g. an OHIF viewer), '
+        'JSON list such as ["https://viewer.example"]; ["*"] allows any; empty allows none.',
+    )
+    max_upload_bytes: int = Field(
+        4 * 1024**3, gt=0, description="Largest STOW-RS request body accepted, in bytes."
+    )
 
 
 class StorageSettings(BaseModel):

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from openjip import __version__
 from openjip.config import Settings
@@ -13,9 +14,9 @@ from openjip.index import MetadataIndex
 from openjip.storage import ObjectStore
 from openjip.web import health, metrics
 from openjip.web.backends import Backends
-
-DICOMWEB_PREFIX = "/dicom-web"
-"""Where the DICOMweb routers (QIDO-RS, WADO-RS, STOW-RS) are mounted."""
+from openjip.web.dicomweb import dicomweb_router
+from openjip.web.dicomweb.errors import HANDLED_ERRORS, dicomweb_error_handler
+from openjip.web.dicomweb.urls import PREFIX as DICOMWEB_PREFIX
 
 
 def create_app(
@@ -41,4 +42,15 @@ def create_app(
     app.middleware("http")(metrics.record_request)
     app.include_router(health.router)
     app.include_router(metrics.router)
+    app.include_router(dicomweb_router(), prefix=DICOMWEB_PREFIX)
+    for error_class in HANDLED_ERRORS:
+        app.add_exception_handler(error_class, dicomweb_error_handler)
+    if settings.web.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.web.cors_origins,
+            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_headers=["*"],
+            expose_headers=["Content-Type", "Content-Length"],
+        )
     return app

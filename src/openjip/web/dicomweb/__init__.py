@@ -1,0 +1,21 @@
+"""DICOMweb (PS3.18) of a site under ``/dicom-web``: QIDO-RS search (:mod:`qido`), WADO-RS
+retrieve and metadata (:mod:`wado`), STOW-RS store (:mod:`stow`) through the same durable
+ingest path as C-STORE. :mod:`attributes` maps query keys and index records to DICOM JSON;
+:mod:`multipart` reads and writes ``multipart/related`` bodies.
+"""
+
+from fastapi import APIRouter
+
+from openjip.web.dicomweb import qido, stow, wado
+
+
+def dicomweb_router() -> APIRouter:
+    """Every DICOMweb route, to be mounted under ``/dicom-web``."""
+    router = APIRouter(tags=["dicomweb"])
+    router.include_router(qido.router)
+    router.include_router(wado.router)
+    router.include_router(stow.router)
+    return router
+
+
+__all__ = ["dicomweb_router"]

@@ -1,0 +1,151 @@
+"""Which DICOM attributes QIDO-RS matches on and returns, and index records as DICOM JSON.
+
+Query keys may be given by keyword (``PatientID``) or by tag (``00100020``). Values use DICOM
+matching (wildcards, date ranges, UID lists), exactly as :class:`openjip.index.Query` defines it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
+
+from openjip.index import Query
+from openjip.web.dicomweb.errors import DicomWebError
+
+UID_LIST_FIELDS = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")
+MATCHING_KEYS: dict[str, str] = {
+    "PatientID": "PatientID",
+    "PatientName": "PatientName",
+    "StudyDate": "StudyDate",
+    "AccessionNumber": "AccessionNumber",
+    "Modality": "Modality",
+    "ModalitiesInStudy": "Modality",
+    "BodyPartExamined": "BodyPartExamined",
+    "StudyInstanceUID": "StudyInstanceUID",
+    "SeriesInstanceUID": "SeriesInstanceUID",
+    "SOPInstanceUID": "SOPInstanceUID",
+}
+"""Query key (DICOM keyword) → field of :class:`openjip.index.Query`."""
+
+CONTROL_KEYS = ("limit", "offset", "includefield", "fuzzymatching")
+
+STUDY_KEYWORDS = (
+    "StudyDate",
+    "StudyTime",
+    "AccessionNumber",
+    "ModalitiesInStudy",
+    "ReferringPhysicianName",
+    "PatientName",
+    "PatientID",
+    "PatientBirthDate",
+    "PatientSex",
+    "StudyInstanceUID",
+    "StudyID",
+    "StudyDescription",
+    "NumberOfStudyRelatedSeries",
+    "NumberOfStudyRelatedInstances",
+)
+SERIES_KEYWORDS = (
+    "Modality",
+    "SeriesDescription",
+    "SeriesNumber",
+    "SeriesInstanceUID",
+    "BodyPartExamined",
+    "Manufacturer",
+    "NumberOfSeriesRelatedInstances",
+    "StudyInstanceUID",
+)
+INSTANCE_KEYWORDS = (
+    "SOPClassUID",
+    "SOPInstanceUID",
+    "InstanceNumber",
+    "StudyInstanceUID",
+    "SeriesInstanceUID",
+)
+
+
+def keyword_of(key: str) -> str:
+    """The DICOM keyword of a query key given as keyword or tag; ``""`` if it is neither."""
+    if tag_for_keyword(key) is not None:
+        return key
+    try:
+        return keyword_for_tag(int(key, 16)) if len(key) == 8 else ""
+    except ValueError:
+        return ""
+
+
+def build_query(params: Mapping[str, str], fixed: Mapping[str, str]) -> tuple[Query, list[str]]:
+    """The index query of QIDO parameters (plus UIDs fixed by the path) and the includefields.
+
+    Raises :class:`DicomWebError` 400 naming an attribute it cannot match on or a bad value.
+    """
+    query = Query()
+    include: list[str] = []
+    for key, value in params.items():
+        if key in CONTROL_KEYS:
+            if key == "includefield":
+                include.extend(part for part in value.split(",") if part)
+            continue
+        keyword = keyword_of(key)
+        field = MATCHING_KEYS.get(keyword)
+        if field is None:
+            raise DicomWebError(
+                400,
+                f"cannot match on {key!r}; supported: {', '.join(sorted(MATCHING_KEYS))}",
+            )
+        _set(query, field, value)
+    for field, value in fixed.items():
+        _set(query, field, value)
+    query.limit = _integer(params, "limit")
+    query.offset = _integer(params, "offset") or 0
+    return query, include
+
+
+def _set(query: Query, field: str, value: str) -> None:
+    if field in UID_LIST_FIELDS:
+        uids = [uid for part in value.replace("\\", ",").split(",") if (uid := part.strip())]
+        setattr(query, field, uids)
+    else:
+        setattr(query, field, value)
+
+
+def _integer(params: Mapping[str, str], name: str) -> int | None:
+    value = params.get(name)
+    if value is None:
+        return None
+    if not value.isdigit():
+        raise DicomWebError(400, f"{name} must be a whole number >= 0, not {value!r}")
+    return int(value)
+
+
+def element(keyword: str, value: Any) -> dict[str, Any]:
+    """The DICOM JSON element of ``keyword`` holding ``value`` (no ``Value`` when empty)."""
+    vr = dictionary_VR(keyword)
+    if value is None or value == "" or value == []:
+        return {"vr": vr}
+    values = value if isinstance(value, list) else [value]
+    if vr == "PN":
+        values = [{"Alphabetic": str(item)} for item in values]
+    elif vr in ("IS", "US", "UL", "SL", "SS"):
+        values = [int(item) for item in values]
+    else:
+        values = [str(item) for item in values]
+    return {"vr": vr, "Value": values}
+
+
+def to_dicom_json(record: Any, keywords: tuple[str, ...]) -> dict[str, Any]:
+    """DICOM JSON of the given attributes of an index record."""
+    dataset: dict[str, Any] = {}
+    for keyword in keywords:
+        dataset[f"{tag_for_keyword(keyword):08X}"] = element(
+            keyword, getattr(record, keyword, None)
+        )
+    return dataset
+
+
+def with_retrieve_url(dataset: dict[str, Any], url: str) -> dict[str, Any]:
+    """``dataset`` with its RetrieveURL (0008,1190)."""
+    dataset["00081190"] = {"vr": "UR", "Value": [url]}
+    return dataset

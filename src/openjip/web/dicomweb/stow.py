@@ -1,0 +1,135 @@
+"""STOW-RS: store instances sent as ``multipart/related; type="application/dicom"``
+(PS3.18 10.5) through the same durable ingest path as C-STORE, answering per instance.
+
+Status: 200 when every instance was stored, 202 when some failed, 409 when all failed; the
+body lists stored instances (ReferencedSOPSequence) and failed ones (FailedSOPSequence) with
+a FailureReason code and an ErrorComment saying why.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from openjip.dicom.records import UnreadableInstance, read_instance
+from openjip.index import IndexUnavailable
+from openjip.ingest import Ingestor, InvalidInstance
+from openjip.storage import StorageError
+from openjip.web.dicomweb.errors import DicomWebError
+from openjip.web.dicomweb.multipart import MultipartReader, Part, parse_media_type
+from openjip.web.dicomweb.urls import dicomweb_base, require_uid
+
+router = APIRouter()
+
+CANNOT_UNDERSTAND = 0xC000
+OUT_OF_RESOURCES = 0xA700
+STUDY_MISMATCH = 0xA900
+SOURCE_AE = "STOW-RS"
+
+
+def _value(header: dict[str, Any], tag: str) -> str:
+    values = header.get(tag, {}).get("Value") or [""]
+    return str(values[0])
+
+
+def _failure(sop_class: str, sop_instance: str, reason: int, comment: str) -> dict[str, Any]:
+    return {
+        "00081150": {"vr": "UI", "Value": [sop_class]} if sop_class else {"vr": "UI"},
+        "00081155": {"vr": "UI", "Value": [sop_instance]} if sop_instance else {"vr": "UI"},
+        "00081197": {"vr": "US", "Value": [reason]},
+        "00000902": {"vr": "LO", "Value": [comment[:64]]},
+    }
+
+
+def _store_part(
+    ingestor: Ingestor, part: Part, study: str | None, base: str
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """(stored item, failed item) for one part; exactly one is not ``None``."""
+    if part.content_type not in ("application/dicom", ""):
+        return None, _failure("", "", CANNOT_UNDERSTAND, f"part is {part.content_type}")
+    data = bytes(part.data)
+    try:
+        header = read_instance(data).header
+    except UnreadableInstance as error:
+        return None, _failure("", "", CANNOT_UNDERSTAND, f"not DICOM: {error}")
+    sop_class, sop_instance = _value(header, "00080016"), _value(header, "00080018")
+    if study is not None and _value(header, "0020000D") != study:
+        return None, _failure(
+            sop_class, sop_instance, STUDY_MISMATCH, "not of the study in the URL"
+        )
+    try:
+        record = ingestor.ingest_bytes(data, source_ae=SOURCE_AE).record
+    except InvalidInstance as error:
+        return None, _failure(sop_class, sop_instance, CANNOT_UNDERSTAND, str(error))
+    except (StorageError, IndexUnavailable) as error:
+        return None, _failure(sop_class, sop_instance, OUT_OF_RESOURCES, str(error))
+    url = (
+        f"{base}/studies/{record.StudyInstanceUID}/series/{record.SeriesInstanceUID}"
+        f"/instances/{record.SOPInstanceUID}"
+    )
+    return {
+        "00081150": {"vr": "UI", "Value": [record.SOPClassUID]},
+        "00081155": {"vr": "UI", "Value": [record.SOPInstanceUID]},
+        "00081190": {"vr": "UR", "Value": [url]},
+    }, None
+
+
+async def _read_parts(request: Request) -> list[Part]:
+    media_type, params = parse_media_type(request.headers.get("content-type", ""))
+    if media_type != "multipart/related" or "boundary" not in params:
+        raise DicomWebError(
+            415, 'STOW-RS takes multipart/related; type="application/dicom" with a boundary'
+        )
+    if params.get("type", "application/dicom") != "application/dicom":
+        raise DicomWebError(415, f"parts of type {params['type']!r} are not supported")
+    limit = request.app.state.settings.web.max_upload_bytes
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise DicomWebError(413, f"request body of {declared} bytes exceeds {limit} bytes")
+    reader = MultipartReader(params["boundary"], limit)
+    async for chunk in request.stream():
+        reader.feed(chunk)
+    return reader.finish()
+
+
+async def _store(request: Request, study: str | None) -> JSONResponse:
+    parts = await _read_parts(request)
+    backends = request.app.state.backends
+    base = dicomweb_base(request)
+    stored: list[dict[str, Any]] = []
+    failed: list[dict[str, Any]] = []
+
+    def store_all() -> None:
+        ingestor = Ingestor(backends.store, backends.index)
+        for part in parts:
+            ok, failure = _store_part(ingestor, part, study, base)
+            if ok is not None:
+                stored.append(ok)
+            if failure is not None:
+                failed.append(failure)
+
+    await run_in_threadpool(store_all)
+    body: dict[str, Any] = {}
+    if study is not None:
+        body["00081190"] = {"vr": "UR", "Value": [f"{base}/studies/{study}"]}
+    if stored:
+        body["00081199"] = {"vr": "SQ", "Value": stored}
+    if failed:
+        body["00081198"] = {"vr": "SQ", "Value": failed}
+    status = 200 if not failed else 202 if stored else 409
+    return JSONResponse(body, status_code=status, media_type="application/dicom+json")
+
+
+@router.post("/studies", summary="STOW-RS: store instances")
+async def store_instances(request: Request) -> JSONResponse:
+    """Store every instance of the multipart body."""
+    return await _store(request, None)
+
+
+@router.post("/studies/{study}", summary="STOW-RS: store instances of one study")
+async def store_study_instances(study: str, request: Request) -> JSONResponse:
+    """Store the instances of the body that belong to ``study``; others fail with 0xA900."""
+    return await _store(request, require_uid(study))
