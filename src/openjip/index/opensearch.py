@@ -275,11 +275,14 @@ class OpenSearchIndex(MetadataIndex):
         series_filter = self._series_filter(conditions)
         if series_filter is None:
             return []
-        uids = list(self._distinct_studies(series_filter, query.offset, query.limit))
-        if not uids:
-            return []
-        docs = self._mget(self.studies, uids)
-        return [study_record(docs[uid]) for uid in uids if uid in docs]
+        studies: list[StudyRecord] = []
+        for uids in _chunks(
+            self._distinct_studies(series_filter, query.offset, query.limit), PAGE_SIZE
+        ):
+            docs = self._mget(self.studies, uids)
+            # A study deleted since the aggregation saw its series is left out.
+            studies += [study_record(docs[uid]) for uid in uids if uid in docs]
+        return studies
 
     def find_series(self, query: Query) -> list[SeriesRecord]:
         """Matching series ordered by StudyInstanceUID, SeriesNumber (none first), UID."""

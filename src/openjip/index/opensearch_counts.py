@@ -35,6 +35,8 @@ SERIES_OWN_FIELDS = tuple(
 """Series fields of a series document taken from its instances (size is a sum, not taken)."""
 
 # Painless scripts of the count updates; params hold deltas, so concurrent updates add up.
+# A document lives while it has instances: a study's series count may be 0 for a moment (its
+# first series counted by a writer that has not updated the study yet), so it decides nothing.
 SERIES_SCRIPT = """
 def s = ctx._source;
 s.NumberOfSeriesRelatedInstances += params.instances;
@@ -60,7 +62,7 @@ STUDY_SCRIPT = """
 def s = ctx._source;
 s.NumberOfStudyRelatedSeries += params.series;
 s.NumberOfStudyRelatedInstances += params.instances;
-if (s.NumberOfStudyRelatedSeries <= 0 || s.NumberOfStudyRelatedInstances <= 0) {
+if (s.NumberOfStudyRelatedInstances <= 0) {
   ctx.op = 'delete';
 } else {
   if (params.last != null && params.last > s.last_received_at) {
