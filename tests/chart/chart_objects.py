@@ -88,7 +88,10 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
             "ingressFrom": [{"ipBlock": {"cidr": "172.16.0.0/12"}}],
             "metricsNamespaceLabels": {"kubernetes.io/metadata.name": "monitoring"},
         },
-        "federation": {"peerEgress": {"cidrs": ["192.168.0.0/16", "172.20.0.0/16"]}},
+        "federation": {
+            "peerEgress": {"cidrs": ["192.168.0.0/16", "172.20.0.0/16"]},
+            "tls": {"secretName": "federation-tls", "caBundleConfigMap": "peer-cas"},
+        },
         "airflow": {"executor": "KubernetesExecutor"},
     },
 }

@@ -85,3 +85,23 @@ def test_analysis_pods_use_what_the_chart_creates(
     assert {c["image"] for c in containers(spec)} >= {openjip_image}
     env = {v["name"]: v.get("value") for c in containers(spec) for v in c.get("env", [])}
     assert env["OPENJIP_STORAGE__S3_ENDPOINT"] == "site-openjip-minio:9000"
+
+
+def test_federation_speaks_https_with_a_tls_secret(render_chart: Any) -> None:
+    objects = render_chart(VALUE_SETS["air-gapped-mirror"])
+    (deployment,) = find(objects, "Deployment", "site-openjip-federation")
+    pod = deployment["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    env = {variable["name"]: variable.get("value") for variable in container["env"]}
+    mounts = {mount["name"]: mount["mountPath"] for mount in container["volumeMounts"]}
+    assert env["OPENJIP_FEDERATION__TLS_CERT"] == f"{mounts['tls']}/tls.crt"
+    assert env["OPENJIP_FEDERATION__TLS_KEY"] == f"{mounts['tls']}/tls.key"
+    assert env["OPENJIP_FEDERATION__CA_BUNDLE"] == f"{mounts['ca-bundle']}/ca.crt"
+    assert container["readinessProbe"]["httpGet"]["scheme"] == "HTTPS"
+    volumes = {volume["name"]: volume for volume in pod["volumes"]}
+    assert volumes["tls"]["secret"]["secretName"] == "federation-tls"
+    assert volumes["ca-bundle"]["configMap"]["name"] == "peer-cas"
+    (healthz,) = find(objects, "Pod", "site-openjip-test-healthz")
+    assert (
+        "https://site-openjip-federation:8443/healthz" in healthz["spec"]["containers"][0]["args"]
+    )

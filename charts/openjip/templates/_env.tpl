@@ -145,6 +145,8 @@ app.kubernetes.io/part-of: openjip
   value: {{ toJson .Values.receiver.allowedCallingAEs | quote }}
 - name: OPENJIP_RECEIVER__METRICS_PORT
   value: {{ .Values.receiver.metricsPort | quote }}
+- name: OPENJIP_RECEIVER__WORKERS
+  value: {{ .Values.receiver.workers | quote }}
 {{- end -}}
 
 {{- define "openjip.env.web" -}}
@@ -163,6 +165,16 @@ specs in $OPENJIP_HOME/workflows; deliberately no storage, index or Airflow sett
   value: 0.0.0.0
 - name: OPENJIP_FEDERATION__PORT
   value: "8443"
+{{- if .Values.federation.tls.secretName }}
+- name: OPENJIP_FEDERATION__TLS_CERT
+  value: /var/run/secrets/openjip/federation-tls/tls.crt
+- name: OPENJIP_FEDERATION__TLS_KEY
+  value: /var/run/secrets/openjip/federation-tls/tls.key
+{{- end }}
+{{- if .Values.federation.tls.caBundleConfigMap }}
+- name: OPENJIP_FEDERATION__CA_BUNDLE
+  value: /etc/openjip/federation-ca/ca.crt
+{{- end }}
 {{- end -}}
 
 {{/* Extra name/value pairs from values. */}}

@@ -147,18 +147,20 @@ helm.sh/resource-policy: keep
 {{- end }}
 {{- end -}}
 
-{{/* Readiness and liveness over HTTP. (dict "path" "/healthz" "port" "http" "initialDelay" 5) */}}
+{{/* Readiness and liveness over HTTP(S). (dict "path" "/healthz" "port" "http" ["initialDelay" 5] ["scheme" "HTTPS"]) */}}
 {{- define "openjip.httpProbes" -}}
 readinessProbe:
   httpGet:
     path: {{ .path }}
     port: {{ .port }}
+    scheme: {{ .scheme | default "HTTP" }}
   initialDelaySeconds: {{ .initialDelay | default 5 }}
   periodSeconds: 10
 livenessProbe:
   httpGet:
     path: {{ .path }}
     port: {{ .port }}
+    scheme: {{ .scheme | default "HTTP" }}
   initialDelaySeconds: {{ add (.initialDelay | default 5) 30 }}
   periodSeconds: 20
   failureThreshold: 5
