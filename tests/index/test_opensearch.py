@@ -10,6 +10,7 @@ docs/opensearch.md.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 import typing
@@ -353,12 +354,14 @@ CI = {"case_insensitive": True}
 QUERY_CASES: list[tuple[dict[str, Any], list[dict[str, Any]]]] = [
     ({}, []),
     (dict(PatientID="PAT-1"), [term("PatientID", "PAT-1")]),
+    (dict(PatientID="pat-1"), [term("PatientID", "pat-1")]),
     (dict(PatientID=" pat-1 "), [term("PatientID", "pat-1")]),
     (dict(PatientID="PAT-?"), [wildcard("PatientID", "PAT-?")]),
     (dict(PatientID="PAT*"), [wildcard("PatientID", "PAT*")]),
     (dict(PatientID="PAT_3%"), [term("PatientID", "PAT_3%")]),
     (dict(PatientID="PAT_*"), [wildcard("PatientID", "PAT_*")]),
     (dict(PatientID="PAT?3%"), [wildcard("PatientID", "PAT?3%")]),
+    (dict(PatientID="PAT%"), [term("PatientID", "PAT%")]),
     (dict(PatientID="*"), []),
     (dict(PatientID="A\\B*"), [wildcard("PatientID", "A\\\\B*")]),  # the escape is escaped
     (dict(PatientID="A\\B"), [term("PatientID", "A\\B")]),
@@ -366,6 +369,8 @@ QUERY_CASES: list[tuple[dict[str, Any], list[dict[str, Any]]]] = [
     (dict(PatientName="doe^jane"), [term("PatientName", "doe^jane", **CI)]),
     (dict(PatientName="*JANE"), [wildcard("PatientName", "*JANE", **CI)]),
     (dict(PatientName="DOE^JOH?"), [wildcard("PatientName", "DOE^JOH?", **CI)]),
+    (dict(PatientName="DOE_JOHN"), [term("PatientName", "DOE_JOHN", **CI)]),
+    (dict(PatientName="DOE%"), [term("PatientName", "DOE%", **CI)]),
     (dict(PatientName="SMITH^A[1]"), [term("PatientName", "SMITH^A[1]", **CI)]),
     (dict(PatientName="SMITH^A[*"), [wildcard("PatientName", "SMITH^A[*", **CI)]),
     (dict(PatientName="MÜLLER*"), [wildcard("PatientName", "MÜLLER*", **CI)]),
@@ -373,8 +378,11 @@ QUERY_CASES: list[tuple[dict[str, Any], list[dict[str, Any]]]] = [
     (dict(StudyDate="20240105-20240220"), [date(gte="20240105", lte="20240220")]),
     (dict(StudyDate="20240106-"), [date(gte="20240106")]),
     (dict(StudyDate="-20240105"), [date(lte="20240105")]),
+    (dict(StudyDate="20231231-20231231"), [date(gte="20231231", lte="20231231")]),
     (dict(Modality="CT"), [term("Modality", "CT")]),
+    (dict(Modality="SR"), [term("Modality", "SR")]),
     (dict(Modality="M?"), [wildcard("Modality", "M?")]),
+    (dict(Modality="ct"), [term("Modality", "ct")]),
     (dict(BodyPartExamined="HEAD"), [term("BodyPartExamined", "HEAD")]),
     (
         dict(Modality="SR", BodyPartExamined="CHEST"),
@@ -388,6 +396,13 @@ QUERY_CASES: list[tuple[dict[str, Any], list[dict[str, Any]]]] = [
     ),
     (dict(SeriesInstanceUID=["1.2.2"]), [{"terms": {"SeriesInstanceUID": ["1.2.2"]}}]),
     (dict(text="lung"), [text("lung")]),
+    (dict(text="CHEST"), [text("CHEST")]),
+    (dict(text="chest"), [text("chest")]),
+    (dict(text="jane"), [text("jane")]),
+    (dict(text="dose"), [text("dose")]),
+    (dict(text="muller"), [text("muller")]),
+    (dict(text="abd"), [text("abd")]),
+    (dict(text="lung brain"), [text("lung brain")]),
     (dict(text="brain t1"), [text("brain t1")]),
     (dict(text='"chest (*'), [text("chest")]),
     (dict(text="(* )"), []),
@@ -400,7 +415,36 @@ QUERY_CASES: list[tuple[dict[str, Any], list[dict[str, Any]]]] = [
         dict(PatientName="DOE*", text="flair"),
         [wildcard("PatientName", "DOE*", **CI), text("flair")],
     ),
+    (dict(Modality="MR", text="flair"), [term("Modality", "MR"), text("flair")]),
+    (dict(PatientID="PAT-2"), [term("PatientID", "PAT-2")]),
+    (
+        dict(SeriesInstanceUID=["1.2.1", "1.4.1"], BodyPartExamined="HEAD"),
+        [term("BodyPartExamined", "HEAD"), {"terms": {"SeriesInstanceUID": ["1.2.1", "1.4.1"]}}],
+    ),
 ]
+# Cases naming SOPInstanceUIDs: they are resolved to series first (tested on their own below).
+SOP_CASES = [
+    dict(SOPInstanceUID=["1.4.1.1", "1.1.2.1"]),
+    dict(SOPInstanceUID=["1.1.2.1"]),
+]
+
+
+def _contract_cases() -> list[dict[str, Any]]:
+    """The query fields of every case of the contract suite (loaded from its file: tests are
+    not importable as modules)."""
+    path = Path(__file__).with_name("test_contract.py")
+    spec = importlib.util.spec_from_file_location("index_contract_cases", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return [fields for fields, _ in module.STUDY_CASES + module.SERIES_CASES]
+
+
+def test_every_contract_case_has_a_request_body_here() -> None:
+    """A case added to the contract suite must get its expected OpenSearch request here."""
+    here = [fields for fields, _ in QUERY_CASES] + SOP_CASES
+    missing = [fields for fields in _contract_cases() if fields not in here]
+    assert missing == []
 
 
 def _bool(clauses: list[dict[str, Any]]) -> dict[str, Any]:
@@ -684,6 +728,12 @@ def test_later_pages_use_search_after(
     assert [b.get("search_after") for b in bodies] == [None, ["st", 1, "s1"], ["st", 3, "s3"]]
 
     cluster.requests.clear()
+    cluster.on("POST", "/t-series/_search", _hits(series[3]))
+    assert [s.SeriesInstanceUID for s in os_index.find_series(Query(offset=3, limit=1))] == ["s3"]
+    (body,) = cluster.searches("t-series")
+    assert (body["from"], body["size"]) == (3, 1)  # 3 + 1 is within the window
+
+    cluster.requests.clear()
     cluster.on("POST", "/t-series/_search", _hits(*series[:2]), _hits(series[2]))
     assert len(os_index.find_series(Query(limit=3))) == 3
     assert [b["size"] for b in cluster.searches("t-series")] == [2, 1]
@@ -741,7 +791,7 @@ def test_upsert_of_new_instances(os_index: OpenSearchIndex, cluster: Cluster) ->
     assert first == {**records[0].to_dict(with_header=True), "StudyDate": None}
     assert first["header"] == header
 
-    assert series_bulk[0] == {"update": {"_index": "t-series", "_id": "S", "retry_on_conflict": 10}}
+    assert series_bulk[0] == {"update": {"_index": "t-series", "_id": "S", "retry_on_conflict": 50}}
     script = series_bulk[1]["script"]
     assert (script["source"], script["lang"]) == (SERIES_SCRIPT, "painless")
     assert script["params"] == {
@@ -767,7 +817,7 @@ def test_upsert_of_new_instances(os_index: OpenSearchIndex, cluster: Cluster) ->
     assert (upsert["complete"], upsert["version"], upsert["first_received_at"]) == (False, 0, 10.0)
 
     assert study_bulk[0] == {
-        "update": {"_index": "t-studies", "_id": "ST", "retry_on_conflict": 10}
+        "update": {"_index": "t-studies", "_id": "ST", "retry_on_conflict": 50}
     }
     script = study_bulk[1]["script"]
     assert script["source"] == STUDY_SCRIPT
@@ -965,6 +1015,39 @@ def test_a_bulk_item_failure_is_reported(os_index: OpenSearchIndex, cluster: Clu
     busy = {"status": 429, "error": {"type": "es_rejected_execution_exception"}}
     cluster.on("POST", "/_bulk", (200, {"errors": True, "items": [{"create": busy}]}))
     with pytest.raises(IndexUnavailable, match="429"):
+        os_index.upsert_instance(record("1"))
+
+
+def test_a_refused_instance_is_invalid_and_the_rest_is_counted(
+    os_index: OpenSearchIndex, cluster: Cluster
+) -> None:
+    refused = {
+        "status": 400,
+        "error": {"type": "mapper_parsing_exception", "reason": "failed to parse [SeriesNumber]"},
+    }
+    cluster.on(
+        "POST",
+        "/_bulk",
+        (200, {"errors": True, "items": [{"create": {"status": 201}}, {"create": refused}]}),
+    )
+    with pytest.raises(InvalidRecord, match=r"refused instances: 2 \(mapper_parsing_exception"):
+        os_index.upsert_instances([record("1"), record("2")])
+    _, series_bulk, study_bulk = cluster.bulks()
+    assert series_bulk[1]["script"]["params"]["instances"] == 1
+    assert study_bulk[1]["script"]["params"]["instances"] == 1
+
+
+def test_counts_that_kept_conflicting_are_index_unavailable(
+    os_index: OpenSearchIndex, cluster: Cluster
+) -> None:
+    conflict = {"status": 409, "error": {"type": "version_conflict_engine_exception"}}
+    cluster.on(
+        "POST",
+        "/_bulk",
+        (200, {"items": [{"create": {"status": 201}}]}),
+        (200, {"errors": True, "items": [{"update": conflict}]}),
+    )
+    with pytest.raises(IndexUnavailable, match="count series: 409 version_conflict"):
         os_index.upsert_instance(record("1"))
 
 

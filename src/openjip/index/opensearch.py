@@ -175,14 +175,19 @@ class OpenSearchIndex(MetadataIndex):
 
         changes = Changes()
         new = 0
-        created = self._create_instances(batch)
-        for record, was_created in zip(batch, created, strict=True):
-            if was_created:
+        refused: list[str] = []
+        for record, item in zip(batch, self._create_instances(batch), strict=True):
+            if item["status"] == 201:
                 changes.add(record)
                 new += 1
-            else:
+            elif item["status"] == 409:
                 new += self._replace_instance(record, changes)
+            else:
+                refused.append(f"{record.SOPInstanceUID} ({_item_reason(item)})")
+        # Count what was written even when some of the batch was refused.
         self._apply(changes, known_studies)
+        if refused:
+            raise InvalidRecord(f"{self.where} refused instances: {', '.join(refused)}")
         return new
 
     def delete_instance(self, sop_instance_uid: str) -> bool:
@@ -424,15 +429,14 @@ class OpenSearchIndex(MetadataIndex):
                 (series if doc["_index"] == self.series else studies)[doc["_id"]] = doc["_source"]
         return series, studies
 
-    def _create_instances(self, batch: list[InstanceRecord]) -> list[bool]:
-        """Write each instance with op_type create; ``True`` where it was created, ``False``
-        where it existed already."""
+    def _create_instances(self, batch: list[InstanceRecord]) -> list[dict[str, Any]]:
+        """Write each instance with op_type create; the result of each: 201 created, 409 it
+        existed already, another 4xx the document was refused (bad data)."""
         actions: list[dict[str, Any]] = []
         for record in batch:
             actions.append({"create": {"_index": self.instances, "_id": record.SOPInstanceUID}})
             actions.append(to_document(record))
-        items = self._bulk(actions, "write instances", expected={409})
-        return [item["status"] == 201 for item in items]
+        return self._bulk(actions, "write instances", expected=set(range(400, 500)) - {429})
 
     def _replace_instance(self, record: InstanceRecord, changes: Changes) -> int:
         """Replace an existing instance under CAS and record how its series change; 1 if it
@@ -661,7 +665,8 @@ class OpenSearchIndex(MetadataIndex):
         values. Every sort ends in a UID, so pages neither overlap nor leave gaps."""
         if limit == 0:
             return
-        start = offset if offset + PAGE_SIZE <= MAX_RESULT_WINDOW else 0
+        first_size = PAGE_SIZE if limit is None else min(PAGE_SIZE, limit)
+        start = offset if offset + first_size <= MAX_RESULT_WINDOW else 0
         skip, left = offset - start, limit
         after: list[Any] | None = None
         while True:
@@ -748,10 +753,9 @@ class OpenSearchIndex(MetadataIndex):
             status = item.get("status", 0)
             if status < 300 or status in expected:
                 continue
-            reason = item.get("error", {})
-            if status in UNAVAILABLE_STATUSES:
-                raise IndexUnavailable(f"{self.where}: {what}: {status} {reason}")
-            raise RuntimeError(f"{self.where}: {what} refused: {status} {reason}")
+            if status in UNAVAILABLE_STATUSES or status == 409:  # 409: conflicts outlasted retries
+                raise IndexUnavailable(f"{self.where}: {what}: {status} {_item_reason(item)}")
+            raise RuntimeError(f"{self.where}: {what} refused: {status} {_item_reason(item)}")
         return items
 
     @contextmanager
@@ -804,6 +808,14 @@ def _check_series_ownership(
                 f"series {record.SeriesInstanceUID} belongs to study {study},"
                 f" not {record.StudyInstanceUID}"
             )
+
+
+def _item_reason(item: dict[str, Any]) -> str:
+    """What a bulk item's error says."""
+    error = item.get("error")
+    if isinstance(error, dict):
+        return f"{error.get('type', '')}: {error.get('reason', '')}"
+    return str(error or item.get("status"))
 
 
 def _reason(exc: TransportError) -> str:

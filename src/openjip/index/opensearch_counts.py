@@ -14,8 +14,9 @@ from typing import Any
 from openjip.index.base import InstanceRecord, SeriesRecord, StudyRecord
 from openjip.index.opensearch_mappings import to_document
 
-RETRY_ON_CONFLICT = 10
-"""Retries of a scripted count update that raced another writer of the same document."""
+RETRY_ON_CONFLICT = 50
+"""Retries of a scripted count update that raced other writers of the same document (each is
+an in-memory re-run on the primary shard; running out would leave a write uncounted)."""
 _INSTANCE_FIELDS = {f.name for f in fields(InstanceRecord)}
 STUDY_FIELDS = tuple(
     f.name

@@ -52,7 +52,9 @@ ANALYSIS: dict[str, Any] = {
     },
 }
 
-_KEYWORD = {"type": "keyword"}
+# Longer values stay in _source but are not indexed: Lucene refuses terms over 32766 bytes, and
+# one absurd PatientName must not make the whole instance unindexable.
+_KEYWORD = {"type": "keyword", "ignore_above": 8191}
 _DESCRIPTION = {"type": "text", "analyzer": "standard"}
 # StudyDate: DICOM's YYYYMMDD is basic_date. Empty dates are written as null (no value, so no
 # range matches them and they sort first); a malformed one is kept in _source but not indexed,
