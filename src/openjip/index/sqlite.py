@@ -41,6 +41,7 @@ from openjip.index.base import (
     Query,
     SeriesRecord,
     StudyRecord,
+    require_uids,
 )
 
 SCHEMA_VERSION = 1
@@ -261,7 +262,7 @@ class SQLiteIndex(MetadataIndex):
         once its records are committed, never earlier.
         """
         for record in records:
-            _require_uids(record)
+            require_uids(record)
         if not records:
             return 0
         # Encoded before queueing, so that no thread holds the write lock while encoding.
@@ -559,16 +560,6 @@ def _unavailable_on_error(path: Path) -> Iterator[None]:
         raise
     except sqlite3.DatabaseError as exc:
         raise IndexUnavailable(f"SQLite index {path}: {exc}") from exc
-
-
-def _require_uids(record: InstanceRecord) -> None:
-    missing = [
-        name
-        for name in ("SOPInstanceUID", "SeriesInstanceUID", "StudyInstanceUID")
-        if not getattr(record, name)
-    ]
-    if missing:
-        raise InvalidRecord(f"instance record without {', '.join(missing)}")
 
 
 # -- the upsert (hot path) and removal ----------------------------------------------------------
