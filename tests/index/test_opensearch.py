@@ -1072,6 +1072,58 @@ def test_delete_instance(os_index: OpenSearchIndex, cluster: Cluster) -> None:
     assert "upsert" not in study_bulk[1]
 
 
+def test_bounds_and_modalities_are_re_aggregated_after_a_delete(
+    os_index: OpenSearchIndex, cluster: Cluster
+) -> None:
+    old = {"SeriesInstanceUID": "S", "StudyInstanceUID": "ST", "size": 70, "received_at": 5.0}
+    cluster.on(
+        "GET",
+        "/t-instances/_doc/1",
+        (200, {"_id": "1", "found": True, "_seq_no": 9, "_primary_term": 3, "_source": old}),
+    )
+    bounds = {"first": {"value": 1.0}, "last": {"value": 4.0}}
+    cluster.on("POST", "/t-instances/_search", (200, {"aggregations": bounds}))
+    study = {
+        "last": {"value": 7.0},
+        "modalities": {"buckets": [{"key": "SR"}, {"key": ""}, {"key": "CT"}]},
+    }
+    cluster.on("POST", "/t-series/_search", (200, {"aggregations": study}))
+    os_index.delete_instance("1")
+    refreshes = [r.path for r in cluster.requests if r.path.endswith("/_refresh")]
+    assert refreshes == ["/t-instances,t-series/_refresh", "/t-series/_refresh"]
+    (study_aggs,) = cluster.searches("t-series")
+    assert study_aggs["query"] == {"term": {"StudyInstanceUID": "ST"}}
+    assert study_aggs["aggs"] == {
+        "last": {"max": {"field": "last_received_at"}},
+        "modalities": {"terms": {"field": "Modality", "size": 100}},
+    }
+    series_update, study_update = cluster.sent("POST", "/t-(series|studies)/_update/S?T?")
+    assert series_update.body == {"doc": {"first_received_at": 1.0, "last_received_at": 4.0}}
+    assert study_update.body == {
+        "doc": {"last_received_at": 7.0, "ModalitiesInStudy": ["CT", "SR"]}
+    }
+    assert series_update.params == {"retry_on_conflict": "50", "refresh": "false"}
+
+
+def test_study_field_propagation_runs_again_after_conflicts(
+    os_index: OpenSearchIndex, cluster: Cluster
+) -> None:
+    study = {"StudyInstanceUID": "ST", "PatientName": "A"}
+    cluster.on(
+        "POST",
+        "/_mget",
+        (200, {"docs": [{"_index": "t-studies", "_id": "ST", "found": True, "_source": study}]}),
+    )
+    cluster.on(
+        "POST",
+        "/t-series/_update_by_query",
+        (200, {"updated": 3, "version_conflicts": 1}),
+        (200, {"updated": 1, "version_conflicts": 0}),
+    )
+    os_index.upsert_instance(record("1", PatientName="B"))
+    assert len(cluster.sent("POST", "/t-series/_update_by_query")) == 2
+
+
 # -- completion ---------------------------------------------------------------------------------
 
 
