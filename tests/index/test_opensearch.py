@@ -1275,6 +1275,7 @@ def test_from_settings_builds_the_client(cluster: Cluster, tmp_path: Path) -> No
     assert kwargs["http_auth"] == ("openjip", "s3cret")
     assert (kwargs["verify_certs"], kwargs["ca_certs"]) == (False, str(tmp_path / "ca.pem"))
     assert kwargs["timeout"] == 3.5
+    assert kwargs["pool_maxsize"] == 32
     handle.upsert_instance(record("1"))
     assert {r.path for r in cluster.sent("POST", "/_bulk")} == {"/_bulk"}
     assert all(r.params["refresh"] == "wait_for" for r in cluster.sent("POST", "/_bulk"))

@@ -97,6 +97,9 @@ SERIES_PER_CHUNK = 1000
 """Series UIDs per instance search when instances are found through their series."""
 CAS_ATTEMPTS = 10
 """Attempts to replace or delete an instance that other writers keep changing."""
+HTTP_CONNECTIONS = 32
+"""Connections kept to the cluster: one per thread writing at once (receiver associations,
+DICOMweb requests) before threads queue for one; urllib3's default is 10."""
 UNAVAILABLE_STATUSES = {429, 500, 502, 503, 504}
 """HTTP statuses meaning the cluster cannot serve now (rather than a bad request of ours)."""
 
@@ -146,6 +149,7 @@ class OpenSearchIndex(MetadataIndex):
             verify_certs=settings.opensearch_verify_certs,
             ca_certs=str(settings.opensearch_ca_certs) if settings.opensearch_ca_certs else None,
             timeout=settings.opensearch_timeout_seconds,
+            pool_maxsize=HTTP_CONNECTIONS,
             connection_class=connection_class,
         )
         return cls(
