@@ -52,6 +52,11 @@ RECEIVERS = ("openjip", "orthanc", "storescp")
 # Without it every dcmtk C-STORE waits ~40 ms for a delayed ACK (see shared/TOOLING.md).
 DCMTK_ENV = {**os.environ, "TCP_NODELAY": "1"}
 IN_NAMESPACE_FLAG = "--in-namespace"
+# The code a received instance passes through, for the record of what was measured.
+RECEIVE_PATH = [
+    f"src/openjip/{part}"
+    for part in ("receiver", "ingest", "storage", "index", "dicom", "config", "site", "cli")
+]
 LOOPBACK_UP = 'PATH="$PATH:/usr/sbin:/sbin" && ip link set lo up && exec "$@"'
 
 
@@ -573,8 +578,16 @@ def versions() -> dict[str, str]:
         text=True,
         check=False,
     ).stdout.strip()
+    changed = subprocess.run(
+        ["git", "-C", str(REPO), "status", "--porcelain", "--", *RECEIVE_PATH],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.split("\n")
     return {
         "openjip_commit": commit or "unknown",
+        # The venv runs the working tree: say whether it differed from the commit.
+        "openjip_uncommitted_files": sorted(line[3:] for line in changed if line.strip()),
         "dcmtk": first_line([STORESCU, "--version"], r"v\d+\.\d+\.\d+"),
         "orthanc": first_line([ORTHANC, "--version"], r"\d+\.\d+\.\d+"),
         "python": platform.python_version(),
