@@ -77,9 +77,12 @@ class AirflowClient:
         except httpx.HTTPError:
             return False
 
-    def trigger(self, dag_id: str, run_id: str, conf: dict[str, Any]) -> dict[str, Any]:
-        """Start a run of ``dag_id`` named ``run_id``; :class:`RunExists` if it already exists."""
-        body = {"dag_run_id": run_id, "logical_date": None, "conf": conf}
+    def trigger(self, dag_id: str, run_id: str | None, conf: dict[str, Any]) -> dict[str, Any]:
+        """Start a run of ``dag_id`` named ``run_id`` (Airflow names it when ``None``);
+        :class:`RunExists` if a run of that name exists already."""
+        body: dict[str, Any] = {"logical_date": None, "conf": conf}
+        if run_id is not None:
+            body["dag_run_id"] = run_id
         return self._call("POST", f"/api/v2/dags/{dag_id}/dagRuns", json=body)
 
     def runs(self, dag_id: str, limit: int = 100) -> list[dict[str, Any]]:

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import typer
 
-from openjip.cli import federation, index, operator, phantom, query, send, services, site
+from openjip.cli import (
+    federation,
+    index,
+    operator,
+    phantom,
+    query,
+    send,
+    services,
+    site,
+    workflow,
+)
 
 app = typer.Typer(
     name="openjip",
@@ -20,6 +30,7 @@ app.add_typer(query.app)
 app.add_typer(index.app)
 app.add_typer(federation.app)
 app.add_typer(operator.app)
+app.add_typer(workflow.app)
 
 
 @app.command()

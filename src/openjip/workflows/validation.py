@@ -119,7 +119,7 @@ def _check_spec(spec: WorkflowSpec, operator_lookup: OperatorLookup) -> list[Spe
         for name, value in trigger.params.items():
             if name not in spec.params:
                 errors.append(SpecError(f"{path}.params.{name}", f"unknown param {name!r}"))
-            elif (problem := _value_problem(spec.params[name], value)) is not None:
+            elif (problem := param_value_problem(spec.params[name], value)) is not None:
                 errors.append(SpecError(f"{path}.params.{name}", problem))
     if not spec.triggers.manual and not spec.triggers.on_series_complete:
         errors.append(SpecError("triggers", "no way to start a run: enable manual or a trigger"))
@@ -141,7 +141,7 @@ def _check_param(path: str, name: str, param: ParamSpec) -> list[SpecError]:
         for index, option in enumerate(param.enum):
             if (problem := _type_problem(param.type, option)) is not None:
                 errors.append(SpecError(f"{path}.enum[{index}]", problem))
-    if param.default is not None and (problem := _value_problem(param, param.default)):
+    if param.default is not None and (problem := param_value_problem(param, param.default)):
         errors.append(SpecError(f"{path}.default", problem))
     return errors
 
@@ -157,7 +157,8 @@ def _type_problem(kind: str, value: Any) -> str | None:
     return None if ok else f"{value!r} is not of type {kind}"
 
 
-def _value_problem(param: ParamSpec, value: Any) -> str | None:
+def param_value_problem(param: ParamSpec, value: Any) -> str | None:
+    """Why ``value`` is not acceptable for ``param``, or ``None`` when it is."""
     if (problem := _type_problem(param.type, value)) is not None:
         return problem
     if param.enum is not None and value not in param.enum:
@@ -167,6 +168,26 @@ def _value_problem(param: ParamSpec, value: Any) -> str | None:
     if param.maximum is not None and value > param.maximum:
         return f"{value!r} is greater than the maximum {param.maximum:g}"
     return None
+
+
+def parse_param_text(param: ParamSpec, text: str) -> Any:
+    """The value typed as ``text`` (command line, form) for ``param``; ``ValueError`` if bad."""
+    value: Any
+    if param.type == "integer":
+        value = int(text)
+    elif param.type == "number":
+        value = float(text)
+    elif param.type == "boolean":
+        if text.lower() not in ("true", "false", "yes", "no", "1", "0"):
+            raise ValueError(f"{text!r} is not true or false")
+        value = text.lower() in ("true", "yes", "1")
+    elif param.type == "array":
+        value = [part.strip() for part in text.split(",") if part.strip()]
+    else:
+        value = text
+    if (problem := param_value_problem(param, value)) is not None:
+        raise ValueError(problem)
+    return value
 
 
 def _check_steps(spec: WorkflowSpec, operator_lookup: OperatorLookup) -> list[SpecError]:

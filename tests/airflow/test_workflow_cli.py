@@ -1,0 +1,52 @@
+"""``openjip workflow trigger`` and ``runs`` against the running local Airflow: the run starts with
+the series and params given, and finishes with the NIfTI under runs/."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from openjip.cli.main import app
+from openjip.config import Settings
+from openjip.index import open_index
+from openjip.ingest import Ingestor
+from openjip.storage import open_store
+
+runner = CliRunner()
+
+
+def test_trigger_from_the_command_line_and_list_runs(
+    site_settings: Settings, ct_phantom: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENJIP_AIRFLOW__PORT", str(site_settings.airflow.port))
+    store, index = open_store(site_settings), open_index(site_settings)
+    ingestor = Ingestor(store, index)
+    uid = ""
+    for path in ct_phantom:
+        uid = ingestor.ingest_file(path, source_ae="TEST").record.SeriesInstanceUID
+    index.close()
+
+    trigger = ["workflow", "trigger", "convert-to-nifti", "--series", uid, "--run-id", "cli-test"]
+    result = runner.invoke(app, [*trigger, "--param", "compress=false", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["conf"] == {"series": [uid], "compress": False}
+
+    deadline = time.monotonic() + 240
+    state = ""
+    while time.monotonic() < deadline and state not in ("success", "failed"):
+        listed = runner.invoke(app, ["workflow", "runs", "convert-to-nifti", "--json"])
+        assert listed.exit_code == 0, listed.output
+        [run] = [run for run in json.loads(listed.stdout) if run["dag_run_id"] == "cli-test"]
+        state = run["state"]
+        time.sleep(1)
+    assert state == "success"
+    keys = [info.key for info in store.list(f"runs/convert-to-nifti/cli-test/convert/{uid}/")]
+    assert any(key.endswith(".nii") for key in keys), keys
+
+    again = runner.invoke(app, trigger)
+    assert again.exit_code == 1
+    assert "409" in again.output
