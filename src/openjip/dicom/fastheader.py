@@ -63,7 +63,44 @@ _NUMBER_FORMATS = {
 _UNDEFINED = 0xFFFFFFFF
 _ITEM, _ITEM_END, _SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 _PIXEL_DATA = 0x7FE00010
-_UNPACK_TAG = struct.Struct("<HH").unpack_from
+_UNPACK_EXPLICIT = struct.Struct("<HH2sH").unpack_from
+_VALID_VRS = [
+    "AE",
+    "AS",
+    "AT",
+    "CS",
+    "DA",
+    "DS",
+    "DT",
+    "FD",
+    "FL",
+    "IS",
+    "LO",
+    "LT",
+    "OB",
+    "OD",
+    "OF",
+    "OL",
+    "OV",
+    "OW",
+    "PN",
+    "SH",
+    "SL",
+    "SQ",
+    "SS",
+    "ST",
+    "SV",
+    "TM",
+    "UC",
+    "UI",
+    "UL",
+    "UN",
+    "UR",
+    "US",
+    "UT",
+    "UV",
+]
+_EXPLICIT_VRS = {vr.encode(): (vr, vr.encode() in _LONG_VRS) for vr in _VALID_VRS}
 _UNPACK_U32 = struct.Struct("<L").unpack_from
 _UNPACK_U16 = struct.Struct("<H").unpack_from
 
@@ -90,26 +127,31 @@ class _Reader:
         self.implicit = implicit
         self.encoding = "iso8859"
         self.signed_pixels = False
+        self._implicit_vrs: dict[int, str] = {}
 
     def header(self, pos: int, end: int) -> tuple[int, int, str, int]:
         """Return (tag, value position, VR, length) of the element at ``pos``."""
         if pos + 8 > end:
             raise MalformedInstance(f"truncated: element header at byte {pos}")
-        group, element = _UNPACK_TAG(self.buf, pos)
+        group, element, raw_vr, short_length = _UNPACK_EXPLICIT(self.buf, pos)
         tag = group << 16 | element
-        if group == 0xFFFE:
-            return tag, pos + 8, "", _UNPACK_U32(self.buf, pos + 4)[0]
-        if self.implicit:
-            vr = _implicit_vr(tag, self.signed_pixels)
-            return tag, pos + 8, vr, _UNPACK_U32(self.buf, pos + 4)[0]
-        raw_vr = bytes(self.buf[pos + 4 : pos + 6])
-        if not raw_vr.isalpha() or not raw_vr.isupper():
+        if group == 0xFFFE or self.implicit:
+            length = _UNPACK_U32(self.buf, pos + 4)[0]
+            if group == 0xFFFE:
+                return tag, pos + 8, "", length
+            vr = self._implicit_vrs.get(tag)
+            if vr is None:
+                vr = self._implicit_vrs[tag] = _implicit_vr(tag, self.signed_pixels)
+            return tag, pos + 8, vr, length
+        known = _EXPLICIT_VRS.get(raw_vr)
+        if known is None:
             raise FastPathUnsupported(f"odd VR {raw_vr!r}")
-        if raw_vr in _LONG_VRS:
+        vr, long_length = known
+        if long_length:
             if pos + 12 > end:
                 raise MalformedInstance(f"truncated: element header at byte {pos}")
-            return tag, pos + 12, raw_vr.decode(), _UNPACK_U32(self.buf, pos + 8)[0]
-        return tag, pos + 8, raw_vr.decode(), _UNPACK_U16(self.buf, pos + 6)[0]
+            return tag, pos + 12, vr, _UNPACK_U32(self.buf, pos + 8)[0]
+        return tag, pos + 8, vr, short_length
 
     def dataset(self, pos: int, end: int, *, top: bool) -> tuple[dict[str, Any], int]:
         """Read elements from ``pos`` until ``end`` or an item delimiter."""
@@ -151,6 +193,7 @@ class _Reader:
                     self._set_charset(value)
                 elif tag == 0x00280103 and top:  # PixelRepresentation decides US or SS
                     self.signed_pixels = value.get("Value") == [1]
+                    self._implicit_vrs.clear()
                 result[f"{tag:08X}"] = value
             after_pixels = after_pixels or tag == _PIXEL_DATA
             pos = value_end

@@ -37,7 +37,7 @@ class IncomingFile:
         self.error: OSError | None = None
         self._file: BinaryIO | None = None
         try:
-            fd, self.name = tempfile.mkstemp(suffix=".dcm", dir=directory)
+            fd, self.name = _create_temp(directory)
         except OSError as exc:  # store gone, read-only or full: the C-STORE gets 0xA700
             self.name = os.path.join(directory, f"unwritable-{next(_unwritable)}.dcm")
             self._fail(exc)
@@ -70,6 +70,15 @@ class IncomingFile:
         """Close the file (idempotent)."""
         if self._file is not None:
             self._file.close()
+
+
+def _create_temp(directory: Path) -> tuple[int, str]:
+    try:
+        return tempfile.mkstemp(suffix=".dcm", dir=directory)
+    except FileNotFoundError:
+        # The directory went away (store remounted, cleaned up): make it again once.
+        directory.mkdir(parents=True, exist_ok=True)
+        return tempfile.mkstemp(suffix=".dcm", dir=directory)
 
 
 def take_write_error(path: Path | str) -> OSError | None:
@@ -121,6 +130,10 @@ class ReceiverServer(ThreadedAssociationServer):
         client, address = super().get_request()
         client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return client, address
+
+    def service_actions(self) -> None:
+        """Nothing: pynetdicom runs a full ``gc.collect()`` here every 60 polls, which stalls
+        every association of the process for tens of milliseconds."""
 
     def hand_over(self, client: socket.socket, address: tuple[str, int]) -> None:
         """Serve a connection accepted elsewhere, in a new thread."""

@@ -1,0 +1,42 @@
+"""The Query/Retrieve services on the receiver's AE: their presentation contexts and handlers.
+
+C-FIND lives in :mod:`openjip.receiver.find`, C-MOVE and C-GET in
+:mod:`openjip.receiver.retrieve`; this module plugs both into the receiver's AE.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, evt
+
+from openjip.config import ReceiverSettings
+from openjip.ingest import Ingestor
+from openjip.receiver.find import LEVELS_OF_MODEL, FindHandler
+from openjip.receiver.retrieve import (
+    GetHandler,
+    InstanceSource,
+    MoveHandler,
+    install_stored_sending,
+)
+
+
+def add_query_retrieve_contexts(ae: AE) -> None:
+    """Accept the Patient Root and Study Root FIND, MOVE and GET models."""
+    for model in LEVELS_OF_MODEL:
+        ae.add_supported_context(model, ALL_TRANSFER_SYNTAXES)
+
+
+def query_retrieve_handlers(
+    settings: ReceiverSettings, ingestor: Ingestor, scratch_dir: Path
+) -> list[tuple[Any, Any]]:
+    """``(event, handler)`` pairs answering C-FIND, C-MOVE and C-GET from the ingestor's index
+    and store."""
+    install_stored_sending()
+    source = InstanceSource(ingestor.index, ingestor.store, scratch_dir)
+    return [
+        (evt.EVT_C_FIND, FindHandler(ingestor.index, settings.ae_title)),
+        (evt.EVT_C_MOVE, MoveHandler(source, dict(settings.move_destinations))),
+        (evt.EVT_C_GET, GetHandler(source)),
+    ]

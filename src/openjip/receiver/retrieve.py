@@ -1,0 +1,254 @@
+"""C-MOVE and C-GET SCP (PS3.4 C.4.2, C.4.3): instances sent exactly as stored.
+
+The identifier's unique keys (PatientID, StudyInstanceUID, SeriesInstanceUID, SOPInstanceUID,
+lists of UIDs allowed) select instances in the index. C-MOVE opens an association to the
+destination named by its AE title in ``receiver.move_destinations`` (unknown: 0xA801) proposing
+each instance's SOP class in its stored transfer syntax; C-GET sends on the requestor's own
+association (which must have proposed the storage classes with the SCP role). pynetdicom runs
+the sub-operations and reports their counts and the failed SOP instance list.
+
+"Exactly as stored": pynetdicom would decode and re-encode a dataset it is given; a
+:class:`StoredInstance` is instead streamed from its Part-10 file, dataset bytes untouched, and
+fails (counted as a failed sub-operation) when no context accepts its stored transfer syntax.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from pydicom.dataset import Dataset
+from pynetdicom import build_context, evt
+from pynetdicom.association import Association
+from pynetdicom.dimse_primitives import C_STORE
+from pynetdicom.dsutils import split_dataset
+from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
+
+from openjip.config.settings import MoveDestination
+from openjip.index import IndexError_, IndexUnavailable, InstanceRecord, MetadataIndex
+from openjip.receiver.find import (
+    CANCELLED,
+    IDENTIFIER_MISMATCH,
+    PENDING,
+    QUERY_OUT_OF_RESOURCES,
+    UNABLE_TO_PROCESS,
+    BadIdentifier,
+    ParsedIdentifier,
+    decode_identifier,
+    parse_identifier,
+)
+from openjip.storage.base import ObjectStore, StorageError, check_key
+from openjip.storage.local import LocalObjectStore
+
+LOGGER = logging.getLogger(__name__)
+
+MAX_CONTEXTS = 128
+"""Presentation contexts one association may propose (PS3.8)."""
+UNIQUE_KEY_OF_LEVEL = {
+    "PATIENT": "PatientID",
+    "STUDY": "StudyInstanceUID",
+    "SERIES": "SeriesInstanceUID",
+    "IMAGE": "SOPInstanceUID",
+}
+
+StatusYield = tuple[Dataset | int, Dataset | None]
+
+
+class StoredInstance(Dataset):
+    """An instance to send from its stored file as is (see the module docstring)."""
+
+    def __init__(self, record: InstanceRecord, path: Path) -> None:
+        super().__init__()
+        self.SOPClassUID = record.SOPClassUID
+        self.SOPInstanceUID = record.SOPInstanceUID
+        self.stored_path = path
+
+
+def _send_stored(
+    assoc: Association,
+    item: StoredInstance,
+    msg_id: int,
+    priority: int,
+    originator_aet: str | None,
+    originator_id: int | None,
+) -> Dataset:
+    """C-STORE the dataset bytes of ``item``'s file (pynetdicom's own chunked-file path,
+    without its re-encoding fallback)."""
+    file_meta, offset = split_dataset(item.stored_path)
+    req = C_STORE()
+    req.MessageID = msg_id
+    req.Priority = priority
+    req.MoveOriginatorApplicationEntityTitle = originator_aet
+    req.MoveOriginatorMessageID = originator_id
+    req.AffectedSOPClassUID = file_meta.MediaStorageSOPClassUID
+    req.AffectedSOPInstanceUID = file_meta.MediaStorageSOPInstanceUID
+    req._dataset_path = (item.stored_path, offset)
+    context = assoc._get_valid_context(
+        file_meta.MediaStorageSOPClassUID,
+        file_meta.TransferSyntaxUID,
+        "scu",
+        allow_conversion=False,
+    )
+    assoc._reactor_checkpoint.clear()  # as pynetdicom does: keep the reactor off the socket
+    try:
+        while not assoc._is_paused:
+            time.sleep(0.0001)
+        assoc.dimse.send_msg(req, int(context.context_id or 0))
+        _, rsp = assoc.dimse.get_msg(block=True)
+    finally:
+        assoc._reactor_checkpoint.set()
+    if rsp is None:
+        assoc._handle_no_response()
+        return Dataset()
+    return assoc._check_received_status(rsp)
+
+
+def install_stored_sending() -> None:
+    """Make ``Association.send_c_store`` send :class:`StoredInstance` objects as stored
+    (everything else goes to pynetdicom's own method unchanged)."""
+    original = Association.send_c_store
+    if getattr(original, "_openjip_stored", False):
+        return
+
+    def send_c_store(
+        self: Association,
+        dataset: Any,
+        msg_id: int = 1,
+        priority: int = 2,
+        originator_aet: str | None = None,
+        originator_id: int | None = None,
+    ) -> Dataset:
+        if isinstance(dataset, StoredInstance):
+            return _send_stored(self, dataset, msg_id, priority, originator_aet, originator_id)
+        return original(self, dataset, msg_id, priority, originator_aet, originator_id)
+
+    send_c_store._openjip_stored = True  # type: ignore[attr-defined]
+    Association.send_c_store = send_c_store  # type: ignore[method-assign]
+
+
+class InstanceSource:
+    """Matching instances and their files: the local store's own files, other stores' objects
+    downloaded one at a time into a scratch folder."""
+
+    def __init__(self, index: MetadataIndex, store: ObjectStore, scratch_dir: Path) -> None:
+        self.index = index
+        self.store = store
+        self.scratch_dir = scratch_dir
+
+    def matching(self, parsed: ParsedIdentifier) -> list[InstanceRecord]:
+        """Instances the identifier's unique keys select; :class:`BadIdentifier` otherwise."""
+        key = UNIQUE_KEY_OF_LEVEL[parsed.level]
+        if not any(k.keyword == key and k.value for k in parsed.keys):
+            raise BadIdentifier(
+                IDENTIFIER_MISMATCH, f"{parsed.level} level retrieve needs a value for {key}"
+            )
+        try:
+            return self.index.find_instances(parsed.query)
+        except IndexUnavailable as exc:
+            raise BadIdentifier(QUERY_OUT_OF_RESOURCES, f"index unavailable: {exc}") from exc
+        except IndexError_ as exc:
+            raise BadIdentifier(UNABLE_TO_PROCESS, f"index: {exc}") from exc
+
+    def sendable(self, records: list[InstanceRecord], is_cancelled: Any) -> Iterator[StatusYield]:
+        """Pending (status, instance) pairs, the last a cancel status if C-CANCEL came."""
+        with tempfile.TemporaryDirectory(dir=self._scratch()) as scratch:
+            for number, record in enumerate(records):
+                if is_cancelled():
+                    yield CANCELLED.code, None
+                    return
+                path = self._file(record, Path(scratch) / f"{number}.dcm")
+                yield PENDING.code, StoredInstance(record, path)
+                if path.parent == Path(scratch):
+                    path.unlink(missing_ok=True)
+
+    def _scratch(self) -> Path:
+        self.scratch_dir.mkdir(parents=True, exist_ok=True)
+        return self.scratch_dir
+
+    def _file(self, record: InstanceRecord, scratch_path: Path) -> Path:
+        if isinstance(self.store, LocalObjectStore):
+            return self.store.root / check_key(record.object_key)
+        try:
+            self.store.download(record.object_key, scratch_path)
+        except (StorageError, OSError) as exc:
+            # The missing file makes the sub-operation fail and lists the instance as failed.
+            LOGGER.error("cannot fetch %s for retrieval: %s", record.object_key, exc)
+        return scratch_path
+
+
+def _refusal(event: evt.Event, service: str, exc: BadIdentifier) -> Dataset:
+    LOGGER.warning(
+        "%s from %s refused with 0x%04X: %s",
+        service,
+        event.assoc.requestor.ae_title,
+        exc.status.code,
+        exc.comment,
+    )
+    return exc.status.response(exc.comment)
+
+
+def _parse(event: evt.Event) -> ParsedIdentifier:
+    return parse_identifier(decode_identifier(event), str(event.request.AffectedSOPClassUID))
+
+
+def _contexts(records: list[InstanceRecord]) -> list[Any]:
+    """One context per SOP class and stored transfer syntax (at most 128)."""
+    syntaxes: dict[str, list[str]] = {}
+    for record in records:
+        wanted = syntaxes.setdefault(record.SOPClassUID, [])
+        if record.TransferSyntaxUID not in wanted:
+            wanted.append(record.TransferSyntaxUID)
+    contexts = [
+        build_context(sop_class, [syntax])
+        for sop_class, wanted in syntaxes.items()
+        for syntax in wanted
+    ]
+    return contexts[:MAX_CONTEXTS] or [build_context(Verification)]
+
+
+class MoveHandler:
+    """``EVT_C_MOVE`` handler: destination, sub-operation count, then the instances."""
+
+    def __init__(self, source: InstanceSource, destinations: dict[str, MoveDestination]) -> None:
+        self.source = source
+        self.destinations = destinations
+
+    def __call__(self, event: evt.Event) -> Iterator[Any]:
+        name = (event.move_destination or "").strip()
+        destination = self.destinations.get(name)
+        if destination is None:
+            LOGGER.warning("C-MOVE to unknown destination %r refused (0xA801)", name)
+            yield None, None
+            return
+        try:
+            records = self.source.matching(_parse(event))
+        except BadIdentifier as exc:
+            # pynetdicom takes a status only after the destination and a count.
+            yield destination.host, destination.port, {"contexts": _contexts([])}
+            yield 1
+            yield _refusal(event, "C-MOVE", exc), None
+            return
+        yield destination.host, destination.port, {"contexts": _contexts(records)}
+        yield len(records)
+        yield from self.source.sendable(records, lambda: event.is_cancelled)
+
+
+class GetHandler:
+    """``EVT_C_GET`` handler: sub-operation count, then the instances on this association."""
+
+    def __init__(self, source: InstanceSource) -> None:
+        self.source = source
+
+    def __call__(self, event: evt.Event) -> Iterator[Any]:
+        try:
+            records = self.source.matching(_parse(event))
+        except BadIdentifier as exc:
+            yield 1
+            yield _refusal(event, "C-GET", exc), None
+            return
+        yield len(records)
+        yield from self.source.sendable(records, lambda: event.is_cancelled)
