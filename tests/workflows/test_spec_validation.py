@@ -14,7 +14,7 @@ import yaml
 
 from openjip.workflows import SpecInvalid, load_spec, validate_spec
 from openjip.workflows.loader import PROJECT_WORKFLOWS, discover_specs
-from openjip.workflows.schema import SCHEMA_PATH, schema_text
+from openjip.workflows.schema import DOCS_PATH, SCHEMA_PATH, docs_with_reference, schema_text
 
 EXAMPLES = sorted(PROJECT_WORKFLOWS.glob("*.yaml"))
 
@@ -162,3 +162,8 @@ def test_discovery_keeps_good_specs_next_to_bad_ones(tmp_path: Path) -> None:
     assert "not valid YAML" in str(rejected["broken.yaml"])
     with pytest.raises(SpecInvalid, match=r"steps\[0\]\.depends_on: cycle"):
         load_spec(tmp_path / "bad.yaml")
+
+
+def test_docs_reference_is_generated_from_the_schema() -> None:
+    text = DOCS_PATH.read_text(encoding="utf-8")
+    assert docs_with_reference(text) == text, "run: python -m openjip.workflows.schema"
