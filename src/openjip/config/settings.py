@@ -33,7 +33,8 @@ class ReceiverSettings(BaseModel):
     workers: int = Field(
         0,
         ge=0,
-        description="Receiver processes sharing the port (SO_REUSEPORT); 0 means one per CPU core.",
+        description="Receiver processes behind the port (the first accepts, each connection "
+        "goes to the least busy one); 0 means one per CPU core, 1 runs all in one process.",
     )
     series_idle_seconds: float = Field(
         5.0,
@@ -198,7 +199,8 @@ class AirflowSettings(BaseModel):
     )
     storage_secret: str = Field(
         "openjip-storage",
-        description="Kubernetes Secret with the S3 keys (`access-key`, `secret-key`) for pods.",
+        description="Kubernetes Secret with the credentials of analysis pods: keys `access-key`, "
+        "`secret-key` (S3) and `opensearch-password`.",
     )
     service_account: str = Field(
         "openjip-analysis", description="Kubernetes service account of analysis pods."
