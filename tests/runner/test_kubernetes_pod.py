@@ -41,6 +41,7 @@ def kubernetes_settings(openjip_home: Path, monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("OPENJIP_STORAGE__S3_ENDPOINT", "minio.openjip.svc:9000")
     monkeypatch.setenv("OPENJIP_STORAGE__S3_SECRET_KEY", "never-in-a-pod-spec")
     monkeypatch.setenv("OPENJIP_INDEX__BACKEND", "opensearch")
+    monkeypatch.setenv("OPENJIP_INDEX__OPENSEARCH_PASSWORD", "never-in-a-pod-spec-either")
     return Settings()
 
 
@@ -104,9 +105,12 @@ def test_pod_gets_endpoints_as_values_and_credentials_by_secret_reference(
     for name, key in (
         ("OPENJIP_STORAGE__S3_ACCESS_KEY", "access-key"),
         ("OPENJIP_STORAGE__S3_SECRET_KEY", "secret-key"),
+        ("OPENJIP_INDEX__OPENSEARCH_PASSWORD", "opensearch-password"),
     ):
-        assert env[name]["valueFrom"]["secretKeyRef"] == {"name": "openjip-storage", "key": key}
+        reference = {"name": "openjip-storage", "key": key, "optional": True}
+        assert env[name]["valueFrom"]["secretKeyRef"] == reference
     assert "never-in-a-pod-spec" not in json.dumps(gpu_pod)
+    assert env["OPENJIP_INDEX__OPENSEARCH_URL"]["value"] == "http://127.0.0.1:9200"
     request = request_from_json(env[REQUEST_ENV]["value"])
     assert request.series_uids == ["1.2.3.4"] and request.step == "segment"
 

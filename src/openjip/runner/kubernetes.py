@@ -33,8 +33,11 @@ if TYPE_CHECKING:
 WORK_DIR = "/work"
 REQUEST_ENV = "OPENJIP_STEP_REQUEST"
 """JSON of the :class:`StepRequest` the fetch and publish phases read."""
-SECRET_KEYS = {"s3_access_key": "access-key", "s3_secret_key": "secret-key"}
-"""Storage settings taken from the storage Secret, and their keys in it."""
+SECRET_KEYS = {
+    "OPENJIP_STORAGE__": {"s3_access_key": "access-key", "s3_secret_key": "secret-key"},
+    "OPENJIP_INDEX__": {"opensearch_password": "opensearch-password"},
+}
+"""Credentials taken from the site's Secret, by settings prefix, field and key in the Secret."""
 RUN_AS_USER = 1000
 
 
@@ -61,7 +64,7 @@ def _setting_env(prefix: str, section: BaseModel) -> list[tuple[str, str]]:
     """``OPENJIP_<SECTION>__<FIELD>`` pairs of a settings section, secrets left out."""
     pairs = []
     for name, value in section:
-        if value is None or isinstance(value, SecretStr) or name in SECRET_KEYS:
+        if value is None or isinstance(value, SecretStr) or name in SECRET_KEYS.get(prefix, {}):
             continue
         if isinstance(value, bool):
             text = "true" if value else "false"
@@ -201,14 +204,15 @@ class KubernetesStepRunner(StepRunner):
         ]
         env += [
             k8s.V1EnvVar(
-                name=f"OPENJIP_STORAGE__{field.upper()}",
+                name=f"{prefix}{field.upper()}",
                 value_from=k8s.V1EnvVarSource(
                     secret_key_ref=k8s.V1SecretKeySelector(
-                        name=self.settings.airflow.storage_secret, key=key
+                        name=self.settings.airflow.storage_secret, key=key, optional=True
                     )
                 ),
             )
-            for field, key in SECRET_KEYS.items()
+            for prefix, fields in SECRET_KEYS.items()
+            for field, key in fields.items()
         ]
         env += [
             k8s.V1EnvVar(name="OPENJIP_HOME", value=f"{WORK_DIR}/home"),
