@@ -172,7 +172,7 @@ def test_send_to_our_receiver_stores_indexes_and_reports_a_truncated_file(
         capture_output=True,
         text=True,
         env=service_env(),
-        timeout=120,
+        timeout=240,
         check=False,
     )
     assert result.returncode == 1, result.stdout + result.stderr
@@ -185,10 +185,22 @@ def test_send_to_our_receiver_stores_indexes_and_reports_a_truncated_file(
         capture_output=True,
         text=True,
         env=service_env(),
-        timeout=60,
+        timeout=180,
         check=False,
     )
     indexed = {i["SOPInstanceUID"] for i in json.loads(found.stdout)}
     assert indexed == {sop_uid(p) for p in dicom_folder.rglob("*.dcm") if p != truncated}
     process.send_signal(signal.SIGTERM)
-    assert process.wait(timeout=60) == 0
+    assert process.wait(timeout=180) == 0
+
+
+def test_peer_aborting_every_store_is_retried_then_given_up(
+    dicom_folder: Path, with_storescp, openjip_script: Path
+) -> None:
+    result = with_storescp(
+        "+xa --abort-during", f"{openjip_script} send {dicom_folder} --port 11112"
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "sent 0 of 5 instances" in result.stdout
+    assert result.stdout.count("no response (association aborted); gave up after 4") == 5
+    assert "Traceback" not in result.stderr

@@ -20,7 +20,7 @@ def running_site(start_service) -> tuple[subprocess.Popen[str], dict[str, str]]:
     return start_service(["site", "up"], {"dicom_port", "web"})
 
 
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(400)
 def test_site_up_serves_dicom_and_http_and_stops_on_sigint(
     running_site: tuple[subprocess.Popen[str], dict[str, str]],
     openjip_script: Path,
@@ -36,7 +36,7 @@ def test_site_up_serves_dicom_and_http_and_stops_on_sigint(
         capture_output=True,
         text=True,
         env=env,
-        timeout=60,
+        timeout=180,
         check=False,
     )
     assert echo.returncode == 0, echo.stderr
@@ -51,7 +51,7 @@ def test_site_up_serves_dicom_and_http_and_stops_on_sigint(
         capture_output=True,
         text=True,
         env=env,
-        timeout=60,
+        timeout=180,
         check=False,
     )
     assert sent.returncode == 0, sent.stdout + sent.stderr
@@ -60,20 +60,20 @@ def test_site_up_serves_dicom_and_http_and_stops_on_sigint(
         capture_output=True,
         text=True,
         env=env,
-        timeout=60,
+        timeout=180,
         check=False,
     )
     assert [i["PatientID"] for i in json.loads(found.stdout)] == ["1CT1"]
 
     process.send_signal(signal.SIGINT)
-    out, err = process.communicate(timeout=60)
+    out, err = process.communicate(timeout=180)
     assert process.returncode == 0, err
     assert "SIGINT received, stopping" in out
     assert "stopped" in out
     assert "Traceback" not in err
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(300)
 @pytest.mark.parametrize("taken", ["OPENJIP_RECEIVER__PORT", "OPENJIP_WEB__PORT"])
 def test_site_up_with_a_port_in_use_fails_clearly(
     openjip_script: Path, service_env, taken: str
@@ -87,7 +87,7 @@ def test_site_up_with_a_port_in_use_fails_clearly(
             capture_output=True,
             text=True,
             env=service_env(**{taken: port}),
-            timeout=90,
+            timeout=240,
             check=False,
         )
     assert result.returncode == 1
@@ -103,7 +103,7 @@ def test_bad_setting_is_named(openjip_script: Path, service_env) -> None:
         capture_output=True,
         text=True,
         env=service_env(OPENJIP_RECEIVER__PORT="eleven"),
-        timeout=60,
+        timeout=180,
         check=False,
     )
     assert result.returncode == 2

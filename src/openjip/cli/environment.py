@@ -5,6 +5,7 @@ consoles it writes to, logging, and the one way to stop with a clear message.
 from __future__ import annotations
 
 import logging
+import sys
 from typing import NoReturn
 
 import typer
@@ -14,8 +15,9 @@ from rich.markup import escape
 
 from openjip.config import Settings
 
-console = Console(highlight=False)
-"""Results (tables, summaries) go to standard output."""
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 1000)
+"""Results (tables, summaries) go to standard output; piped, tables keep their natural width
+instead of folding UIDs to 80 columns."""
 
 err_console = Console(stderr=True, highlight=False)
 """Progress, notes and errors go to standard error, so results stay pipeable."""

@@ -38,6 +38,7 @@ def rebuild() -> None:
             TimeElapsedColumn(),
             console=err_console,
             transient=True,
+            disable=not err_console.is_terminal,
         ) as progress:
             task = progress.add_task("rebuild", total=None)
             report = rebuild_index(

@@ -189,10 +189,10 @@ _add_command(
 )
 _add_command(
     "instances",
-    """List the matching instances with their object keys.
+    """List the matching instances (``--json`` adds their object keys and receipt details).
 
     Example: openjip query instances --series-uid 1.2.840.113619.2.1.1 --limit 10
     """,
-    ["PatientID", "Modality", "InstanceNumber", "SOPInstanceUID", "size", "object_key"],
+    ["PatientID", "Modality", "SeriesNumber", "InstanceNumber", "SOPInstanceUID", "size"],
     lambda index, query: index.find_instances(query),
 )

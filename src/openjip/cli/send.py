@@ -81,6 +81,18 @@ class AssociationFailed(Exception):
     """The peer could not be reached, refused the association, or accepted no context."""
 
 
+class ConnectionLost(Exception):
+    """The association ended (abort, DIMSE timeout) before the peer answered a C-STORE."""
+
+
+RECONNECTS = 3
+"""How often one group of files may lose its association before the rest are given up.
+
+Re-sending the unanswered instance is safe (storage is idempotent per SOP Instance UID) and
+gets past pynetdicom's rare loss of a response under heavy CPU load (its reactor thread can
+take the C-STORE-RSP meant for ``send_c_store``)."""
+
+
 def walk(paths: Iterable[Path]) -> Iterator[Path]:
     """Every file under ``paths`` (folders recursively, in name order)."""
     for path in paths:
@@ -182,7 +194,8 @@ def _associate(
 
 
 def _store(assoc: Association, item: DicomFile, report: SendReport) -> None:
-    """C-STORE one file and record the outcome in ``report``."""
+    """C-STORE one file and record the outcome in ``report``; :class:`ConnectionLost` when
+    no response came."""
     try:
         if item.meta_matches:
             status = assoc.send_c_store(item.path)
@@ -203,8 +216,7 @@ def _store(assoc: Association, item: DicomFile, report: SendReport) -> None:
         )
         return
     if "Status" not in status:
-        report.failures.append(Failure(item.path, "no response (association aborted)"))
-        return
+        raise ConnectionLost("no response (association aborted)")
     code = int(status.Status)
     comment = str(status.get("ErrorComment", "") or "")
     meaning = status_meaning(code) + (f": {comment}" if comment else "")
@@ -238,26 +250,52 @@ def send_files(
     _config.STORE_SEND_CHUNKED_DATASET = True
     try:
         for number, group in enumerate(plan_associations(files)):
-            try:
-                assoc = _associate(group, host, port, called_ae, calling_ae)
-            except AssociationFailed as error:
-                if number == 0:
-                    raise
-                report.failures += [Failure(item.path, str(error)) for item in group]
-                continue
-            try:
-                for item in group:
-                    if assoc.is_established:
-                        _store(assoc, item, report)
-                    else:
-                        report.failures.append(Failure(item.path, "association was aborted"))
-                    on_sent(item)
-            finally:
-                if assoc.is_established:
-                    assoc.release()
+            _send_group(
+                group,
+                (host, port, called_ae, calling_ae),
+                report,
+                on_sent,
+                may_raise=number == 0,
+            )
     finally:
         _config.STORE_SEND_CHUNKED_DATASET = chunked
     return report
+
+
+def _send_group(
+    group: list[DicomFile],
+    peer: tuple[str, int, str, str],
+    report: SendReport,
+    on_sent: Callable[[DicomFile], None],
+    *,
+    may_raise: bool,
+) -> None:
+    """Send one group over one association, associating again when it is lost."""
+    pending = list(group)
+    lost = 0
+    while pending:
+        try:
+            assoc = _associate(pending, *peer)
+        except AssociationFailed as error:
+            if may_raise and len(pending) == len(group):
+                raise
+            reason = str(error)
+            break
+        try:
+            while pending:
+                _store(assoc, pending[0], report)
+                on_sent(pending.pop(0))
+        except ConnectionLost as error:
+            lost += 1
+            reason = f"{error}; gave up after {lost} associations"
+            if lost > RECONNECTS:
+                break
+        finally:
+            if assoc.is_established:
+                assoc.release()
+    for item in pending:
+        report.failures.append(Failure(item.path, reason))
+        on_sent(item)
 
 
 def _print_report(report: SendReport, skipped: int, seconds: float) -> None:
@@ -294,7 +332,7 @@ def send(
         typer.Argument(
             exists=True,
             readable=True,
-            metavar="PATH...",
+            metavar="PATH",
             help="DICOM files or folders (recursive).",
         ),
     ],
@@ -338,6 +376,7 @@ def send(
         TimeElapsedColumn(),
         console=err_console,
         transient=True,
+        disable=not err_console.is_terminal,
     ) as progress:
         task = progress.add_task(f"sending 0/{len(files)}", total=sum(f.size for f in files))
         done = 0

@@ -54,7 +54,7 @@ def run_site(
 
     When a component fails to start, those already started are stopped and 1 is returned.
     """
-    console = console or Console()
+    console = console or Console(soft_wrap=True)
     stop = stop or threading.Event()
     started: list[SiteComponent] = []
     for component in components:
