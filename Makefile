@@ -54,6 +54,8 @@ CONTAINER_ENGINE ?= $(shell command -v podman || command -v docker)
 IMAGE_REGISTRY ?= ghcr.io
 IMAGE_TAG ?= $(shell sed -n 's/^appVersion: *"*\([^"]*\)"*/\1/p' charts/openjip/Chart.yaml)
 PYTHON_IMAGE ?= docker.io/library/python:3.11-slim-bookworm
+# Extra flags of `build`, e.g. CONTAINER_BUILD_ARGS="--runtime runc" where crun cannot run.
+CONTAINER_BUILD_ARGS ?=
 SERVICE_IMAGES := openjip airflow
 BUNDLE_DIR ?= dist/chart
 # Values files (space separated) the bundle's images.txt is computed for; a PGP key signs it.
@@ -66,13 +68,13 @@ CHART_KEYRING ?= $(HOME)/.gnupg/secring.gpg
 images:  ## build the service and operator images with podman or docker (IMAGE_REGISTRY, IMAGE_TAG, PYTHON_IMAGE)
 	@test -n "$(CONTAINER_ENGINE)" || { echo "no container engine (podman or docker) found"; exit 1; }
 	for name in $(SERVICE_IMAGES); do \
-		$(CONTAINER_ENGINE) build --build-arg PYTHON_IMAGE=$(PYTHON_IMAGE) \
+		$(CONTAINER_ENGINE) build $(CONTAINER_BUILD_ARGS) --build-arg PYTHON_IMAGE=$(PYTHON_IMAGE) \
 			-f services/$$name/Dockerfile -t $(IMAGE_REGISTRY)/openjip/$$name:$(IMAGE_TAG) . || exit 1; \
 	done
 	for dir in operators/*/; do \
 		test -f $$dir/Dockerfile || continue; \
 		image=$$(sed -n 's/^image: *//p' $$dir/operator.yaml); \
-		$(CONTAINER_ENGINE) build --build-arg PYTHON_IMAGE=$(PYTHON_IMAGE) \
+		$(CONTAINER_ENGINE) build $(CONTAINER_BUILD_ARGS) --build-arg PYTHON_IMAGE=$(PYTHON_IMAGE) \
 			--build-context sdk=src/openjip/sdk -t $$image $$dir || exit 1; \
 	done
 
