@@ -42,7 +42,7 @@ def chart() -> Iterator[helm_python.Chart]:
 @pytest.fixture(scope="session")
 def render_chart(chart: helm_python.Chart) -> Renderer:
     """``render_chart(values=None, show_only=None, name=RELEASE, namespace=NAMESPACE)``."""
-    cache: dict[str, dict[str, str]] = {}
+    cache: dict[str, list[dict[str, Any]]] = {}
 
     def render(
         values: dict[str, Any] | None = None,
@@ -50,10 +50,11 @@ def render_chart(chart: helm_python.Chart) -> Renderer:
         name: str = RELEASE,
         namespace: str = NAMESPACE,
     ) -> list[dict[str, Any]]:
-        key = json.dumps([values or {}, name, namespace], sort_keys=True)
+        key = json.dumps([values or {}, show_only, name, namespace], sort_keys=True)
         if key not in cache:
-            cache[key] = chart.render(values or {}, name=name, namespace=namespace)
-        return copy.deepcopy(manifests_to_objects(cache[key], show_only))
+            manifests = chart.render(values or {}, name=name, namespace=namespace)
+            cache[key] = manifests_to_objects(manifests, show_only)
+        return copy.deepcopy(cache[key])
 
     return render
 

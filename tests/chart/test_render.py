@@ -22,8 +22,9 @@ def test_lint_has_no_warnings_or_errors() -> None:
     assert report["errors"] == [] and problems == [], report
 
 
-@pytest.mark.parametrize("name", sorted(VALUE_SETS))
-def test_lint_passes_for_each_value_set(name: str) -> None:
+# Every value set is rendered and validated below; lint those that switch whole components.
+@pytest.mark.parametrize("name", ["external-services", "air-gapped-mirror", "everything-disabled"])
+def test_lint_passes_for_value_sets(name: str) -> None:
     report = helm_python.lint(CHART_DIR, VALUE_SETS[name], namespace="openjip")
     assert report["errors"] == [], report
     assert [m for m in report["messages"] if m["severity"] >= 2] == [], report
