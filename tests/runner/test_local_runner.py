@@ -82,8 +82,15 @@ def test_outputs_land_under_runs_and_chain_into_the_next_step(
     store = open_store(settings)
     assert store.get(prefix + "count.json") == b'{"files": 24}'
 
+    index = open_index(settings)
+    [listed] = index.find_run_outputs(workflow="count", series_instance_uid=uid)
+    assert (listed.object_key, listed.step, listed.size) == (prefix + "count.json", "count", 13)
+    assert listed.run_id == "manual__2026-01-01T00:00:00+00:00"
+
     second = runner.run(_request(counter, [uid], step="again", input_from="count"))
     assert store.get(second.output_keys[0]) == b'{"files": 1}'
+    assert [o.step for o in index.find_run_outputs(run_id=listed.run_id)] == ["again", "count"]
+    index.close()
     # Nothing of the step's work dir is left behind.
     assert list((settings.home_dir / "work").iterdir()) == []
 

@@ -130,6 +130,24 @@ class StudyRecord:
 
 
 @dataclass
+class RunOutput:
+    """A non-DICOM result of an analysis step (NIfTI, JSON, CSV, ...) stored under ``runs/``."""
+
+    object_key: str
+    workflow: str
+    run_id: str
+    step: str
+    SeriesInstanceUID: str = ""
+    """The source series the step ran on; empty for a step over several series."""
+    size: int = 0
+    created_at: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record as a JSON-ready dict."""
+        return asdict(self)
+
+
+@dataclass
 class Query:
     """What to look for; every field left empty matches everything.
 
@@ -245,6 +263,16 @@ class MetadataIndex(abc.ABC):
 
         Returns the updated record to exactly one caller; concurrent sweepers get ``None``.
         """
+
+    def add_run_outputs(self, outputs: list[RunOutput]) -> None:
+        """Record non-DICOM step outputs; recording the same object key again replaces it."""
+        raise NotImplementedError(f"{type(self).__name__} does not keep run outputs")
+
+    def find_run_outputs(
+        self, *, workflow: str = "", run_id: str = "", series_instance_uid: str = ""
+    ) -> list[RunOutput]:
+        """Run outputs matching every given field, by object key."""
+        raise NotImplementedError(f"{type(self).__name__} does not keep run outputs")
 
     @abc.abstractmethod
     def clear(self) -> None:

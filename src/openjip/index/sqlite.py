@@ -39,6 +39,7 @@ from openjip.index.base import (
     InvalidRecord,
     MetadataIndex,
     Query,
+    RunOutput,
     SeriesRecord,
     StudyRecord,
     require_uids,
@@ -139,6 +140,24 @@ _SCHEMA = (
         StudyDescription, SeriesDescription, PatientName,
         tokenize = 'unicode61 remove_diacritics 2')""",
 )
+
+_RUN_OUTPUT_COLUMNS = (
+    "object_key",
+    "workflow",
+    "run_id",
+    "step",
+    "SeriesInstanceUID",
+    "size",
+    "created_at",
+)
+_CREATE_RUN_OUTPUTS = """CREATE TABLE IF NOT EXISTS run_outputs (
+    object_key TEXT PRIMARY KEY,
+    workflow TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    step TEXT NOT NULL,
+    SeriesInstanceUID TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    created_at REAL NOT NULL)"""
 
 _SELECT_OLD_INSTANCE = (
     "SELECT id, SeriesInstanceUID, StudyInstanceUID, size, received_at"
@@ -436,6 +455,41 @@ class SQLiteIndex(MetadataIndex):
             idle, self._idle = self._idle, []
         for conn in idle:
             conn.close()
+
+    # -- run outputs (non-DICOM results of analysis steps) ----------------------------------
+
+    def add_run_outputs(self, outputs: list[RunOutput]) -> None:
+        """Record non-DICOM step outputs; the same object key again replaces its row."""
+
+        def add(cur: sqlite3.Cursor) -> None:
+            cur.execute(_CREATE_RUN_OUTPUTS)
+            cur.executemany(
+                f"INSERT OR REPLACE INTO run_outputs ({', '.join(_RUN_OUTPUT_COLUMNS)})"
+                f" VALUES ({', '.join('?' for _ in _RUN_OUTPUT_COLUMNS)})",
+                [tuple(getattr(o, c) for c in _RUN_OUTPUT_COLUMNS) for o in outputs],
+            )
+
+        self._write(add)
+
+    def find_run_outputs(
+        self, *, workflow: str = "", run_id: str = "", series_instance_uid: str = ""
+    ) -> list[RunOutput]:
+        """Run outputs matching every given field, by object key."""
+        given = {"workflow": workflow, "run_id": run_id, "SeriesInstanceUID": series_instance_uid}
+        conditions = [f"{column} = ?" for column, value in given.items() if value]
+        params = [value for value in given.values() if value]
+
+        def find(cur: sqlite3.Cursor) -> list[RunOutput]:
+            # The table is created on first use: index files of older openjip versions lack it.
+            cur.execute(_CREATE_RUN_OUTPUTS)
+            rows = cur.execute(
+                f"SELECT {', '.join(_RUN_OUTPUT_COLUMNS)} FROM run_outputs"
+                f"{_where_sql(conditions)} ORDER BY object_key",
+                params,
+            ).fetchall()
+            return [RunOutput(*row) for row in rows]
+
+        return self._write(find)
 
     # -- connections -------------------------------------------------------------------------
 

@@ -4,8 +4,8 @@ Inputs are fetched from the object store into a work dir (the DICOM series from 
 earlier step's outputs from ``runs/``), the operator runs there, and its outputs are uploaded
 under ``runs/<dag>/<run>/<step>/<series>/``. DICOM outputs also go through the
 :class:`~openjip.ingest.Ingestor`, so they are stored and indexed like received series, with
-``derived_from`` naming the source series; other outputs are recorded in the index as outputs
-of the run.
+``derived_from`` naming the source series; other outputs are recorded in the index as
+:class:`~openjip.index.RunOutput` rows of the run.
 """
 
 from __future__ import annotations
@@ -13,11 +13,12 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from openjip.index.base import MetadataIndex, Query
+from openjip.index.base import MetadataIndex, Query, RunOutput
 from openjip.runner.base import StepFailed, StepOutcome, StepRequest, StepRunner, key_safe
 from openjip.storage.base import ObjectStore
 from openjip.workflows.spec import split_operator_ref
@@ -100,17 +101,32 @@ class LocalStepRunner(StepRunner):
         outcome = StepOutcome()
         prefix = request.output_prefix()
         derived_from = request.series_uids[0] if len(request.series_uids) == 1 else ""
+        run_outputs = []
         for path in sorted(p for p in output_dir.rglob("*") if p.is_file()):
             key = prefix + "/".join(key_safe(part) for part in path.relative_to(output_dir).parts)
-            self.store.put_file(key, path)
+            info = self.store.put_file(key, path)
             outcome.output_keys.append(key)
-            if is_dicom_file(path):
+            if not is_dicom_file(path):
+                run_outputs.append(
+                    RunOutput(
+                        object_key=key,
+                        workflow=request.dag_id,
+                        run_id=request.run_id,
+                        step=request.step,
+                        SeriesInstanceUID=derived_from,
+                        size=info.size,
+                        created_at=time.time(),
+                    )
+                )
+            else:
                 result = ingestor.ingest_file(
                     path, source_ae=RESULT_SOURCE_AE, derived_from=derived_from
                 )
                 outcome.instances += 1
                 if result.record.SeriesInstanceUID not in outcome.dicom_series:
                     outcome.dicom_series.append(result.record.SeriesInstanceUID)
+        if run_outputs:
+            self.index.add_run_outputs(run_outputs)
         log.info(
             "step %s: %d outputs under %s, %d DICOM instances in %s",
             request.step,
