@@ -109,3 +109,17 @@ def test_bad_setting_is_named(openjip_script: Path, service_env) -> None:
     assert result.returncode == 2
     assert "invalid setting: OPENJIP_RECEIVER__PORT" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.timeout(300)
+def test_web_alone_serves_health_and_stops_on_sigterm(start_service) -> None:
+    process, printed = start_service(["web", "--host", "127.0.0.1", "--port", "0"], {"web"})
+    assert httpx.get(f"{printed['web']}/healthz", timeout=10).status_code == 200
+    metrics = httpx.get(f"{printed['web']}/metrics", timeout=10)
+    assert 'openjip_web_requests_total{method="GET",route="/healthz",status="200"} 1.0' in (
+        metrics.text
+    )
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=180)
+    assert process.returncode == 0, err
+    assert "SIGTERM received, stopping" in out

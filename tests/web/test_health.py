@@ -76,3 +76,23 @@ def test_port_in_use_fails_at_start_with_a_clear_error(settings: Settings) -> No
         with pytest.raises(ServerError, match=r"cannot listen on 127\.0\.0\.1:.*in use"):
             service.start()
         service.stop()
+
+
+def test_s3_store_on_a_closed_port_answers_503(settings: Settings) -> None:
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    settings.storage.backend = "s3"
+    settings.storage.s3_endpoint = f"127.0.0.1:{port}"
+    settings.web.port = 0
+    service = WebService(settings)
+    service.start()
+    try:
+        response = httpx.get(f"{service.url}/healthz", timeout=120)
+    finally:
+        service.stop()
+    assert response.status_code == 503
+    body = response.json()
+    assert body["components"]["index"] == "ok"
+    assert body["components"]["store"].startswith("StoreUnavailable")
+    assert f"127.0.0.1:{port}" in body["components"]["store"]
