@@ -81,6 +81,13 @@ def main() -> int:
         type=Path,
         help="record the openjip receiver with py-spy (speedscope JSON) during its 4-sender runs",
     )
+    parser.add_argument(
+        "--openjip-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra setting for openjip's receiver, e.g. OPENJIP_RECEIVER__WORKERS=4 (recorded)",
+    )
     parser.add_argument(IN_NAMESPACE_FLAG, action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     receivers = [name for name in args.receivers.split(",") if name]
@@ -88,12 +95,16 @@ def main() -> int:
     if unknown or args.repeat < 1:
         parser.error(f"receivers are {', '.join(RECEIVERS)}; --repeat must be >= 1")
     senders = [int(count) for count in args.senders.split(",")]
+    openjip_env = dict(item.split("=", 1) for item in args.openjip_env if "=" in item)
+    if len(openjip_env) != len(args.openjip_env):
+        parser.error("--openjip-env takes KEY=VALUE")
     if not args.in_namespace:
         check_tools(receivers)
         ensure_data()
         return reexec_in_namespace()
     files = data_files()[: args.instances]
     bench = Benchmark(files, receivers, senders, args.repeat, args.budget, args.profile)
+    bench.openjip_env = openjip_env
     report = bench.run()
     args.results.parent.mkdir(parents=True, exist_ok=True)
     args.results.write_text(json.dumps(report, indent=2) + "\n")
@@ -172,8 +183,9 @@ class Receiver:
     ae_title = "ANY-SCP"
     note = ""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, extra_env: dict[str, str] | None = None) -> None:
         self.workdir = workdir
+        self.extra_env = extra_env or {}
         self.process: subprocess.Popen[bytes] | None = None
         self.log = workdir / "receiver.log"
 
@@ -280,6 +292,7 @@ class Openjip(Receiver):
             "OPENJIP_RECEIVER__HOST": "127.0.0.1",
             "OPENJIP_RECEIVER__PORT": str(PORT),
             "OPENJIP_RECEIVER__AE_TITLE": self.ae_title,
+            **self.extra_env,
         }
         return [str(VENV_BIN / "openjip"), "receiver"], env
 
@@ -332,6 +345,7 @@ class Benchmark:
         self.budget = budget
         self.profile = profile
         self.runs: dict[tuple[str, int], list[Run]] = {}
+        self.openjip_env: dict[str, str] = {}
 
     def run(self) -> dict[str, Any]:
         """Measure and return the report (also what goes into the JSON file)."""
@@ -363,7 +377,8 @@ class Benchmark:
     def one_run(self, name: str, senders: int, *, profile: bool) -> Run:
         """Start a fresh receiver, send every file with ``senders`` storescu, verify, clean up."""
         workdir = Path(tempfile.mkdtemp(prefix=f"openjip-bench-{name}-", dir=scratch_dir()))
-        receiver = RECEIVER_CLASSES[name](workdir)
+        extra_env = self.openjip_env if name == "openjip" else None
+        receiver = RECEIVER_CLASSES[name](workdir, extra_env)
         try:
             os.sync()  # the previous run's dirty pages must not be written back during this one
             receiver.start()
@@ -451,6 +466,7 @@ class Benchmark:
                 "ratios_paired: median over repetitions of the ratio within one repetition"
             ),
             "repetitions": min(len(runs) for runs in self.runs.values()),
+            "openjip_settings_changed": self.openjip_env,
             "results": results,
             "ratios": ratios,
             "ratios_paired": paired,
@@ -564,7 +580,7 @@ def start_profiler(pid: int, output: Path) -> subprocess.Popen[bytes]:
     return profiler
 
 
-def versions() -> dict[str, str]:
+def versions() -> dict[str, Any]:
     """Versions of everything measured, so figures can be compared across machines."""
 
     def first_line(argv: list[str], pattern: str) -> str:
