@@ -103,3 +103,26 @@ def test_every_pod_uses_its_own_service_account(render_chart: Any) -> None:
     for where, pod in pod_specs(objects):
         assert pod["serviceAccountName"] in accounts, where
         assert pod["serviceAccountName"] != "default", where
+
+
+def test_only_the_federation_service_writes_the_workflow_specs(render_chart: Any) -> None:
+    objects = render_chart(VALUE_SETS["kubernetes-executor"])
+    writers, readers = set(), set()
+    for where, pod in pod_specs(objects):
+        claims = {
+            volume["name"]
+            for volume in pod.get("volumes", [])
+            if volume.get("persistentVolumeClaim", {}).get("claimName") == "site-openjip-workflows"
+        }
+        for container in containers(pod):
+            for mount in container.get("volumeMounts", []):
+                if mount["name"] in claims:
+                    assert mount["mountPath"] == "/var/lib/openjip/workflows", where
+                    (readers if mount.get("readOnly") else writers).add(where)
+    assert writers == {"Deployment/site-openjip-federation"}
+    assert {
+        "Deployment/site-openjip-receiver",
+        "Deployment/site-openjip-airflow-scheduler",
+        "Deployment/site-openjip-airflow-dag-processor",
+        "Pod/placeholder-name",
+    } <= readers

@@ -85,12 +85,9 @@
 {{- include "openjip.env.extra" .Values.airflow.extraEnv }}
 {{- end -}}
 
-{{/*
-Writable directories of Airflow's read-only containers. $OPENJIP_HOME (/var/lib/openjip) stays
-the image's: it holds the operator manifests; the workflow specs volume is mounted inside it.
-*/}}
+{{/* Writable directories of Airflow's read-only containers ($OPENJIP_HOME holds the specs volume). */}}
 {{- define "openjip.airflowScratch" -}}
-{{- dict "airflow-home" "/var/lib/airflow" "tmp" "/tmp" | toYaml -}}
+{{- dict "airflow-home" "/var/lib/airflow" "openjip-home" "/var/lib/openjip" "tmp" "/tmp" | toYaml -}}
 {{- end -}}
 
 {{- define "openjip.airflowVolumeMounts" -}}
