@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from pydicom.uid import ExplicitVRLittleEndian
 from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, evt
 
 from openjip.config import ReceiverSettings
@@ -20,6 +21,14 @@ from openjip.receiver.retrieve import (
     MoveHandler,
     install_stored_sending,
 )
+
+STORAGE_TRANSFER_SYNTAXES = [
+    ExplicitVRLittleEndian,
+    *(syntax for syntax in ALL_TRANSFER_SYNTAXES if syntax != ExplicitVRLittleEndian),
+]
+"""Transfer syntaxes of the storage contexts, in the order the receiver prefers them when a
+peer proposes several in one context: Explicit VR Little Endian first, since most instances
+are stored in it and C-GET can send them over such a context exactly as stored."""
 
 
 def add_query_retrieve_contexts(ae: AE) -> None:

@@ -8,8 +8,10 @@ association (which must have proposed the storage classes with the SCP role). py
 the sub-operations and reports their counts and the failed SOP instance list.
 
 "Exactly as stored": pynetdicom would decode and re-encode a dataset it is given; a
-:class:`StoredInstance` is instead streamed from its Part-10 file, dataset bytes untouched, and
-fails (counted as a failed sub-operation) when no context accepts its stored transfer syntax.
+:class:`StoredInstance` is instead streamed from its Part-10 file, dataset bytes untouched.
+When the peer accepted no context in the stored transfer syntax, the only change allowed is
+between Implicit and Explicit VR Little Endian (same values); anything else fails as a
+sub-operation (never transcoded).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from pydicom.dataset import Dataset
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import build_context, evt
 from pynetdicom.association import Association
 from pynetdicom.dimse_primitives import C_STORE
@@ -55,6 +58,10 @@ UNIQUE_KEY_OF_LEVEL = {
     "IMAGE": "SOPInstanceUID",
 }
 
+LOSSLESS_REENCODINGS = (ImplicitVRLittleEndian, ExplicitVRLittleEndian)
+"""Stored transfer syntaxes an instance may be re-encoded from when the peer accepted only the
+other one of them: the values stay the same, only their encoding changes."""
+
 StatusYield = tuple[Dataset | int, Dataset | None]
 
 
@@ -69,6 +76,7 @@ class StoredInstance(Dataset):
 
 
 def _send_stored(
+    original_send: Any,
     assoc: Association,
     item: StoredInstance,
     msg_id: int,
@@ -91,8 +99,13 @@ def _send_stored(
         file_meta.MediaStorageSOPClassUID,
         file_meta.TransferSyntaxUID,
         "scu",
-        allow_conversion=False,
+        allow_conversion=file_meta.TransferSyntaxUID in LOSSLESS_REENCODINGS,
     )
+    if context.transfer_syntax[0] != file_meta.TransferSyntaxUID:
+        # Only Implicit <-> Explicit VR Little Endian: pynetdicom re-encodes the same values.
+        return original_send(
+            assoc, item.stored_path, msg_id, priority, originator_aet, originator_id
+        )
     assoc._reactor_checkpoint.clear()  # as pynetdicom does: keep the reactor off the socket
     try:
         while not assoc._is_paused:
@@ -123,7 +136,9 @@ def install_stored_sending() -> None:
         originator_id: int | None = None,
     ) -> Dataset:
         if isinstance(dataset, StoredInstance):
-            return _send_stored(self, dataset, msg_id, priority, originator_aet, originator_id)
+            return _send_stored(
+                original, self, dataset, msg_id, priority, originator_aet, originator_id
+            )
         return original(self, dataset, msg_id, priority, originator_aet, originator_id)
 
     send_c_store._openjip_stored = True  # type: ignore[attr-defined]

@@ -26,7 +26,11 @@ from openjip.config import ReceiverSettings
 from openjip.index.base import IndexError_
 from openjip.ingest import Ingestor, InvalidInstance
 from openjip.receiver import metrics, status
-from openjip.receiver.query_retrieve import add_query_retrieve_contexts, query_retrieve_handlers
+from openjip.receiver.query_retrieve import (
+    STORAGE_TRANSFER_SYNTAXES,
+    add_query_retrieve_contexts,
+    query_retrieve_handlers,
+)
 from openjip.receiver.reactive import ReactiveRequestHandler, install_fast_file_meta
 from openjip.receiver.transport import ReceiverServer, install_incoming_files, take_write_error
 from openjip.storage.base import StorageError
@@ -59,7 +63,7 @@ def build_ae(settings: ReceiverSettings) -> AE:
         assert context.abstract_syntax is not None
         # Both roles, so that a C-GET requestor's SCP role selection is accepted.
         ae.add_supported_context(
-            context.abstract_syntax, ALL_TRANSFER_SYNTAXES, scu_role=True, scp_role=True
+            context.abstract_syntax, STORAGE_TRANSFER_SYNTAXES, scu_role=True, scp_role=True
         )
     add_query_retrieve_contexts(ae)
     return ae

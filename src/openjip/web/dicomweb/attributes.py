@@ -11,59 +11,11 @@ from typing import Any
 
 from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
 
+from openjip.dicom.query_keys import MATCHING_KEYS, set_query_field
 from openjip.index import Query
 from openjip.web.dicomweb.errors import DicomWebError
 
-UID_LIST_FIELDS = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")
-MATCHING_KEYS: dict[str, str] = {
-    "PatientID": "PatientID",
-    "PatientName": "PatientName",
-    "StudyDate": "StudyDate",
-    "AccessionNumber": "AccessionNumber",
-    "Modality": "Modality",
-    "ModalitiesInStudy": "Modality",
-    "BodyPartExamined": "BodyPartExamined",
-    "StudyInstanceUID": "StudyInstanceUID",
-    "SeriesInstanceUID": "SeriesInstanceUID",
-    "SOPInstanceUID": "SOPInstanceUID",
-}
-"""Query key (DICOM keyword) → field of :class:`openjip.index.Query`."""
-
 CONTROL_KEYS = ("limit", "offset", "includefield", "fuzzymatching")
-
-STUDY_KEYWORDS = (
-    "StudyDate",
-    "StudyTime",
-    "AccessionNumber",
-    "ModalitiesInStudy",
-    "ReferringPhysicianName",
-    "PatientName",
-    "PatientID",
-    "PatientBirthDate",
-    "PatientSex",
-    "StudyInstanceUID",
-    "StudyID",
-    "StudyDescription",
-    "NumberOfStudyRelatedSeries",
-    "NumberOfStudyRelatedInstances",
-)
-SERIES_KEYWORDS = (
-    "Modality",
-    "SeriesDescription",
-    "SeriesNumber",
-    "SeriesInstanceUID",
-    "BodyPartExamined",
-    "Manufacturer",
-    "NumberOfSeriesRelatedInstances",
-    "StudyInstanceUID",
-)
-INSTANCE_KEYWORDS = (
-    "SOPClassUID",
-    "SOPInstanceUID",
-    "InstanceNumber",
-    "StudyInstanceUID",
-    "SeriesInstanceUID",
-)
 
 
 def keyword_of(key: str) -> str:
@@ -95,20 +47,12 @@ def build_query(params: Mapping[str, str], fixed: Mapping[str, str]) -> tuple[Qu
                 400,
                 f"cannot match on {key!r}; supported: {', '.join(sorted(MATCHING_KEYS))}",
             )
-        _set(query, field, value)
+        set_query_field(query, field, value)
     for field, value in fixed.items():
-        _set(query, field, value)
+        set_query_field(query, field, value)
     query.limit = _integer(params, "limit")
     query.offset = _integer(params, "offset") or 0
     return query, include
-
-
-def _set(query: Query, field: str, value: str) -> None:
-    if field in UID_LIST_FIELDS:
-        uids = [uid for part in value.replace("\\", ",").split(",") if (uid := part.strip())]
-        setattr(query, field, uids)
-    else:
-        setattr(query, field, value)
 
 
 def _integer(params: Mapping[str, str], name: str) -> int | None:

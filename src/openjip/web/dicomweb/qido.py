@@ -7,15 +7,9 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from openjip.dicom.query_keys import INSTANCE_KEYWORDS, SERIES_KEYWORDS, STUDY_KEYWORDS
 from openjip.index import InstanceRecord, MetadataIndex
-from openjip.web.dicomweb.attributes import (
-    INSTANCE_KEYWORDS,
-    SERIES_KEYWORDS,
-    STUDY_KEYWORDS,
-    build_query,
-    to_dicom_json,
-    with_retrieve_url,
-)
+from openjip.web.dicomweb.attributes import build_query, to_dicom_json, with_retrieve_url
 from openjip.web.dicomweb.errors import DicomWebError
 from openjip.web.dicomweb.urls import dicomweb_base, require_uid
 
