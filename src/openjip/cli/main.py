@@ -10,6 +10,7 @@ from openjip.cli import (
     operator,
     phantom,
     query,
+    retrieve,
     send,
     services,
     site,
@@ -27,6 +28,7 @@ app.add_typer(site.app)
 app.add_typer(services.app)
 app.add_typer(send.app)
 app.add_typer(query.app)
+app.add_typer(retrieve.app)
 app.add_typer(index.app)
 app.add_typer(federation.app)
 app.add_typer(operator.app)

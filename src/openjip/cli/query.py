@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import re
+import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
@@ -49,7 +52,11 @@ PatientID = Annotated[
     str, typer.Option("--patient-id", help="PatientID; wildcards * and ? allowed.")
 ]
 PatientName = Annotated[
-    str, typer.Option("--patient-name", help="PatientName; wildcards * and ? allowed.")
+    str,
+    typer.Option(
+        "--patient-name",
+        help="PatientName, DICOM-style: DOE^J* (wildcards * and ?, ASCII case ignored).",
+    ),
 ]
 Modality = Annotated[str, typer.Option("--modality", help="Modality, e.g. CT.")]
 StudyDate = Annotated[
@@ -71,8 +78,24 @@ Text = Annotated[str, typer.Option("--text", help="Words in study or series desc
 Limit = Annotated[
     int | None, typer.Option("--limit", min=1, help="At most this many results (default: all).")
 ]
-AsJson = Annotated[
-    bool, typer.Option("--json", help="Print a JSON list of records keyed by DICOM keywords.")
+AsJson = Annotated[bool, typer.Option("--json", help="Same as --format json.")]
+
+
+class OutputFormat(StrEnum):
+    """How ``openjip query`` prints its results."""
+
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+Format = Annotated[
+    OutputFormat,
+    typer.Option(
+        "--format",
+        help="table (for reading), json (records keyed by DICOM keywords, every field) or csv"
+        " (the table's columns, one header row).",
+    ),
 ]
 
 
@@ -80,7 +103,7 @@ def _run(
     level: str,
     query: Query,
     columns: Sequence[str],
-    as_json: bool,
+    output: OutputFormat,
     search: Callable[[MetadataIndex, Query], Sequence[Any]],
 ) -> None:
     settings = load_settings()
@@ -94,8 +117,13 @@ def _run(
         fail(f"query failed: {error}")
     finally:
         index.close()
-    if as_json:
+    if output is OutputFormat.json:
         typer.echo(json.dumps(records, indent=2))
+        return
+    if output is OutputFormat.csv:
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(columns)
+        writer.writerows([_cell(record.get(column)) for column in columns] for record in records)
         return
     table = Table(title=f"{len(records)} {level}", title_justify="left")
     for column in columns:
@@ -131,6 +159,7 @@ def _add_command(
         series_uid: SeriesUID = None,
         text: Text = "",
         limit: Limit = None,
+        output: Format = OutputFormat.table,
         as_json: AsJson = False,
     ) -> None:
         query = Query(
@@ -144,7 +173,7 @@ def _add_command(
             text=text,
             limit=limit,
         )
-        _run(level, query, columns, as_json, search)
+        _run(level, query, columns, OutputFormat.json if as_json else output, search)
 
     command.__doc__ = doc
     app.command(name=level)(command)
