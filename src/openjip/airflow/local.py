@@ -96,6 +96,8 @@ class AirflowComponent:
                 "AIRFLOW__API__HOST": self.host,
                 "AIRFLOW__API__PORT": str(self.port),
                 "AIRFLOW__API__BASE_URL": self.url,
+                # One worker serves a site's few users; four (the default) cost ~600 MB.
+                "AIRFLOW__API__WORKERS": "1",
                 "AIRFLOW__API_AUTH__JWT_SECRET": secret,
                 "AIRFLOW__API__SECRET_KEY": secret,
                 # Specs added to the site's workflow folder show up within half a minute.
