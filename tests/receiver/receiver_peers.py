@@ -62,7 +62,8 @@ def scu(
 ) -> Iterator[Association]:
     """An established pynetdicom association proposing ``(sop_class, [syntaxes])`` contexts."""
     ae = AE(ae_title=calling_ae)
-    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 30
+    # Generous: the shared 2-core test machine can stall a response for many seconds.
+    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 120
     for sop_class, syntaxes in contexts:
         ae.add_requested_context(sop_class, syntaxes)
     assoc = ae.associate(address[0], address[1], ae_title=called_ae)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import socket
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -60,3 +62,10 @@ def test_32_concurrent_associations_store_every_instance_once(
     assert len(records) == len(series_128)
     assert len({r.SOPInstanceUID for r in records}) == len(series_128)
     assert len(stored_objects(receiver.settings)) == len(series_128)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_port_in_use_fails_clearly(receiver_factory: Callable[..., Any], workers: int) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken, pytest.raises(OSError, match="in use"):
+        receiver_factory(port=taken.getsockname()[1], workers=workers)
+    assert not [c for c in multiprocessing.active_children() if "openjip" in c.name]

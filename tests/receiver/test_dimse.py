@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import socket
 import struct
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -98,8 +99,16 @@ def test_wrong_sop_class_for_the_context_is_refused(running_receiver: Any) -> No
         request.AffectedSOPInstanceUID = ds.SOPInstanceUID
         request.Priority = 0x0002
         request.DataSet = io.BytesIO(buffer.getvalue())
-        assoc.dimse.send_msg(request, mr.context_id)
-        _, response = assoc.dimse.get_msg(block=True)
+        # As pynetdicom's send_* methods do: pause the association's reactor so it does not
+        # take the response off the queue first.
+        assoc._reactor_checkpoint.clear()
+        while not assoc._is_paused:
+            time.sleep(0.001)
+        try:
+            assoc.dimse.send_msg(request, mr.context_id)
+            _, response = assoc.dimse.get_msg(block=True)
+        finally:
+            assoc._reactor_checkpoint.set()
         assert response is not None
         assert response.Status == 0x0122
         assert "not of this context" in response.ErrorComment

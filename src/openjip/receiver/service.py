@@ -110,7 +110,17 @@ class ReceiverService:
         settings = self.settings
         self._store = open_store(settings)
         self._index = open_index(settings)
-        self._store.check()
+        try:
+            self._store.check()
+            self._listen()
+        except BaseException:
+            self._address = None
+            self._shutdown()  # whatever did start (server, workers, metrics) stops again
+            raise
+
+    def _listen(self) -> None:
+        settings = self.settings
+        assert self._store is not None and self._index is not None
         if self.workers == 1:
             ingestor = Ingestor(self._store, self._index)
             self._server = make_server(settings.receiver, ingestor, process_incoming_dir(settings))

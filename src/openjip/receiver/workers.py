@@ -43,6 +43,19 @@ class WorkerPool:
     def start(self) -> tuple[str, int]:
         """Start the workers, wait until each is ready, then accept; returns the address."""
         receiver = self.settings.receiver
+        # Bind first: a port in use fails here, before any worker exists.
+        self._listener = socket.create_server((receiver.host, receiver.port), backlog=128)
+        try:
+            self._start_workers()
+        except BaseException:
+            self.stop()
+            raise
+        self._thread = threading.Thread(target=self._accept, name="openjip-accept", daemon=True)
+        self._thread.start()
+        host, port = self._listener.getsockname()[:2]
+        return str(host), int(port)
+
+    def _start_workers(self) -> None:
         previous = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = self.metrics_dir
         try:
@@ -67,13 +80,6 @@ class WorkerPool:
             assert channel is not None
             if channel.recv(1) != _READY:
                 raise RuntimeError(f"receiver worker {worker_id} failed to start")
-        self._listener = socket.create_server(
-            (receiver.host, receiver.port), backlog=128, reuse_port=False
-        )
-        self._thread = threading.Thread(target=self._accept, name="openjip-accept", daemon=True)
-        self._thread.start()
-        host, port = self._listener.getsockname()[:2]
-        return str(host), int(port)
 
     def stop(self) -> None:
         """Stop accepting; workers abort open associations and exit."""
