@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from chart_objects import VALUE_SETS, containers, find, pod_specs
+from chart_objects import VALUE_SETS, containers, embedded_pods, find, pod_specs
 
 # Containers that must write below their install folder (OpenSearch's keystore and logs).
 WRITABLE_ROOT = {"opensearch"}
@@ -126,3 +126,12 @@ def test_only_the_federation_service_writes_the_workflow_specs(render_chart: Any
         "Deployment/site-openjip-airflow-dag-processor",
         "Pod/placeholder-name",
     } <= readers
+
+
+def test_worker_pods_take_their_image_from_the_pod_template(render_chart: Any) -> None:
+    objects = render_chart(VALUE_SETS["air-gapped-mirror"])
+    (worker,) = embedded_pods(objects)
+    (base,) = worker["spec"]["containers"]
+    assert base["image"] == "registry.hospital.local:5000/openjip/airflow:0.1.0@sha256:" + "b" * 64
+    names = {v["name"] for _, _, c in all_containers(objects) for v in c.get("env", [])}
+    assert not any("WORKER_CONTAINER" in name for name in names)

@@ -70,12 +70,10 @@
 {{- if eq .Values.airflow.executor "KubernetesExecutor" }}
 - name: AIRFLOW__KUBERNETES_EXECUTOR__NAMESPACE
   value: {{ .Release.Namespace | quote }}
+# The worker image comes from the pod template (mirror and digest included): no
+# worker_container_repository/tag, which would replace it by repository:tag.
 - name: AIRFLOW__KUBERNETES_EXECUTOR__POD_TEMPLATE_FILE
   value: /opt/openjip/pod-template/pod_template.yaml
-- name: AIRFLOW__KUBERNETES_EXECUTOR__WORKER_CONTAINER_REPOSITORY
-  value: {{ printf "%s/%s" (.Values.global.imageRegistry | default .Values.images.airflow.registry) .Values.images.airflow.repository | quote }}
-- name: AIRFLOW__KUBERNETES_EXECUTOR__WORKER_CONTAINER_TAG
-  value: {{ .Values.images.airflow.tag | quote }}
 {{- end }}
 {{ include "openjip.env.common" . }}
 {{ include "openjip.env.storage" . }}
