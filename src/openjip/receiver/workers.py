@@ -60,7 +60,8 @@ class WorkerPool:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = self.metrics_dir
         try:
             for worker_id in range(self.count):
-                parent_end, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+                # Datagram-like: one connection per message, never two merged.
+                parent_end, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
                 process = self._context.Process(
                     target=worker_main,
                     args=(self.settings, worker_id, child_end, self._busy),
