@@ -167,6 +167,9 @@ def test_ct_series_sent_to_the_site_starts_ct_body_mask_once(
         assert finished["state"] == "success"
         [seg] = [s for s in index.find_series(Query()) if s.derived_from == uid]
         assert seg.Modality == "SEG"
+        # The operator's own log lines reach the Airflow task log.
+        log = client.task_log("ct-body-mask", run_id, "segment", map_index=0)
+        assert "wrote seg-body.dcm" in log and "step segment produced" in log
 
         _storescu(ct_phantom, receiver.address[1])
         idle = site_settings.receiver.series_idle_seconds

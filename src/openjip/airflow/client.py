@@ -95,6 +95,24 @@ class AirflowClient:
         """One run of ``dag_id``."""
         return self._call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")
 
+    def task_log(
+        self, dag_id: str, run_id: str, task_id: str, *, try_number: int = 1, map_index: int = -1
+    ) -> str:
+        """The log of one task instance try as text, one event per line."""
+        answer = self._call(
+            "GET",
+            f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}",
+            params={"map_index": map_index, "full_content": True},
+            headers={"Accept": "application/json"},
+        )
+        content = answer.get("content", [])
+        if isinstance(content, str):
+            return content
+        return "\n".join(
+            str(item.get("event", item)) if isinstance(item, dict) else str(item)
+            for item in content
+        )
+
     def dags(self) -> list[dict[str, Any]]:
         """Every DAG Airflow knows."""
         return list(self._call("GET", "/api/v2/dags", params={"limit": 1000}).get("dags", []))
@@ -123,13 +141,13 @@ class AirflowClient:
         return str(answer.json()["access_token"])
 
     def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        extra_headers = kwargs.pop("headers", {})
         for attempt in range(2):
             if self._token is None:
                 self._token = self._authenticate()
             try:
-                answer = self._http.request(
-                    method, path, headers={"Authorization": f"Bearer {self._token}"}, **kwargs
-                )
+                headers = {**extra_headers, "Authorization": f"Bearer {self._token}"}
+                answer = self._http.request(method, path, headers=headers, **kwargs)
             except httpx.HTTPError as error:
                 raise AirflowUnavailable(f"Airflow at {self.base_url}: {error}") from error
             if answer.status_code == 401 and attempt == 0:
