@@ -63,7 +63,7 @@ class WebSettings(BaseModel):
     port: int = Field(8042, ge=0, le=65535, description="HTTP port.")
     cors_origins: list[str] = Field(
         default_factory=list,
-        description='Origins allowed to call DICOMweb from a browser (e.g. an OHIF viewer), '
+        description="Origins allowed to call DICOMweb from a browser (e.g. an OHIF viewer), "
         'JSON list such as ["https://viewer.example"]; ["*"] allows any; empty allows none.',
     )
     max_upload_bytes: int = Field(
