@@ -339,7 +339,7 @@ class LocalObjectStore(ObjectStore):
         code = error.errno
         if code == errno.ENAMETOOLONG:
             return InvalidKey(f"object key too long for the local store: {key!r}")
-        if code in (errno.ENOTDIR, errno.EISDIR, errno.EEXIST):
+        if key and code in (errno.ENOTDIR, errno.EISDIR, errno.EEXIST):
             return InvalidKey(f"object key {key!r} clashes with an existing object or prefix")
         reason = _UNAVAILABLE_REASONS.get(code or 0) or error.strerror or str(error)
         name = errno.errorcode.get(code or 0, "unknown error")
