@@ -112,3 +112,33 @@ def test_rebuild_recreates_the_index_and_reports_unreadable_objects(
     assert rebuilt is not None and rebuilt.header == ct.header
     assert index.get_instance(mr.SOPInstanceUID) is not None
     assert store.head("dicom/1.2/3.4/5.6.dcm") is not None  # reported, never deleted
+
+
+def test_rebuild_skips_an_object_the_index_refuses_and_indexes_the_rest(
+    site: tuple[LocalObjectStore, SQLiteIndex, Ingestor],
+) -> None:
+    """A stored series that claims a second study contradicts the index: reported, not fatal."""
+    import io
+
+    from pydicom import dcmread
+
+    store, index, ingestor = site
+    ct = ingestor.ingest_file(CT, source_ae="A").record
+    ingestor.ingest_file(MR, source_ae="A")
+    other = dcmread(CT)
+    other.StudyInstanceUID = "1.2.826.0.1.3680043.9.9999.1"
+    other.SOPInstanceUID = "1.2.826.0.1.3680043.9.9999.2"
+    buffer = io.BytesIO()
+    other.save_as(buffer)
+    contradicting = (
+        f"dicom/{other.StudyInstanceUID}/{ct.SeriesInstanceUID}/{other.SOPInstanceUID}.dcm"
+    )
+    store.put(contradicting, buffer.getvalue())
+
+    report = rebuild_index(store, index)
+
+    # Objects are indexed in key order: the first claim on the series wins, the other is refused.
+    assert report.scanned == 3 and report.indexed == 2
+    ((skipped, reason),) = report.skipped
+    assert skipped in (contradicting, ct.object_key) and reason
+    assert len(index.find_instances(Query(SeriesInstanceUID=[ct.SeriesInstanceUID]))) == 1

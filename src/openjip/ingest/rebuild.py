@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from openjip.dicom import InvalidUID, UnreadableInstance, read_instance, record_from_header
-from openjip.index.base import InstanceRecord, MetadataIndex
+from openjip.index.base import InstanceRecord, InvalidRecord, MetadataIndex
 from openjip.storage.base import ObjectNotFound, ObjectStore
 
 LOGGER = logging.getLogger(__name__)
@@ -60,12 +60,29 @@ def rebuild_index(
             LOGGER.warning("rebuild: skipped %s: %s", info.key, exc)
             report.skipped.append((info.key, str(exc)))
         if len(batch) >= _BATCH:
-            index.upsert_instances(batch)
-            report.indexed += len(batch)
+            _index_batch(index, batch, report)
             batch = []
         if progress is not None:
             progress(report.scanned, len(objects))
-    if batch:
-        index.upsert_instances(batch)
-        report.indexed += len(batch)
+    _index_batch(index, batch, report)
     return report
+
+
+def _index_batch(index: MetadataIndex, batch: list[InstanceRecord], report: RebuildReport) -> None:
+    """Index ``batch``; when the index refuses a record, index the others one by one and
+    report the refused ones, so one contradictory object cannot stop a recovery."""
+    if not batch:
+        return
+    try:
+        index.upsert_instances(batch)
+    except InvalidRecord:
+        for record in batch:
+            try:
+                index.upsert_instance(record)
+            except InvalidRecord as exc:
+                LOGGER.warning("rebuild: skipped %s: %s", record.object_key, exc)
+                report.skipped.append((record.object_key, str(exc)))
+                continue
+            report.indexed += 1
+        return
+    report.indexed += len(batch)
