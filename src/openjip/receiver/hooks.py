@@ -7,6 +7,7 @@ main process; a hook that raises is logged and does not stop the others.
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from pathlib import Path
@@ -44,6 +45,7 @@ class JsonlEventLog:
         with self._lock, self.path.open("a", encoding="utf-8") as file:
             file.write(line + "\n")
             file.flush()
+            os.fsync(file.fileno())
 
 
 def read_events(path: Path) -> list[dict[str, object]]:

@@ -5,7 +5,8 @@ finds nothing to do, and the association thread sleeps 1 ms every turn before lo
 decoded message. With one sender every instance waits on both, ~1.5 ms of a ~4 ms budget.
 Here the DUL thread blocks in ``select`` on its socket and a wake-up pipe (written when a
 response is queued) and the association thread blocks on the DIMSE message queue, so each
-side wakes the moment there is work. Sockets read whole PDUs with ``recv_into`` instead of
+side wakes the moment there is work; C-STORE requests are even answered in the DUL thread
+itself (:class:`InlineStoreQueue`). Sockets read whole PDUs with ``recv_into`` instead of
 4 KiB pieces, and the file meta of a received dataset is encoded directly (pydicom's writer
 costs ~0.3 ms) and records the calling AE as (0002,0016) so a rebuilt index still knows it.
 
@@ -35,6 +36,7 @@ from pynetdicom import (
 )
 from pynetdicom._globals import MODE_ACCEPTOR
 from pynetdicom.association import Association
+from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.dul import DULServiceProvider
 from pynetdicom.pdu import A_ABORT_RQ
 from pynetdicom.transport import AssociationSocket, RequestHandler
@@ -65,7 +67,8 @@ class WakingDUL(DULServiceProvider):
 
     def send_pdu(self, primitive: Any) -> None:
         super().send_pdu(primitive)
-        self.wake()
+        if threading.current_thread() is not self:  # the reactor itself needs no wake-up
+            self.wake()
 
     def kill_dul(self) -> None:
         super().kill_dul()
@@ -133,12 +136,35 @@ class WakingDUL(DULServiceProvider):
         self._kill_thread = True
 
 
+class InlineStoreQueue(queue.Queue[Any]):
+    """The DIMSE message queue of an association that answers C-STORE requests at once.
+
+    A complete C-STORE request is served in the DUL thread that decoded it instead of being
+    handed to the association thread and its response handed back: two thread hand-offs less
+    per instance, which on a busy machine cost more than the work itself. The sender waits
+    for the response anyway, so the DUL thread has nothing else to do meanwhile. Other
+    messages go through the queue as before.
+    """
+
+    def __init__(self, assoc: Association) -> None:
+        super().__init__()
+        self._assoc = assoc
+
+    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+        context_id, message = item
+        if isinstance(message, C_STORE) and self._assoc.is_established:
+            self._assoc._serve_request(message, context_id)
+            return
+        super().put(item, block, timeout)
+
+
 class ReactiveAssociation(Association):
     """An acceptor association whose reactor waits on the DIMSE queue instead of polling."""
 
     def __init__(self, ae: Any, mode: str) -> None:
         super().__init__(ae, mode)
         self.dul = WakingDUL(self)
+        self.dimse.msg_queue = InlineStoreQueue(self)
         self.daemon = True
 
     def _run_reactor(self) -> None:
