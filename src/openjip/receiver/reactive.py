@@ -152,7 +152,9 @@ class InlineStoreQueue(queue.Queue[Any]):
 
     def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
         context_id, message = item
-        if isinstance(message, C_STORE) and self._assoc.is_established:
+        # Requests only: a C-STORE response (to a C-GET sub-operation this association sent)
+        # goes through the queue to the sender waiting for it.
+        if isinstance(message, C_STORE) and message.Status is None and self._assoc.is_established:
             self._assoc._serve_request(message, context_id)
             return
         super().put(item, block, timeout)
