@@ -107,7 +107,6 @@ def run(series_count: int, slices: int, size: int, idle: float) -> dict[str, Any
     airflow = AirflowComponent(settings)
     airflow.start()
     airflow_start_s = time.monotonic() - started_at
-    settings.airflow.port = airflow.port
     hook = SeriesTriggerHook(settings)
     receiver = ReceiverService(settings, hooks=[hook])
     receiver.start()

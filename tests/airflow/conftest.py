@@ -51,7 +51,6 @@ def local_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSite]:
     )
     airflow = AirflowComponent(settings)
     airflow.start()
-    settings.airflow.port = airflow.port
     try:
         yield LocalSite(settings, airflow)
     finally:

@@ -9,12 +9,16 @@ Airflow's own message.
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from openjip.config import Settings
+
+# Every REST call (health polls at start-up, each trigger) would be an INFO line of httpx.
+logging.getLogger("httpx").setLevel(logging.WARNING)
 
 PASSWORDS_FILE = "simple_auth_manager_passwords.json.generated"
 """Where Airflow's simple auth manager keeps the generated passwords, in AIRFLOW_HOME."""

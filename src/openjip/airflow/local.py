@@ -114,6 +114,8 @@ class AirflowComponent:
         self.home.mkdir(parents=True, exist_ok=True)
         if self.port == 0:
             self.port = _free_port(self.host)
+            # The trigger hook and CLI calls in this process find Airflow through the settings.
+            self.settings.airflow.port = self.port
         password = self.settings.airflow.password.get_secret_value()
         if password:
             ensure_passwords_file(self.home, self.settings.airflow.username, password)
