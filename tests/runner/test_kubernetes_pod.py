@@ -74,7 +74,15 @@ def test_pod_runs_the_pinned_operator_image_with_the_step_resources(
     assert step["resources"]["requests"] == {"cpu": "2", "memory": "8Gi"}
     assert step["resources"]["limits"] == {"memory": "8Gi", "nvidia.com/gpu": "1"}
     env = {item["name"]: item.get("value") for item in step["env"]}
-    assert json.loads(env["OPENJIP_STEP_PARAMS"]) == {"target": "lungs"}
+    # The operator gets every param, defaults filled in, as a local run does.
+    assert json.loads(env["OPENJIP_STEP_PARAMS"]) == {
+        "target": "lungs",
+        "body_threshold_hu": -500,
+        "lung_threshold_hu": -400,
+        "lung_components": 2,
+        "fill_holes": True,
+    }
+    assert env["OPENJIP_OPERATOR"] == "threshold-segmentation@0.1.0"
     base = next(c for c in spec["containers"] if c["name"] == "base")
     assert base["command"][-1] == "publish" and fetch["command"][-1] == "fetch"
 

@@ -24,7 +24,9 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, SecretStr
 
 from openjip.config import Settings
+from openjip.operators.params import resolve_params
 from openjip.runner.base import StepOutcome, StepRequest, StepRunner, key_safe
+from openjip.sdk.contract import INPUT_ENV, OPERATOR_ENV, OUTPUT_ENV, PARAMS_ENV
 from openjip.workflows.spec import split_operator_ref
 
 if TYPE_CHECKING:
@@ -129,9 +131,13 @@ class KubernetesStepRunner(StepRunner):
             image=manifest.image,
             command=list(manifest.command),
             env=[
-                k8s.V1EnvVar(name="OPENJIP_STEP_INPUT", value=f"{WORK_DIR}/input"),
-                k8s.V1EnvVar(name="OPENJIP_STEP_OUTPUT", value=f"{WORK_DIR}/output"),
-                k8s.V1EnvVar(name="OPENJIP_STEP_PARAMS", value=json.dumps(request.params)),
+                k8s.V1EnvVar(name=INPUT_ENV, value=f"{WORK_DIR}/input"),
+                k8s.V1EnvVar(name=OUTPUT_ENV, value=f"{WORK_DIR}/output"),
+                # Defaults filled in and values typed, exactly as a local run gets them.
+                k8s.V1EnvVar(
+                    name=PARAMS_ENV, value=json.dumps(resolve_params(manifest, request.params))
+                ),
+                k8s.V1EnvVar(name=OPERATOR_ENV, value=manifest.ref),
                 k8s.V1EnvVar(name="HOME", value="/tmp"),
             ],
             volume_mounts=mounts,
