@@ -142,3 +142,25 @@ def test_rebuild_skips_an_object_the_index_refuses_and_indexes_the_rest(
     ((skipped, reason),) = report.skipped
     assert skipped in (contradicting, ct.object_key) and reason
     assert len(index.find_instances(Query(SeriesInstanceUID=[ct.SeriesInstanceUID]))) == 1
+
+
+def test_a_series_claiming_a_second_study_is_invalid_and_leaves_no_object(
+    site: tuple[LocalObjectStore, SQLiteIndex, Ingestor],
+) -> None:
+    import io
+
+    from pydicom import dcmread
+
+    store, index, ingestor = site
+    ct = ingestor.ingest_file(CT, source_ae="A").record
+    other = dcmread(CT)
+    other.StudyInstanceUID = "1.2.826.0.1.3680043.9.9999.1"
+    other.SOPInstanceUID = "1.2.826.0.1.3680043.9.9999.3"
+    buffer = io.BytesIO()
+    other.save_as(buffer)
+
+    with pytest.raises(InvalidInstance, match=ct.SeriesInstanceUID):
+        ingestor.ingest_bytes(buffer.getvalue(), source_ae="A")
+
+    assert [info.key for info in store.list("dicom/")] == [ct.object_key]
+    assert index.get_instance(other.SOPInstanceUID) is None

@@ -15,12 +15,13 @@ from openjip.dicom import (
     read_instance,
     record_from_header,
 )
-from openjip.index.base import InstanceRecord, MetadataIndex
+from openjip.index.base import InstanceRecord, InvalidRecord, MetadataIndex
 from openjip.storage.base import ObjectStore
 
 
 class InvalidInstance(ValueError):
-    """The data is not an instance openjip can keep: unparseable, or a UID missing/invalid."""
+    """The data is not an instance openjip can keep: unparseable, a UID missing/invalid, or
+    contradicting what is indexed (a series already known in another study)."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -67,7 +68,7 @@ class Ingestor:
         started = time.perf_counter()
         self.store.put_file(record.object_key, path, move=move)
         store_seconds = time.perf_counter() - started
-        return IngestResult(record, self.index.upsert_instance(record), store_seconds)
+        return IngestResult(record, self._index(record), store_seconds)
 
     def ingest_bytes(self, data: bytes, *, source_ae: str, derived_from: str = "") -> IngestResult:
         """Ingest a whole Part-10 file given as bytes; stored exactly as given."""
@@ -76,7 +77,16 @@ class Ingestor:
         started = time.perf_counter()
         self.store.put(record.object_key, data)
         store_seconds = time.perf_counter() - started
-        return IngestResult(record, self.index.upsert_instance(record), store_seconds)
+        return IngestResult(record, self._index(record), store_seconds)
+
+    def _index(self, record: InstanceRecord) -> bool:
+        """Index the stored record; an object the index refuses is removed again, since its
+        key (which holds its study) cannot hold anything indexed."""
+        try:
+            return self.index.upsert_instance(record)
+        except InvalidRecord as exc:
+            self.store.delete(record.object_key)
+            raise InvalidInstance(str(exc)) from exc
 
     def _record(
         self, parsed: ParsedInstance, size: int, source_ae: str, derived_from: str
