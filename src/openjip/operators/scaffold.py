@@ -121,7 +121,8 @@ RUN python -m venv /opt/venv && /opt/venv/bin/pip install -r /tmp/requirements.t
 COPY --from=sdk . /opt/venv/lib/python3.11/site-packages/openjip/sdk/
 
 FROM ${{PYTHON_IMAGE}}{runtime}
-RUN groupadd --gid 10001 openjip && useradd --uid 10001 --gid 10001 --no-create-home --shell /usr/sbin/nologin openjip
+RUN groupadd --gid 10001 openjip \\
+    && useradd --uid 10001 --gid 10001 --no-create-home --shell /usr/sbin/nologin openjip
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /opt/operator
 COPY main.py ./
