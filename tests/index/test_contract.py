@@ -18,6 +18,7 @@ from openjip.index import (
     InvalidRecord,
     MetadataIndex,
     Query,
+    RunOutput,
     parse_date_range,
 )
 
@@ -474,6 +475,96 @@ def test_clear(index: MetadataIndex, make_instance: Any) -> None:
 
 def test_check_passes_on_a_healthy_index(index: MetadataIndex) -> None:
     index.check()
+
+
+# -- run outputs (non-DICOM results of analysis steps) -----------------------------------------
+
+
+def run_output(workflow: str, run_id: str, step: str, series: str, name: str) -> RunOutput:
+    return RunOutput(
+        object_key=f"runs/{workflow}/{run_id}/{step}/{series or 'all'}/{name}",
+        workflow=workflow,
+        run_id=run_id,
+        step=step,
+        SeriesInstanceUID=series,
+        size=len(name),
+        created_at=1_700_000_000.5,
+    )
+
+
+RUN_OUTPUTS = [
+    run_output("seg", "r2", "mask", "1.2.1", "mask.nii.gz"),
+    run_output("seg", "r1", "mask", "1.1.1", "mask.nii.gz"),
+    run_output("seg", "r1", "stats", "1.1.1", "volumes.json"),
+    run_output("seg", "r1", "report", "", "summary.csv"),
+    run_output("count", "r1", "count", "1.1.1", "count.json"),
+]
+
+
+def keys(outputs: list[RunOutput]) -> list[str]:
+    return [o.object_key for o in outputs]
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({}, sorted(o.object_key for o in RUN_OUTPUTS)),
+        (dict(workflow="seg"), sorted(o.object_key for o in RUN_OUTPUTS[:4])),
+        (
+            dict(workflow="seg", run_id="r1"),
+            [
+                "runs/seg/r1/mask/1.1.1/mask.nii.gz",
+                "runs/seg/r1/report/all/summary.csv",
+                "runs/seg/r1/stats/1.1.1/volumes.json",
+            ],
+        ),
+        (
+            dict(series_instance_uid="1.1.1"),
+            [
+                "runs/count/r1/count/1.1.1/count.json",
+                "runs/seg/r1/mask/1.1.1/mask.nii.gz",
+                "runs/seg/r1/stats/1.1.1/volumes.json",
+            ],
+        ),
+        (
+            dict(run_id="r1", series_instance_uid="1.1.1", workflow="count"),
+            ["runs/count/r1/count/1.1.1/count.json"],
+        ),
+        (dict(workflow="se"), []),
+        (dict(run_id="R1"), []),
+    ],
+    ids=str,
+)
+def test_find_run_outputs(
+    index: MetadataIndex, fields: dict[str, str], expected: list[str]
+) -> None:
+    index.add_run_outputs(RUN_OUTPUTS[:2])
+    index.add_run_outputs(RUN_OUTPUTS[2:])
+    assert keys(index.find_run_outputs(**fields)) == expected
+
+
+def test_run_outputs_round_trip(index: MetadataIndex) -> None:
+    assert index.find_run_outputs() == []
+    index.add_run_outputs(RUN_OUTPUTS)
+    assert index.find_run_outputs(workflow="seg", run_id="r1", series_instance_uid="") == sorted(
+        RUN_OUTPUTS[1:4], key=lambda o: o.object_key
+    )
+
+
+def test_recording_an_object_key_again_replaces_it(index: MetadataIndex) -> None:
+    index.add_run_outputs(RUN_OUTPUTS)
+    again = RunOutput(**{**RUN_OUTPUTS[0].to_dict(), "size": 99, "created_at": 1_800_000_000.0})
+    index.add_run_outputs([again])
+    assert index.find_run_outputs(run_id="r2") == [again]
+    assert len(index.find_run_outputs()) == len(RUN_OUTPUTS)
+
+
+def test_clear_forgets_run_outputs(index: MetadataIndex) -> None:
+    index.add_run_outputs(RUN_OUTPUTS)
+    index.clear()
+    assert index.find_run_outputs() == []
+    index.add_run_outputs(RUN_OUTPUTS[:1])
+    assert index.find_run_outputs() == RUN_OUTPUTS[:1]
 
 
 # -- completion ---------------------------------------------------------------------------------

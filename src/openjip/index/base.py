@@ -264,19 +264,19 @@ class MetadataIndex(abc.ABC):
         Returns the updated record to exactly one caller; concurrent sweepers get ``None``.
         """
 
+    @abc.abstractmethod
     def add_run_outputs(self, outputs: list[RunOutput]) -> None:
         """Record non-DICOM step outputs; recording the same object key again replaces it."""
-        raise NotImplementedError(f"{type(self).__name__} does not keep run outputs")
 
+    @abc.abstractmethod
     def find_run_outputs(
         self, *, workflow: str = "", run_id: str = "", series_instance_uid: str = ""
     ) -> list[RunOutput]:
         """Run outputs matching every given field, by object key."""
-        raise NotImplementedError(f"{type(self).__name__} does not keep run outputs")
 
     @abc.abstractmethod
     def clear(self) -> None:
-        """Remove every record (the first step of a rebuild)."""
+        """Remove every record, run outputs included (the first step of a rebuild)."""
 
     @abc.abstractmethod
     def check(self) -> None:

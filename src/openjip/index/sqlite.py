@@ -362,10 +362,18 @@ class SQLiteIndex(MetadataIndex):
         return self._write(mark)
 
     def clear(self) -> None:
-        """Remove every record."""
+        """Remove every record, run outputs included."""
 
         def clear(cur: sqlite3.Cursor) -> None:
-            for table in ("instance_headers", "instances", "series", "studies", "series_text"):
+            cur.execute(_CREATE_RUN_OUTPUTS)
+            for table in (
+                "instance_headers",
+                "instances",
+                "series",
+                "studies",
+                "series_text",
+                "run_outputs",
+            ):
                 cur.execute(f"DELETE FROM {table}")
 
         self._write(clear)
