@@ -32,6 +32,7 @@ from openjip.index import (
     InvalidQuery,
     InvalidRecord,
     Query,
+    RunOutput,
     SeriesRecord,
     StudyRecord,
     open_index,
@@ -212,7 +213,16 @@ ALLOWED_TYPES = {
     list[str]: {"keyword"},
     dict[str, Any]: {"object"},
 }
-RECORDS = {"studies": StudyRecord, "series": SeriesRecord, "instances": InstanceRecord}
+RECORDS = {
+    "studies": StudyRecord,
+    "series": SeriesRecord,
+    "instances": InstanceRecord,
+    "runs": RunOutput,
+}
+
+
+def test_every_index_maps_a_record() -> None:
+    assert sorted(PROPERTIES) == sorted(RECORDS)
 
 
 def mapping_problems(record: type, properties: dict[str, Any]) -> list[str]:
@@ -247,7 +257,7 @@ def test_a_new_record_field_without_mapping_is_reported() -> None:
 def test_a_field_has_the_same_mapping_in_every_index() -> None:
     """Queries and aggregations use one field name across the indices."""
     seen: dict[str, Any] = {}
-    for kind in ("studies", "series", "instances"):
+    for kind in PROPERTIES:
         for name, spec in PROPERTIES[kind].items():
             plain = {k: v for k, v in spec.items() if k != "copy_to"}
             assert seen.setdefault(name, plain) == plain, name
@@ -284,6 +294,9 @@ def test_first_call_puts_templates_and_creates_indices(cluster: Cluster) -> None
         ("PUT", "/_index_template/site-instances"),
         ("HEAD", "/site-instances"),
         ("PUT", "/site-instances"),
+        ("PUT", "/_index_template/site-runs"),
+        ("HEAD", "/site-runs"),
+        ("PUT", "/site-runs"),
     ]
     template = cluster.requests[3].body
     assert template == index_template("site", "series", shards=2, replicas=1)
@@ -294,19 +307,19 @@ def test_first_call_puts_templates_and_creates_indices(cluster: Cluster) -> None
 
 
 def test_an_existing_index_gets_the_fields_this_version_maps(cluster: Cluster) -> None:
-    cluster.on("HEAD", "/t-(studies|series|instances)", (200, {}), (200, {}), (200, {}))
+    cluster.on("HEAD", "/t-(studies|series|instances|runs)", *[(200, {})] * 4)
     client = OpenSearch(hosts=["http://os.test:9200"], connection_class=connection_class(cluster))
     assert OpenSearchIndex(client, prefix="t").find_series(Query()) == []
     mappings = cluster.sent("PUT", "/t-.*/_mapping")
     assert [(m.path, m.body) for m in mappings] == [
         (f"/t-{kind}/_mapping", {"properties": PROPERTIES[kind]})
-        for kind in ("studies", "series", "instances")
+        for kind in ("studies", "series", "instances", "runs")
     ]
 
 
 def test_an_index_created_meanwhile_by_another_process_is_fine(cluster: Cluster) -> None:
     exists = (400, {"error": {"type": "resource_already_exists_exception"}, "status": 400})
-    cluster.on("PUT", "/t-(studies|series|instances)", exists, exists, exists)
+    cluster.on("PUT", "/t-(studies|series|instances|runs)", *[exists] * 4)
     client = OpenSearch(hosts=["http://os.test:9200"], connection_class=connection_class(cluster))
     assert OpenSearchIndex(client, prefix="t").find_series(Query()) == []
 
@@ -1199,12 +1212,108 @@ def test_get_instance_reads_the_header(os_index: OpenSearchIndex, cluster: Clust
     assert cluster.sent("GET", "/t-instances/_doc/1")[0].params == {}
 
 
+# -- run outputs --------------------------------------------------------------------------------
+
+
+def output(key: str, **values: Any) -> RunOutput:
+    values.setdefault("workflow", "seg")
+    values.setdefault("run_id", "manual__2026-01-01T00:00:00+00:00")
+    values.setdefault("step", "mask")
+    return RunOutput(object_key=key, **values)
+
+
+def test_run_outputs_are_indexed_in_one_bulk_keyed_by_object_key(
+    os_index: OpenSearchIndex, cluster: Cluster
+) -> None:
+    first = output("runs/seg/r/mask/1.2/mask.nii.gz", SeriesInstanceUID="1.2", size=7)
+    second = output("runs/seg/r/report/all/summary.csv", step="report", created_at=1.5)
+    os_index.add_run_outputs([first, second])
+    [bulk] = cluster.sent("POST", "/_bulk")
+    assert bulk.body == [
+        {"index": {"_index": "t-runs", "_id": first.object_key}},
+        first.to_dict(),
+        {"index": {"_index": "t-runs", "_id": second.object_key}},
+        second.to_dict(),
+    ]
+    assert bulk.params == {"refresh": "false"}
+    # Every field of the document is mapped (the index is strict).
+    assert set(first.to_dict()) == set(PROPERTIES["runs"])
+
+
+def test_no_run_outputs_send_nothing(os_index: OpenSearchIndex, cluster: Cluster) -> None:
+    os_index.add_run_outputs([])
+    assert cluster.requests == []
+
+
+def test_object_keys_longer_than_an_id_are_refused(
+    os_index: OpenSearchIndex, cluster: Cluster
+) -> None:
+    long_key = "runs/seg/r/mask/1.2/" + "x" * 500
+    with pytest.raises(InvalidRecord, match="at most 512 bytes"):
+        os_index.add_run_outputs([output("runs/seg/r/mask/1.2/ok.json"), output(long_key)])
+    assert cluster.requests == []  # nothing of the batch was written
+
+
+def test_a_refused_run_output_is_an_error(os_index: OpenSearchIndex, cluster: Cluster) -> None:
+    item = {"_index": "t-runs", "_id": "k", "status": 400, "error": {"type": "mapper_exception"}}
+    cluster.on("POST", "/_bulk", (200, {"errors": True, "items": [{"index": item}]}))
+    with pytest.raises(RuntimeError, match="write run outputs refused: 400 mapper_exception"):
+        os_index.add_run_outputs([output("k")])
+
+
+@pytest.mark.parametrize(
+    ("fields", "query"),
+    [
+        ({}, {"match_all": {}}),
+        (dict(workflow="seg"), _bool([term("workflow", "seg")])),
+        (
+            dict(workflow="seg", run_id="r:1", series_instance_uid="1.2"),
+            _bool(
+                [
+                    term("workflow", "seg"),
+                    term("run_id", "r:1"),
+                    term("SeriesInstanceUID", "1.2"),
+                ]
+            ),
+        ),
+        (dict(series_instance_uid="1.2"), _bool([term("SeriesInstanceUID", "1.2")])),
+    ],
+    ids=str,
+)
+def test_find_run_outputs_filters_by_terms_sorted_by_object_key(
+    os_index: OpenSearchIndex, cluster: Cluster, fields: dict[str, str], query: dict[str, Any]
+) -> None:
+    assert os_index.find_run_outputs(**fields) == []
+    assert cluster.searches("t-runs") == [
+        {
+            "query": query,
+            "sort": [{"object_key": {"order": "asc"}}],
+            "size": backend_module.PAGE_SIZE,
+            "_source": True,
+            "track_total_hits": False,
+        }
+    ]
+
+
+def test_found_run_outputs_are_read_from_source_page_by_page(
+    os_index: OpenSearchIndex, cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(backend_module, "PAGE_SIZE", 2)
+    outputs = [output(f"runs/seg/r/mask/1.2/{n}.json", size=n) for n in range(3)]
+    hits = [{"_id": o.object_key, "_source": o.to_dict(), "sort": [o.object_key]} for o in outputs]
+    cluster.on("POST", "/t-runs/_search", _hits(*hits[:2]), _hits(hits[2]))
+    assert os_index.find_run_outputs(workflow="seg") == outputs
+    pages = cluster.searches("t-runs")
+    assert "search_after" not in pages[0]
+    assert pages[1]["search_after"] == [outputs[1].object_key]
+
+
 # -- health, errors, settings -------------------------------------------------------------------
 
 
 def test_check_reports_a_red_cluster(os_index: OpenSearchIndex, cluster: Cluster) -> None:
     os_index.check()
-    assert len(cluster.sent("GET", "/_cluster/health/t-studies,t-series,t-instances")) == 1
+    assert len(cluster.sent("GET", "/_cluster/health/t-studies,t-series,t-instances,t-runs")) == 1
     cluster.on("GET", "/_cluster/health/.*", (200, {"status": "red", "unassigned_shards": 3}))
     with pytest.raises(IndexUnavailable, match=r"are red \(3 shards unassigned\)"):
         os_index.check()
@@ -1250,11 +1359,11 @@ def test_clear_deletes_and_recreates_the_indices(
 ) -> None:
     os_index.clear()
     assert [(r.method, r.path) for r in cluster.requests][:2] == [
-        ("DELETE", "/t-studies,t-series,t-instances"),
+        ("DELETE", "/t-studies,t-series,t-instances,t-runs"),
         ("PUT", "/_index_template/t-studies"),
     ]
     assert cluster.requests[0].params == {"ignore_unavailable": "true"}
-    assert len(cluster.sent("PUT", "/t-(studies|series|instances)")) == 3
+    assert len(cluster.sent("PUT", "/t-(studies|series|instances|runs)")) == 4
 
 
 def test_from_settings_builds_the_client(cluster: Cluster, tmp_path: Path) -> None:

@@ -1,9 +1,10 @@
 """The OpenSearch backend of :class:`MetadataIndex`, for sites whose services run on many nodes.
 
-Three indices (layout and mappings in :mod:`openjip.index.opensearch_mappings`, query clauses
+Four indices (layout and mappings in :mod:`openjip.index.opensearch_mappings`, query clauses
 in :mod:`~openjip.index.opensearch_query`, count updates in
 :mod:`~openjip.index.opensearch_counts`): ``studies``,
-``series`` and ``instances``, one document per record, keyed by its UID. Series documents repeat
+``series`` and ``instances``, one document per record, keyed by its UID; and ``runs``, one
+document per non-DICOM step output, keyed by its object key. Series documents repeat
 the study fields a query can name (PatientID, PatientName, StudyDate, AccessionNumber,
 StudyDescription), so that every query runs on one index without joins:
 
@@ -56,6 +57,7 @@ from openjip.index.base import (
     InvalidRecord,
     MetadataIndex,
     Query,
+    RunOutput,
     SeriesRecord,
     StudyRecord,
     require_uids,
@@ -72,6 +74,7 @@ from openjip.index.opensearch_mappings import (
     index_name,
     index_template,
     instance_record,
+    run_output,
     series_record,
     study_record,
     to_document,
@@ -79,6 +82,7 @@ from openjip.index.opensearch_mappings import (
 from openjip.index.opensearch_query import (
     IDLE_SORT,
     INSTANCE_SORT,
+    RUN_OUTPUT_SORT,
     SERIES_SORT,
     STUDY_SORT,
     Conditions,
@@ -100,12 +104,14 @@ CAS_ATTEMPTS = 10
 HTTP_CONNECTIONS = 32
 """Connections kept to the cluster: one per thread writing at once (receiver associations,
 DICOMweb requests) before threads queue for one; urllib3's default is 10."""
+MAX_ID_BYTES = 512
+"""OpenSearch's limit on a document ``_id`` (run outputs are keyed by their object key)."""
 UNAVAILABLE_STATUSES = {429, 500, 502, 503, 504}
 """HTTP statuses meaning the cluster cannot serve now (rather than a bad request of ours)."""
 
 
 class OpenSearchIndex(MetadataIndex):
-    """The metadata index in three OpenSearch indices; one client, safe to share between threads.
+    """The metadata index in four OpenSearch indices; one client, safe to share between threads.
 
     Nothing is sent until the first call; that call puts the index templates and creates the
     indices if they are missing, so an unreachable cluster shows up as :class:`IndexUnavailable`
@@ -128,7 +134,10 @@ class OpenSearchIndex(MetadataIndex):
         self.shards = shards
         self.replicas = replicas
         self.where = where
-        self.studies, self.series, self.instances = (index_name(prefix, k) for k in KINDS)
+        self.studies, self.series, self.instances, self.runs = (
+            index_name(prefix, k) for k in KINDS
+        )
+        self.all_indices = ",".join(index_name(prefix, k) for k in KINDS)
         self._ready = False
         self._ready_lock = threading.Lock()
 
@@ -250,12 +259,10 @@ class OpenSearchIndex(MetadataIndex):
         return series_record({**source, **change})
 
     def clear(self) -> None:
-        """Delete the three indices and create them again (from the templates)."""
+        """Delete the indices, run outputs included, and create them again (from the
+        templates)."""
         with self._unavailable("clear"):
-            self.client.indices.delete(
-                index=",".join((self.studies, self.series, self.instances)),
-                ignore_unavailable=True,
-            )
+            self.client.indices.delete(index=self.all_indices, ignore_unavailable=True)
         with self._ready_lock:
             self._ready = False
         self._ensure_indices()
@@ -360,15 +367,45 @@ class OpenSearchIndex(MetadataIndex):
         hits = self._hits(self.series, query, IDLE_SORT, offset=0, limit=None)
         return [series_record(hit["_source"]) for hit in hits]
 
+    # -- run outputs (non-DICOM results of analysis steps) ----------------------------------
+
+    def add_run_outputs(self, outputs: list[RunOutput]) -> None:
+        """Index the outputs in one bulk request; the object key is the document id, so
+        recording a key again replaces its document."""
+        too_long = [o.object_key for o in outputs if len(o.object_key.encode()) > MAX_ID_BYTES]
+        if too_long:
+            raise InvalidRecord(
+                f"{self.where} takes object keys of at most {MAX_ID_BYTES} bytes as run outputs:"
+                f" {', '.join(too_long)}"
+            )
+        if not outputs:
+            return
+        self._ensure_indices()
+        actions: list[dict[str, Any]] = []
+        for output in outputs:
+            actions.append({"index": {"_index": self.runs, "_id": output.object_key}})
+            actions.append(output.to_dict())
+        self._bulk(actions, "write run outputs", expected=set())
+
+    def find_run_outputs(
+        self, *, workflow: str = "", run_id: str = "", series_instance_uid: str = ""
+    ) -> list[RunOutput]:
+        """Run outputs matching every given field exactly, by object key."""
+        given = {"workflow": workflow, "run_id": run_id, "SeriesInstanceUID": series_instance_uid}
+        query = all_of(
+            [{"term": {name: {"value": value}}} for name, value in given.items() if value]
+        )
+        self._ensure_indices()
+        hits = self._hits(self.runs, query, RUN_OUTPUT_SORT, offset=0, limit=None)
+        return [run_output(hit["_source"]) for hit in hits]
+
     # -- health and lifetime -----------------------------------------------------------------
 
     def check(self) -> None:
         """Raise IndexUnavailable unless the cluster answers and the indices are not red."""
         self._ensure_indices()
         with self._unavailable("cluster health"):
-            health = self.client.cluster.health(
-                index=",".join((self.studies, self.series, self.instances))
-            )
+            health = self.client.cluster.health(index=self.all_indices)
         status = health.get("status")
         if status not in ("green", "yellow"):
             raise IndexUnavailable(

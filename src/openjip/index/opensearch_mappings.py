@@ -1,12 +1,12 @@
 """The OpenSearch layout of the metadata index, as data: index names, analysis settings, and the
-explicit mappings of study, series and instance documents (one index each); and the conversion
-of records to documents and back.
+explicit mappings of study, series, instance and run-output documents (one index each); and the
+conversion of records to documents and back.
 
 Documents carry the record fields under their record names (``StudyRecord``, ``SeriesRecord``,
-``InstanceRecord``), so ``_source`` turns back into a record field by field. Series documents
-also feed ``text``, the field ``Query.text`` searches: every word of StudyDescription,
-SeriesDescription and PatientName indexed with all its prefixes, so that a query word matches
-when it starts a word there (case and accents ignored).
+``InstanceRecord``, ``RunOutput``), so ``_source`` turns back into a record field by field.
+Series documents also feed ``text``, the field ``Query.text`` searches: every word of
+StudyDescription, SeriesDescription and PatientName indexed with all its prefixes, so that a
+query word matches when it starts a word there (case and accents ignored).
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from __future__ import annotations
 from dataclasses import fields
 from typing import Any, TypeVar
 
-from openjip.index.base import InstanceRecord, SeriesRecord, StudyRecord
+from openjip.index.base import InstanceRecord, RunOutput, SeriesRecord, StudyRecord
 
-KINDS = ("studies", "series", "instances")
-"""The three indices, named ``<prefix>-<kind>``."""
+KINDS = ("studies", "series", "instances", "runs")
+"""The indices, named ``<prefix>-<kind>``; ``runs`` keeps the non-DICOM outputs of steps."""
 
 MAX_PREFIX_CHARS = 30
 """Longest word prefix indexed for ``text``; longer query words match on their first 30
@@ -131,15 +131,27 @@ INSTANCE_PROPERTIES: dict[str, Any] = {
     "header": {"type": "object", "enabled": False},
 }
 
+# Looked up by exact value only (term filters) and sorted by object_key.
+RUN_OUTPUT_PROPERTIES: dict[str, Any] = {
+    "object_key": _KEYWORD,
+    "workflow": _KEYWORD,
+    "run_id": _KEYWORD,
+    "step": _KEYWORD,
+    "SeriesInstanceUID": _KEYWORD,
+    "size": {"type": "long"},
+    "created_at": {"type": "double"},
+}
+
 PROPERTIES: dict[str, dict[str, Any]] = {
     "studies": STUDY_PROPERTIES,
     "series": SERIES_PROPERTIES,
     "instances": INSTANCE_PROPERTIES,
+    "runs": RUN_OUTPUT_PROPERTIES,
 }
 
 
 def index_name(prefix: str, kind: str) -> str:
-    """The name of one of the three indices."""
+    """The name of one of the indices."""
     return f"{prefix}-{kind}"
 
 
@@ -177,7 +189,7 @@ def to_document(record: InstanceRecord | SeriesRecord | StudyRecord) -> dict[str
     return data
 
 
-_R = TypeVar("_R", InstanceRecord, SeriesRecord, StudyRecord)
+_R = TypeVar("_R", InstanceRecord, SeriesRecord, StudyRecord, RunOutput)
 
 
 def _record(cls: type[_R], source: dict[str, Any]) -> _R:
@@ -207,3 +219,7 @@ def series_record(source: dict[str, Any]) -> SeriesRecord:
 
 def instance_record(source: dict[str, Any]) -> InstanceRecord:
     return _record(InstanceRecord, source)
+
+
+def run_output(source: dict[str, Any]) -> RunOutput:
+    return _record(RunOutput, source)

@@ -31,6 +31,7 @@ INSTANCE_SORT: list[Any] = [
     {"InstanceNumber": {"order": "asc", "missing": "_first"}},
     {"SOPInstanceUID": {"order": "asc"}},
 ]
+RUN_OUTPUT_SORT: list[Any] = [{"object_key": {"order": "asc"}}]
 IDLE_SORT: list[Any] = [
     {"last_received_at": {"order": "asc"}},
     {"SeriesInstanceUID": {"order": "asc"}},
