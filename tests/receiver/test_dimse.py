@@ -146,6 +146,15 @@ def test_garbage_bytes_do_not_stop_the_receiver(running_receiver: Any) -> None:
         assert assoc.send_c_store(dcmread(CT)).Status == 0x0000
 
 
+def test_wrong_called_ae_is_rejected_when_required(receiver_factory: Callable[..., Any]) -> None:
+    receiver = receiver_factory(require_called_ae=True)
+    address = [receiver.host, str(receiver.port)]
+    denied = dcmtk("echoscu", "-aet", "SCU", "-aec", "NOTOPENJIP", *address)
+    assert denied.returncode != 0
+    assert "rejected" in denied.stderr.lower(), denied.stderr
+    assert dcmtk("echoscu", "-aet", "SCU", "-aec", receiver.ae_title, *address).returncode == 0
+
+
 def test_unknown_calling_ae_is_rejected(receiver_factory: Callable[..., Any]) -> None:
     receiver = receiver_factory(allowed_calling_aes=["GOODSCU"])
     address = [receiver.host, str(receiver.port)]

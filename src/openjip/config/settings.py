@@ -26,6 +26,11 @@ class ReceiverSettings(BaseModel):
         default_factory=list,
         description="Calling AE titles accepted at association; empty accepts any caller.",
     )
+    require_called_ae: bool = Field(
+        False,
+        description="Reject associations whose called AE title is not `ae_title` "
+        "(off by default, as in Orthanc: many modalities are configured loosely).",
+    )
     max_pdu: int = Field(
         0, ge=0, description="Maximum PDU length we receive, in bytes; 0 means unlimited."
     )

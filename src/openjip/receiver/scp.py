@@ -58,6 +58,7 @@ def build_ae(settings: ReceiverSettings) -> AE:
     ae.maximum_associations = settings.max_associations
     ae.network_timeout = 120
     ae.require_calling_aet = list(settings.allowed_calling_aes)
+    ae.require_called_aet = settings.require_called_ae
     ae.add_supported_context(Verification, ALL_TRANSFER_SYNTAXES)
     for context in AllStoragePresentationContexts:
         assert context.abstract_syntax is not None
