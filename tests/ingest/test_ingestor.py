@@ -164,3 +164,69 @@ def test_a_series_claiming_a_second_study_is_invalid_and_leaves_no_object(
 
     assert [info.key for info in store.list("dicom/")] == [ct.object_key]
     assert index.get_instance(other.SOPInstanceUID) is None
+
+
+def test_rebuild_restores_run_outputs_from_their_keys(
+    site: tuple[LocalObjectStore, SQLiteIndex, Ingestor], tmp_path: Path
+) -> None:
+    """Outputs published by the real step runner come back from the ``runs/`` keys alone;
+    DICOM results there are not run outputs; keys off the layout are reported, never deleted."""
+    from dataclasses import replace
+
+    from openjip.runner.base import StepRequest
+    from openjip.runner.local import LocalStepRunner
+
+    store, index, ingestor = site
+    ct = ingestor.ingest_file(CT, source_ae="A").record
+    mr = ingestor.ingest_file(MR, source_ae="A").record
+    runner = LocalStepRunner(store, index, tmp_path / "work")
+    run_id = "manual__2026-01-01T00:00:00+00:00"
+    per_series = StepRequest("seg", run_id, "mask", "seg@1", [ct.SeriesInstanceUID])
+    over_all = StepRequest(
+        "seg", run_id, "report", "rep@1", [ct.SeriesInstanceUID, mr.SeriesInstanceUID]
+    )
+    for request, files in [
+        (per_series, {"mask.nii.gz": b"\x1f\x8b nifti", "stats/volumes.json": b"{}"}),
+        (over_all, {"summary.csv": b"series,volume\n"}),
+    ]:
+        out = tmp_path / request.step
+        for name, data in files.items():
+            (out / name).parent.mkdir(parents=True, exist_ok=True)
+            (out / name).write_bytes(data)
+        if request is per_series:
+            (out / "result.dcm").write_bytes(MR.read_bytes())  # a DICOM result
+        runner.publish_outputs(request, out)
+    recorded = index.find_run_outputs()
+    assert len(recorded) == 3
+    assert len(list(store.list("runs/"))) == 4
+    off_layout = ["runs/seg/r1/stray.json", "runs/seg/r1/mask/not-a-uid/x.json"]
+    for key in off_layout:
+        store.put(key, b"stray")
+
+    seen: list[tuple[int, int]] = []
+    report = rebuild_index(store, index, progress=lambda done, total: seen.append((done, total)))
+
+    assert report.scanned == 2 and report.indexed == 2
+    assert report.run_outputs == 3
+    assert seen == [(done, 8) for done in range(1, 9)]  # 2 under dicom/, 6 under runs/
+    assert sorted(key for key, _ in report.skipped) == sorted(off_layout)
+    assert all(reason for _, reason in report.skipped)
+    rebuilt = index.find_run_outputs()
+    # The key holds the run id key-safe; the time of creation is the object's mtime.
+    safe_run_id = "manual__2026-01-01T00_00_00+00_00"
+    assert [replace(o, created_at=0.0) for o in rebuilt] == [
+        replace(o, run_id=safe_run_id, created_at=0.0) for o in recorded
+    ]
+    assert [(o.step, o.SeriesInstanceUID) for o in rebuilt] == [
+        ("mask", ct.SeriesInstanceUID),
+        ("mask", ct.SeriesInstanceUID),
+        ("report", ""),
+    ]
+    for output in rebuilt:
+        info = store.head(output.object_key)
+        assert info is not None and output.created_at == info.modified.timestamp()
+    assert [o.object_key for o in index.find_run_outputs(run_id=safe_run_id)] == [
+        o.object_key for o in rebuilt
+    ]
+    for key in off_layout:
+        assert store.head(key) is not None
