@@ -114,7 +114,8 @@ class IndexSettings(BaseModel):
     opensearch_index_prefix: str = Field(
         "openjip",
         pattern=r"^[a-z0-9][a-z0-9_.-]*$",
-        description="Indices are `<prefix>-studies`, `<prefix>-series`, `<prefix>-instances`.",
+        description="Indices are `<prefix>-studies`, `<prefix>-series`, `<prefix>-instances`"
+        " and `<prefix>-runs` (run outputs).",
     )
     opensearch_verify_certs: bool = Field(True, description="Verify the server's TLS certificate.")
     opensearch_ca_certs: Path | None = Field(
