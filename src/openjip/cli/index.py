@@ -52,6 +52,7 @@ def rebuild() -> None:
         index.close()
     console.print(
         f"indexed {report.indexed} of {report.scanned} objects"
+        + f", {report.run_outputs} run outputs"
         + (f", skipped {len(report.skipped)}" if report.skipped else "")
     )
     for key, reason in report.skipped:

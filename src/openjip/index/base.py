@@ -136,6 +136,8 @@ class RunOutput:
     object_key: str
     workflow: str
     run_id: str
+    """The Airflow run id in the form object keys hold it (``:`` turned to ``_``), so that a
+    rebuild from the keys gives the same value."""
     step: str
     SeriesInstanceUID: str = ""
     """The source series the step ran on; empty for a step over several series."""

@@ -111,7 +111,7 @@ class LocalStepRunner(StepRunner):
                     RunOutput(
                         object_key=key,
                         workflow=request.dag_id,
-                        run_id=request.run_id,
+                        run_id=key_safe(request.run_id),
                         step=request.step,
                         SeriesInstanceUID=derived_from,
                         size=info.size,
