@@ -9,6 +9,8 @@ DEB_PACKAGES := dcmtk orthanc orthanc-dicomweb dcm2niix dicom3tools gnupg
 PYTEST_ARGS ?=
 # e.g. make bench BENCH_ARGS="--repeat 2 --receivers openjip,orthanc"
 BENCH_ARGS ?=
+# e.g. make bench QUERY_BENCH_ARGS="--repeat 10 --orthanc-studies 1000"
+QUERY_BENCH_ARGS ?=
 
 .PHONY: help install system-deps run test lint typecheck pytest bench docs clean
 
@@ -46,8 +48,9 @@ pytest: install system-deps  ## the test suite alone
 
 test: lint pytest  ## lint, type-check and run every test
 
-bench: install system-deps  ## ingest benchmark against Orthanc and storescp (root; ~5-10 min); figures go to bench/results/
+bench: install system-deps  ## ingest (vs Orthanc, storescp) and query (C-FIND vs Orthanc, QIDO) benchmarks (root; ~10-20 min, query index built once ~6 min); figures go to bench/results/
 	$(BIN)/python bench/ingest.py $(BENCH_ARGS)
+	$(BIN)/python bench/query.py $(QUERY_BENCH_ARGS)
 
 # Site chart and images (charts/openjip, services/). Images are named REGISTRY/openjip/NAME:TAG.
 CONTAINER_ENGINE ?= $(shell command -v podman || command -v docker)
