@@ -48,9 +48,10 @@ pytest: install system-deps  ## the test suite alone
 
 test: lint pytest  ## lint, type-check and run every test
 
-bench: install system-deps  ## ingest (vs Orthanc, storescp) and query (C-FIND vs Orthanc, QIDO) benchmarks (root; ~10-20 min, query index built once ~6 min); figures go to bench/results/
+bench: install system-deps  ## ingest (vs Orthanc, storescp), query (C-FIND vs Orthanc, QIDO) and series-trigger latency benchmarks (root; ~10-20 min, query index built once ~6 min); figures go to bench/results/
 	$(BIN)/python bench/ingest.py $(BENCH_ARGS)
 	$(BIN)/python bench/query.py $(QUERY_BENCH_ARGS)
+	$(BIN)/python bench/trigger.py $(TRIGGER_BENCH_ARGS)
 
 # Site chart and images (charts/openjip, services/). Images are named REGISTRY/openjip/NAME:TAG.
 CONTAINER_ENGINE ?= $(shell command -v podman || command -v docker)
