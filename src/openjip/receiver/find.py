@@ -10,6 +10,7 @@ constrain the search (C.2.2.1.3). Sequence keys match universally.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -79,6 +80,10 @@ _STUDY_FIELDS = {f.name for f in fields(StudyRecord)}
 _SERIES_FIELDS = {f.name for f in fields(SeriesRecord)}
 _INSTANCE_FIELDS = {f.name for f in fields(InstanceRecord)} - {"header"}
 _STUDY_UID_CHUNK = 1000
+PACE_EVERY = 64
+"""Every this many pending responses C-FIND lets the association catch up (see
+:func:`_let_dul_catch_up`)."""
+CATCH_UP_SECONDS = 30.0
 
 
 class BadIdentifier(Exception):
@@ -354,6 +359,18 @@ def response_identifier(view: MatchView, parsed: ParsedIdentifier, ae_title: str
     return ds
 
 
+def _let_dul_catch_up(assoc: Any) -> None:
+    """Wait until the association's DUL thread has sent every queued response, then give it a
+    moment to read what the peer sent meanwhile: it reads only when it has nothing to send, so
+    without this a C-CANCEL would wait behind the whole answer (which would also sit in
+    memory at once)."""
+    pending = assoc.dul.to_provider_queue
+    deadline = time.monotonic() + CATCH_UP_SECONDS
+    while not pending.empty() and assoc.is_established and time.monotonic() < deadline:
+        time.sleep(0.001)
+    time.sleep(0.001)
+
+
 class FindHandler:
     """``EVT_C_FIND`` handler: yields pending matches, honours C-CANCEL."""
 
@@ -377,7 +394,9 @@ class FindHandler:
             )
             yield exc.status.response(exc.comment), None
             return
-        for view in views:
+        for number, view in enumerate(views):
+            if number and number % PACE_EVERY == 0:
+                _let_dul_catch_up(event.assoc)
             if event.is_cancelled:
                 yield CANCELLED.code, None
                 return
