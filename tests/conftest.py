@@ -214,7 +214,9 @@ def small_filesystem(tmp_path: Path) -> Iterator[Path]:
 os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="openjip-test-airflow-"))
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ.setdefault("AIRFLOW__CORE__PARALLELISM", "2")
-os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(Path(__file__).resolve().parents[1] / "dags"))
+os.environ.setdefault(
+    "AIRFLOW__CORE__DAGS_FOLDER", str(Path(__file__).resolve().parents[1] / "dags")
+)
 
 
 @pytest.fixture(scope="session")
