@@ -70,9 +70,21 @@ class Ingestor:
         store_seconds = time.perf_counter() - started
         return IngestResult(record, self._index(record), store_seconds)
 
-    def ingest_bytes(self, data: bytes, *, source_ae: str, derived_from: str = "") -> IngestResult:
-        """Ingest a whole Part-10 file given as bytes; stored exactly as given."""
-        parsed = _parse(data)
+    def ingest_bytes(
+        self,
+        data: bytes,
+        *,
+        source_ae: str,
+        derived_from: str = "",
+        parsed: ParsedInstance | None = None,
+    ) -> IngestResult:
+        """Ingest a whole Part-10 file given as bytes; stored exactly as given.
+
+        ``parsed`` is the caller's own :func:`read_instance` of ``data``, when it has one, so
+        the header is not read twice.
+        """
+        if parsed is None:
+            parsed = _parse(data)
         record = self._record(parsed, len(data), source_ae, derived_from)
         started = time.perf_counter()
         self.store.put(record.object_key, data)

@@ -52,16 +52,17 @@ def _store_part(
         return None, _failure("", "", CANNOT_UNDERSTAND, f"part is {part.content_type}")
     data = bytes(part.data)
     try:
-        header = read_instance(data).header
+        parsed = read_instance(data)
     except UnreadableInstance as error:
         return None, _failure("", "", CANNOT_UNDERSTAND, f"not DICOM: {error}")
+    header = parsed.header
     sop_class, sop_instance = _value(header, "00080016"), _value(header, "00080018")
     if study is not None and _value(header, "0020000D") != study:
         return None, _failure(
             sop_class, sop_instance, STUDY_MISMATCH, "not of the study in the URL"
         )
     try:
-        record = ingestor.ingest_bytes(data, source_ae=SOURCE_AE).record
+        record = ingestor.ingest_bytes(data, source_ae=SOURCE_AE, parsed=parsed).record
     except InvalidInstance as error:
         return None, _failure(sop_class, sop_instance, CANNOT_UNDERSTAND, str(error))
     except (StorageError, IndexUnavailable) as error:
