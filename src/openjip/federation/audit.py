@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from openjip.federation.canonical import canonical_json, digest
 
@@ -28,6 +28,22 @@ class ChainBreak:
     message: str
 
 
+def _last_line(handle: BinaryIO) -> bytes:
+    """The last non-empty line of the open file, read backwards from its end."""
+    end = handle.seek(0, os.SEEK_END)
+    position, tail = end, b""
+    while position > 0:
+        step = min(4096, position)
+        position -= step
+        handle.seek(position)
+        tail = handle.read(step) + tail
+        lines = [line for line in tail.split(b"\n") if line.strip()]
+        # A complete last line has a newline (or the file start) before it.
+        if len(lines) > 1 or (lines and position == 0):
+            return lines[-1]
+    return b""
+
+
 class AuditLog:
     """Append-only, hash-chained JSONL log."""
 
@@ -40,13 +56,11 @@ class AuditLog:
         with self.path.open("a+b") as handle:
             # The CLI and the service may append at once: the lock keeps the chain linear.
             fcntl.flock(handle, fcntl.LOCK_EX)
-            handle.seek(0)
-            previous = GENESIS
-            sequence = 0
-            for line in handle:
-                if line.strip():
-                    previous = json.loads(line)["hash"]
-                    sequence += 1
+            last = _last_line(handle)
+            previous, sequence = GENESIS, 0
+            if last:
+                tail = json.loads(last)
+                previous, sequence = tail["hash"], tail["seq"] + 1
             entry: dict[str, Any] = {
                 "seq": sequence,
                 "time": round(time.time(), 3),
