@@ -241,7 +241,7 @@ class ManifestError(ValueError):
         super().__init__(f"{source}: invalid operator manifest\n{lines}")
 
 
-def _document_path(location: tuple[int | str, ...]) -> str:
+def document_path(location: tuple[int | str, ...]) -> str:
     """``("command", 0)`` → ``command[0]``: the path of a value in the YAML document."""
     path = ""
     for part in location:
@@ -250,7 +250,7 @@ def _document_path(location: tuple[int | str, ...]) -> str:
 
 
 def _issue_from_pydantic(error: Any) -> ManifestIssue:
-    path = _document_path(error["loc"])
+    path = document_path(error["loc"])
     message = str(error["msg"]).removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
         message = "unknown field"

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from openjip.index.base import Query
+from openjip.operators.manifest import document_path
 from openjip.workflows.spec import (
     PARAM_REFERENCE,
     SERIES_PARAM,
@@ -56,17 +57,6 @@ class SpecInvalid(ValueError):
         super().__init__(f"invalid workflow spec {source}:\n{lines}")
 
 
-def format_path(location: tuple[int | str, ...]) -> str:
-    """``("steps", 0, "operator")`` → ``"steps[0].operator"``."""
-    path = ""
-    for part in location:
-        if isinstance(part, int):
-            path += f"[{part}]"
-        else:
-            path += f".{part}" if path else str(part)
-    return path
-
-
 def validate_spec(data: Any, *, operator_lookup: OperatorLookup | None = None) -> list[SpecError]:
     """Every error of the workflow document ``data`` (parsed YAML); empty when it is valid.
 
@@ -79,7 +69,7 @@ def validate_spec(data: Any, *, operator_lookup: OperatorLookup | None = None) -
         spec = WorkflowSpec.model_validate(data)
     except ValidationError as error:
         return [
-            SpecError(format_path(detail["loc"]), detail["msg"])
+            SpecError(document_path(detail["loc"]), detail["msg"])
             for detail in error.errors(include_url=False)
         ]
     return _check_spec(spec, operator_lookup or installed_operator)
