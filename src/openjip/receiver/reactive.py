@@ -5,10 +5,10 @@ finds nothing to do, and the association thread sleeps 1 ms every turn before lo
 decoded message. With one sender every instance waits on both, ~1.5 ms of a ~4 ms budget.
 Here the DUL thread blocks in ``select`` on its socket and a wake-up pipe (written when a
 response is queued) and the association thread blocks on the DIMSE message queue, so each
-side wakes the moment there is work; C-STORE requests are even answered in the DUL thread
-itself (:class:`InlineStoreQueue`). Sockets read whole PDUs with ``recv_into`` instead of
-4 KiB pieces, and the file meta of a received dataset is encoded directly (pydicom's writer
-costs ~0.3 ms) and records the calling AE as (0002,0016) so a rebuilt index still knows it.
+side wakes the moment there is work. Once the association is established the DUL thread
+reads P-DATA itself (:mod:`openjip.receiver.pdata`): C-STORE requests are received and
+answered there, without pynetdicom's state machine, DIMSE decoding or association thread.
+Sockets read whole PDUs with ``recv_into`` instead of 4 KiB pieces.
 
 These are subclasses of pynetdicom internals; ``pynetdicom`` is pinned to 3.0.x for them and
 the receiver tests exercise every path.
@@ -21,27 +21,20 @@ import logging
 import os
 import queue
 import select
-import struct
 import threading
 import time
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any
 
-from pydicom.uid import UID
-from pynetdicom import (
-    PYNETDICOM_IMPLEMENTATION_UID,
-    PYNETDICOM_IMPLEMENTATION_VERSION,
-    dimse_messages,
-    evt,
-)
+from pynetdicom import evt
 from pynetdicom._globals import MODE_ACCEPTOR
 from pynetdicom.association import Association
-from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.dul import DULServiceProvider
 from pynetdicom.pdu import A_ABORT_RQ
 from pynetdicom.transport import AssociationSocket, RequestHandler
 
-from openjip.receiver.transport import IncomingFile
+from openjip.receiver.pdata import PDataReader
+from openjip.receiver.transport import ReceiverServer
 
 LOGGER = logging.getLogger(__name__)
 
@@ -58,6 +51,8 @@ class WakingDUL(DULServiceProvider):
         os.set_blocking(self._wake_read, False)
         os.set_blocking(self._wake_write, False)
         self.daemon = True
+        self.pdata: PDataReader | None = None
+        """Reads the PDUs of the established association; set by the request handler."""
 
     def wake(self) -> None:
         """Make the reactor look at its queues now."""
@@ -106,7 +101,7 @@ class WakingDUL(DULServiceProvider):
                 try:
                     if self._process_recv_primitive():
                         pass
-                    elif self._is_transport_event():
+                    elif self._read_transport():
                         self._idle_timer.restart()
                 except Exception as exc:  # noqa: BLE001 - as pynetdicom: abort, never hang
                     LOGGER.error("Exception in DUL reactor, aborting association: %s", exc)
@@ -120,9 +115,21 @@ class WakingDUL(DULServiceProvider):
                 self.state_machine.do_action(event)
                 idle = False
         finally:
+            if self.pdata is not None:
+                self.pdata.discard()
             for fd in (self._wake_read, self._wake_write):
                 with contextlib.suppress(OSError):
                     os.close(fd)
+
+    def _read_transport(self) -> bool:
+        """pynetdicom's ``_is_transport_event``, except that an established association's
+        PDUs are read by :attr:`pdata`."""
+        if self.pdata is None or self.state_machine.current_state != "Sta6":
+            return self._is_transport_event()
+        if self.socket is None or not self.socket.ready:
+            return False
+        self.pdata.read_pdu()
+        return True
 
     def _abort_on_error(self) -> None:
         abort_pdu = A_ABORT_RQ()
@@ -134,30 +141,6 @@ class WakingDUL(DULServiceProvider):
         self.assoc.is_established = False
         self.assoc._kill = True
         self._kill_thread = True
-
-
-class InlineStoreQueue(queue.Queue[Any]):
-    """The DIMSE message queue of an association that answers C-STORE requests at once.
-
-    A complete C-STORE request is served in the DUL thread that decoded it instead of being
-    handed to the association thread and its response handed back: two thread hand-offs less
-    per instance, which on a busy machine cost more than the work itself. The sender waits
-    for the response anyway, so the DUL thread has nothing else to do meanwhile. Other
-    messages go through the queue as before.
-    """
-
-    def __init__(self, assoc: Association) -> None:
-        super().__init__()
-        self._assoc = assoc
-
-    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
-        context_id, message = item
-        # Requests only: a C-STORE response (to a C-GET sub-operation this association sent)
-        # goes through the queue to the sender waiting for it.
-        if isinstance(message, C_STORE) and message.Status is None and self._assoc.is_established:
-            self._assoc._serve_request(message, context_id)
-            return
-        super().put(item, block, timeout)
 
 
 class WakingUserQueue(queue.Queue[Any]):
@@ -180,7 +163,6 @@ class ReactiveAssociation(Association):
     def __init__(self, ae: Any, mode: str) -> None:
         super().__init__(ae, mode)
         self.dul = WakingDUL(self)
-        self.dimse.msg_queue = InlineStoreQueue(self)
         self.dul.to_user_queue = WakingUserQueue(self)
         self.daemon = True
 
@@ -259,6 +241,14 @@ class ReactiveRequestHandler(RequestHandler):
         assoc.acceptor.implementation_version_name = self.ae.implementation_version_name
         assoc.acceptor.supported_contexts = list(self.server.contexts)
         assoc.requestor.address_info = self.remote
+        server = self.server
+        assert isinstance(assoc.dul, WakingDUL) and isinstance(server, ReceiverServer)
+        assoc.dul.pdata = PDataReader(
+            assoc.dul,
+            server.store_service,
+            server.incoming_dir,
+            calling_ae=lambda: str(assoc.requestor.ae_title),
+        )
         handlers: dict[Any, Any] = self.server._handlers
         for event, bound in handlers.items():
             if event.is_intervention and bound:
@@ -267,78 +257,3 @@ class ReactiveRequestHandler(RequestHandler):
                 for handler, args in bound:
                     assoc.bind(event, handler, args)
         return assoc
-
-
-# --- file meta of received datasets ------------------------------------------------------
-
-
-class _FileMeta(NamedTuple):
-    sop_class_uid: str
-    sop_instance_uid: str
-    transfer_syntax: str
-
-
-def _element(group_element: int, vr: bytes, value: bytes) -> bytes:
-    return struct.pack("<HH2sH", 0x0002, group_element, vr, len(value)) + value
-
-
-def _uid(value: str) -> bytes:
-    data = value.encode("ascii")
-    return data + b"\0" if len(data) % 2 else data
-
-
-def _text(value: str) -> bytes:
-    data = value.encode("ascii", "replace")
-    return data + b" " if len(data) % 2 else data
-
-
-def encode_file_meta(meta: _FileMeta, source_ae: str) -> bytes:
-    """File meta group (0002) in explicit VR little endian, group length first."""
-    body = b"".join(
-        (
-            struct.pack("<HH2sHL", 0x0002, 0x0001, b"OB", 0, 2) + b"\0\1",
-            _element(0x0002, b"UI", _uid(meta.sop_class_uid)),
-            _element(0x0003, b"UI", _uid(meta.sop_instance_uid)),
-            _element(0x0010, b"UI", _uid(meta.transfer_syntax)),
-            _element(0x0012, b"UI", _uid(PYNETDICOM_IMPLEMENTATION_UID)),
-            _element(0x0013, b"SH", _text(PYNETDICOM_IMPLEMENTATION_VERSION)),
-            _element(0x0016, b"AE", _text(source_ae.strip())) if source_ae.strip() else b"",
-        )
-    )
-    return struct.pack("<HH2sHL", 0x0002, 0x0000, b"UL", 4, len(body)) + body
-
-
-_pydicom_create_file_meta = dimse_messages.create_file_meta
-_pydicom_write_file_meta_info = dimse_messages.write_file_meta_info
-
-
-def _create_file_meta(**kwargs: Any) -> Any:
-    if isinstance(threading.current_thread(), WakingDUL):
-        return _FileMeta(
-            str(kwargs["sop_class_uid"]),
-            str(kwargs["sop_instance_uid"]),
-            str(kwargs["transfer_syntax"]),
-        )
-    return _pydicom_create_file_meta(**kwargs)
-
-
-def _write_file_meta_info(fp: Any, meta: Any, enforce_standard: bool = True) -> None:
-    if isinstance(meta, _FileMeta) and isinstance(fp, IncomingFile):
-        dul = threading.current_thread()
-        assoc = getattr(dul, "assoc", None)
-        source_ae = assoc.requestor.ae_title if assoc is not None else ""
-        fp.write(encode_file_meta(meta, source_ae))
-        return
-    if isinstance(meta, _FileMeta):
-        meta = _pydicom_create_file_meta(
-            sop_class_uid=UID(meta.sop_class_uid),
-            sop_instance_uid=UID(meta.sop_instance_uid),
-            transfer_syntax=UID(meta.transfer_syntax),
-        )
-    _pydicom_write_file_meta_info(fp, meta, enforce_standard)
-
-
-def install_fast_file_meta() -> None:
-    """Route pynetdicom's file-meta writing for received datasets through this module."""
-    dimse_messages.create_file_meta = _create_file_meta
-    dimse_messages.write_file_meta_info = _write_file_meta_info  # type: ignore[assignment]

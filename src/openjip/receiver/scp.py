@@ -1,7 +1,9 @@
-"""The DIMSE service of one receiver process: a pynetdicom AE answering C-ECHO and C-STORE.
+"""The DIMSE service of one receiver process: a pynetdicom AE answering C-ECHO, C-STORE and
+the Query/Retrieve services.
 
 Every C-STORE goes through :class:`openjip.ingest.Ingestor`: success (0x0000) is sent only
-after the instance is durable in the object store and indexed.
+after the instance is durable in the object store and indexed. C-STORE requests are read and
+answered by :mod:`openjip.receiver.pdata`, which calls :class:`StoreService`.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from pydicom import config as pydicom_config
-from pydicom.dataset import Dataset
 from pynetdicom import (
     AE,
     ALL_TRANSFER_SYNTAXES,
@@ -31,8 +32,9 @@ from openjip.receiver.query_retrieve import (
     add_query_retrieve_contexts,
     query_retrieve_handlers,
 )
-from openjip.receiver.reactive import ReactiveRequestHandler, install_fast_file_meta
-from openjip.receiver.transport import ReceiverServer, install_incoming_files, take_write_error
+from openjip.receiver.reactive import ReactiveRequestHandler
+from openjip.receiver.status import Status
+from openjip.receiver.transport import ReceiverServer
 from openjip.storage.base import StorageError
 
 LOGGER = logging.getLogger(__name__)
@@ -40,15 +42,11 @@ LOGGER = logging.getLogger(__name__)
 
 def configure_pynetdicom() -> None:
     """Process-wide pynetdicom settings the receiver relies on."""
-    # Stream datasets to a temp file instead of memory; stored by rename afterwards.
-    _config.STORE_RECV_CHUNKED_DATASET = True
     # pynetdicom's standard handlers format a log line per PDU even when nobody reads it.
     _config.LOG_HANDLER_LEVEL = "none"
     # Command sets are encoded by pydicom for every response; checking each value against
     # its VR's regex costs ~0.3 ms per instance. Received datasets are never re-encoded.
     pydicom_config.settings.writing_validation_mode = pydicom_config.IGNORE
-    install_incoming_files()
-    install_fast_file_meta()
 
 
 def build_ae(settings: ReceiverSettings) -> AE:
@@ -70,50 +68,61 @@ def build_ae(settings: ReceiverSettings) -> AE:
     return ae
 
 
-class StoreHandler:
-    """Answers C-STORE requests by ingesting the received file."""
+class StoreService:
+    """Answers C-STORE requests by ingesting the received file (see :mod:`.pdata`)."""
 
     def __init__(self, ingestor: Ingestor) -> None:
         self.ingestor = ingestor
 
-    def __call__(self, event: evt.Event) -> Dataset | int:
-        path = Path(event.dataset_path)
-        result = self._store(event, path)
-        if result.Status != status.SUCCESS.code:
-            metrics.FAILURES.labels(status=f"0x{result.Status:04X}").inc()
+    def store(
+        self,
+        path: Path,
+        *,
+        write_error: OSError | None,
+        sop_class_uid: str,
+        context_abstract_syntax: str,
+        calling_ae: str,
+    ) -> tuple[Status, str]:
+        """Ingest the dataset received into ``path``; the status and error comment to send."""
+        result, comment = self._store(
+            path, write_error, sop_class_uid, context_abstract_syntax, calling_ae
+        )
+        if result.code != status.SUCCESS.code:
+            metrics.FAILURES.labels(status=f"0x{result.code:04X}").inc()
             LOGGER.warning(
-                "C-STORE from %s refused with 0x%04X: %s",
-                event.assoc.requestor.ae_title,
-                result.Status,
-                result.get("ErrorComment", ""),
+                "C-STORE from %s refused with 0x%04X: %s", calling_ae, result.code, comment
             )
-        return result
+        return result, comment
 
-    def _store(self, event: evt.Event, path: Path) -> Dataset:
-        request = event.request
-        if request.AffectedSOPClassUID != event.context.abstract_syntax:
-            return status.SOP_CLASS_NOT_SUPPORTED.response(
-                f"SOP class {request.AffectedSOPClassUID} not of this context"
+    def _store(
+        self,
+        path: Path,
+        write_error: OSError | None,
+        sop_class_uid: str,
+        context_abstract_syntax: str,
+        calling_ae: str,
+    ) -> tuple[Status, str]:
+        if sop_class_uid != context_abstract_syntax:
+            return (
+                status.SOP_CLASS_NOT_SUPPORTED,
+                f"SOP class {sop_class_uid} not of this context",
             )
-        write_error = take_write_error(path)
         if write_error is not None:
-            return status.OUT_OF_RESOURCES.response(f"cannot write: {write_error.strerror}")
+            return status.OUT_OF_RESOURCES, f"cannot write: {write_error.strerror}"
         try:
-            result = self.ingestor.ingest_file(
-                path, source_ae=event.assoc.requestor.ae_title, move=True
-            )
+            result = self.ingestor.ingest_file(path, source_ae=calling_ae, move=True)
         except InvalidInstance as exc:
-            return status.CANNOT_UNDERSTAND.response(exc.reason)
+            return status.CANNOT_UNDERSTAND, exc.reason
         except StorageError as exc:
-            return status.OUT_OF_RESOURCES.response(f"store unavailable: {exc}")
+            return status.OUT_OF_RESOURCES, f"store unavailable: {exc}"
         except IndexError_ as exc:
-            return status.OUT_OF_RESOURCES.response(f"index unavailable: {exc}")
+            return status.OUT_OF_RESOURCES, f"index unavailable: {exc}"
         except OSError as exc:
-            return status.OUT_OF_RESOURCES.response(f"cannot write: {exc.strerror}")
+            return status.OUT_OF_RESOURCES, f"cannot write: {exc.strerror}"
         metrics.INSTANCES.inc()
         metrics.BYTES.inc(result.record.size)
         metrics.STORE_SECONDS.observe(result.store_seconds)
-        return status.SUCCESS.response()
+        return status.SUCCESS, ""
 
 
 def _on_echo(event: evt.Event) -> int:
@@ -141,7 +150,6 @@ def make_server(
     incoming_dir.mkdir(parents=True, exist_ok=True)
     ae = build_ae(settings)
     handlers: list[Any] = [
-        (evt.EVT_C_STORE, StoreHandler(ingestor)),
         (evt.EVT_C_ECHO, _on_echo),
         (evt.EVT_CONN_OPEN, _on_open),
         (evt.EVT_CONN_CLOSE, _on_close),
@@ -153,6 +161,7 @@ def make_server(
         (settings.host, settings.port),
         evt_handlers=handlers,
         server_class=ReceiverServer,
+        store_service=StoreService(ingestor),
         incoming_dir=incoming_dir,
         listen=listen,
         request_handler=ReactiveRequestHandler,

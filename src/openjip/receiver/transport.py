@@ -1,8 +1,9 @@
 """What openjip changes in pynetdicom's transport for speed and safety.
 
-- Received datasets stream into a temp file in the receiver's *incoming* directory, on the
-  object store's filesystem, so storing is a rename, not a copy. A failed write (disk full)
-  is remembered and answered with 0xA700 instead of aborting the association.
+- Received datasets stream into a temp file (:class:`IncomingFile`) in the receiver's
+  *incoming* directory, on the object store's filesystem, so storing is a rename, not a copy.
+  A failed write (disk full) is remembered and answered with 0xA700 instead of aborting the
+  association.
 - Accepted sockets get ``TCP_NODELAY`` (pynetdicom never sets it; without it every response
   waits for a delayed ACK).
 - A server can also take connections accepted by another process (``hand_over``).
@@ -10,66 +11,61 @@
 
 from __future__ import annotations
 
-import itertools
 import logging
 import os
 import socket
 import tempfile
-import threading
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any
 
-from pynetdicom import dimse_messages
 from pynetdicom.transport import ThreadedAssociationServer
+
+if TYPE_CHECKING:
+    from openjip.receiver.pdata import CStoreHandler
 
 LOGGER = logging.getLogger(__name__)
 
-_failed_writes: dict[str, OSError] = {}
-_failed_lock = threading.Lock()
-_unwritable = itertools.count()
-
 
 class IncomingFile:
-    """A temp file pynetdicom writes a received dataset into; write errors are kept, not
-    raised, so the association survives and the C-STORE gets a proper failure status."""
+    """A temp file a received dataset is written into; write errors are kept, not raised,
+    so the association survives and the C-STORE gets a proper failure status."""
 
     def __init__(self, directory: Path) -> None:
         self.error: OSError | None = None
-        self._file: BinaryIO | None = None
+        self._fd: int | None = None
+        self.name = ""
         try:
-            fd, self.name = _create_temp(directory)
+            self._fd, self.name = _create_temp(directory)
         except OSError as exc:  # store gone, read-only or full: the C-STORE gets 0xA700
-            self.name = os.path.join(directory, f"unwritable-{next(_unwritable)}.dcm")
-            self._fail(exc)
-            return
-        self._file = os.fdopen(fd, "wb", buffering=0)
+            self.error = exc
 
-    def _fail(self, exc: OSError) -> None:
-        self.error = exc
-        with _failed_lock:
-            _failed_writes[self.name] = exc
-
-    @property
-    def file(self) -> IncomingFile:
-        """pynetdicom calls ``file.flush()``; this object is its own file."""
-        return self
-
-    def write(self, data: bytes | bytearray | memoryview) -> int:
+    def write(self, data: bytes | bytearray | memoryview) -> None:
         """Write all of ``data`` unless an earlier write failed."""
-        if self.error is None and self._file is not None:
-            try:
-                self._file.write(data)
-            except OSError as exc:
-                self._fail(exc)
-        return len(data)
-
-    def flush(self) -> None:
-        """Unbuffered file: nothing to flush."""
+        if self.error is not None or self._fd is None:
+            return
+        view = memoryview(data)
+        try:
+            while view:
+                view = view[os.write(self._fd, view) :]
+        except OSError as exc:
+            self.error = exc
 
     def close(self) -> None:
         """Close the file (idempotent)."""
-        if self._file is not None:
-            self._file.close()
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def remove(self) -> None:
+        """Close and delete the file unless it was stored (moved away) already."""
+        self.close()
+        if self.name:
+            try:
+                os.unlink(self.name)
+            except FileNotFoundError:
+                pass
+            except OSError as exc:  # swept at the next start (service.process_incoming_dir)
+                LOGGER.warning("cannot remove %s: %s", self.name, exc)
 
 
 def _create_temp(directory: Path) -> tuple[int, str]:
@@ -81,30 +77,9 @@ def _create_temp(directory: Path) -> tuple[int, str]:
         return tempfile.mkstemp(suffix=".dcm", dir=directory)
 
 
-def take_write_error(path: Path | str) -> OSError | None:
-    """The error that spoiled the temp file at ``path``, if any (forgotten afterwards)."""
-    with _failed_lock:
-        return _failed_writes.pop(str(path), None)
-
-
-def _incoming_file(*args: Any, **kwargs: Any) -> Any:
-    """Replacement for pynetdicom's ``NamedTemporaryFile``: files go to the incoming
-    directory of the server the association belongs to."""
-    dul = threading.current_thread()
-    server = getattr(getattr(dul, "assoc", None), "_server", None)
-    directory = getattr(server, "incoming_dir", None)
-    if directory is None:
-        return tempfile.NamedTemporaryFile(*args, **kwargs)
-    return IncomingFile(directory)
-
-
-def install_incoming_files() -> None:
-    """Route pynetdicom's received-dataset temp files through :func:`_incoming_file`."""
-    dimse_messages.NamedTemporaryFile = _incoming_file
-
-
 class ReceiverServer(ThreadedAssociationServer):
-    """pynetdicom's threaded server with ``TCP_NODELAY`` and an incoming directory.
+    """pynetdicom's threaded server with ``TCP_NODELAY``, and what its associations store
+    C-STORE requests with: a store service and an incoming directory.
 
     With ``listen=False`` it binds nothing and serves connections given to
     :meth:`hand_over` (accepted by the parent process).
@@ -113,7 +88,15 @@ class ReceiverServer(ThreadedAssociationServer):
     daemon_threads = True
     request_queue_size = 128
 
-    def __init__(self, *args: Any, incoming_dir: Path, listen: bool = True, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        store_service: CStoreHandler,
+        incoming_dir: Path,
+        listen: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        self.store_service = store_service
         self.incoming_dir = incoming_dir
         self._listen = listen
         super().__init__(*args, **kwargs)
