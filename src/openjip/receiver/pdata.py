@@ -60,6 +60,11 @@ _US = struct.Struct("<H")
 
 _CHUNK = 512 * 1024
 """Bytes of dataset gathered from the socket before one write to the file."""
+_MAX_COMMAND = 64 * 1024
+"""Command sets are a few hundred bytes; a peer sending more is not speaking DICOM."""
+_MAX_OTHER_PDU = 1024 * 1024
+"""Release and abort PDUs are 10 bytes; any other PDU is an error in an established
+association, but is still read (up to this size) so that pynetdicom answers it properly."""
 
 # pynetdicom's events for "transport connection closed" and "invalid PDU received".
 _CONNECTION_CLOSED = "Evt17"
@@ -240,6 +245,8 @@ class PDataReader:
         if pdu_type not in PDU_TYPES:
             raise ProtocolViolation(f"unknown PDU type 0x{pdu_type:02X}")
         if pdu_type != P_DATA_TF:
+            if length > _MAX_OTHER_PDU:
+                raise ProtocolViolation(f"PDU type 0x{pdu_type:02X} of {length} bytes")
             self._hand_over_pdu(header + self._recv(length))
             return
         while length:
@@ -255,6 +262,8 @@ class PDataReader:
         if control & COMMAND_FRAGMENT:
             if self._receiving is not None or self._forwarding:
                 raise ProtocolViolation("command fragment inside a dataset")
+            if len(self._command) + size > _MAX_COMMAND:
+                raise ProtocolViolation(f"command set longer than {_MAX_COMMAND} bytes")
             self._command += self._recv(size)
             if control & LAST_FRAGMENT:
                 command, self._command = bytes(self._command), bytearray()
@@ -358,21 +367,15 @@ class PDataReader:
         self._dul._recv_pdu.put(pdu)
 
     def _recv(self, size: int) -> bytes:
-        if size <= 0:
-            return b""
-        sock = self._socket
-        data = sock.recv(size)
-        if len(data) == size:
-            return bytes(data)
-        parts = [data]
-        received = len(data)
-        while received < size:
+        """Exactly ``size`` bytes, read in pieces so memory follows what actually arrives."""
+        sock, parts = self._socket, []
+        while size > 0:
+            data = sock.recv(min(size, _CHUNK))
             if not data:
                 raise EOFError
-            data = sock.recv(size - received)
             parts.append(data)
-            received += len(data)
-        return b"".join(parts)
+            size -= len(data)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 @functools.lru_cache(maxsize=1024)
