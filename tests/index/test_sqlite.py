@@ -59,6 +59,38 @@ def test_a_writer_waits_for_the_lock_of_another(
     other.close()
 
 
+def test_writers_take_turns_on_the_lock_file(sqlite_index: SQLiteIndex, make_instance: Any) -> None:
+    """Another process holding the writer lock file (as a receiver worker does while it
+    writes) keeps the upsert waiting, and it goes on as soon as the lock is released."""
+    sqlite_index.check()
+    lock_path = sqlite_index.path.with_name(sqlite_index.path.name + "-writer.lock")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLD_LOCK, str(lock_path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    assert holder.stdout is not None and holder.stdout.readline() == b"held\n"
+    writer = threading.Thread(
+        target=sqlite_index.upsert_instance, args=(make_instance("1", "2", "3"),)
+    )
+    writer.start()
+    writer.join(timeout=1.0)
+    assert writer.is_alive(), "the upsert did not wait for the writer lock"
+    assert holder.communicate(b"release\n", timeout=30)[1] is None
+    writer.join(timeout=30)
+    assert not writer.is_alive()
+    assert len(sqlite_index.find_instances(Query())) == 1
+
+
+_HOLD_LOCK = """
+import fcntl, sys
+with open(sys.argv[1], "a") as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    print("held", flush=True)
+    sys.stdin.readline()
+"""
+
+
 def fds_open_on(path: Path) -> int:
     return sum(
         1 for fd in Path("/proc/self/fd").iterdir() if os.path.realpath(fd) == str(path.resolve())
