@@ -210,9 +210,13 @@ class PDataReader:
         self._calling_ae = calling_ae
         self._command = bytearray()
         self._receiving: _Receiving | None = None
-        # Data fragments of a message pynetdicom decodes follow its command to pynetdicom.
-        self._forwarding = False
         self._chunk = memoryview(bytearray(_CHUNK))
+
+    @property
+    def _forwarding(self) -> bool:
+        """Whether pynetdicom holds the command of a message whose dataset is still coming
+        (its DIMSE layer keeps a message only until it is complete)."""
+        return self._dul.assoc.dimse.message is not None
 
     @property
     def _socket(self) -> Any:
@@ -275,18 +279,12 @@ class PDataReader:
                 self._answer(receiving)
         else:
             self._forward(context_id, control, self._recv(size))
-            if control & LAST_FRAGMENT:
-                self._forwarding = False
 
     def _command_received(self, context_id: int, command: bytes) -> None:
         elements = decode_command(command)
         request = StoreRequest.from_command(context_id, elements) if elements else None
         if request is None:
             self._forward(context_id, COMMAND_FRAGMENT | LAST_FRAGMENT, command)
-            no_data_set = elements is not None and elements.get(COMMAND_DATA_SET_TYPE) == (
-                _US.pack(NO_DATA_SET)
-            )
-            self._forwarding = not no_data_set
             return
         context = self._dul.assoc._accepted_cx.get(context_id)
         if context is None:
