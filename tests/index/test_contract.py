@@ -441,6 +441,15 @@ def test_latest_non_empty_value_wins(index: MetadataIndex, make_instance: Any) -
     assert len(index.find_series(Query(text="john chest"))) == 2
 
 
+def test_series_fields_follow_later_instances(index: MetadataIndex, make_instance: Any) -> None:
+    index.upsert_instance(make_instance("1", "A", "ST", Modality="", SeriesDescription=""))
+    index.upsert_instance(make_instance("2", "A", "ST", Modality="CT", SeriesDescription="Axial"))
+    index.upsert_instance(make_instance("3", "A", "ST", Modality="CT", SeriesDescription=""))
+    (series,) = index.find_series(Query(Modality="CT"))
+    assert (series.SeriesDescription, series.NumberOfSeriesRelatedInstances) == ("Axial", 3)
+    assert len(index.find_series(Query(text="axial"))) == 1
+
+
 @pytest.mark.parametrize(
     "record",
     [

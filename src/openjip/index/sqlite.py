@@ -187,10 +187,12 @@ _INSERT_SERIES = (
     " NumberOfSeriesRelatedInstances, size, first_received_at, last_received_at)"
     f" VALUES (?, ?, {', '.join('?' for _ in SERIES_FIELDS)}, 1, ?, ?, ?)"
 )
+# The descriptive fields are set only when they changed (see _changed): SQLite rewrites the
+# entries of every index on a column that an UPDATE sets, even to the same value, which made
+# each upsert write seven index pages of studies and series for nothing.
 _UPDATE_SERIES = (
-    f"UPDATE series SET {', '.join(f'{name} = ?' for name in SERIES_FIELDS)},"
-    " NumberOfSeriesRelatedInstances = ?, size = ?, first_received_at = ?, last_received_at = ?,"
-    " complete = ? WHERE id = ?"
+    "UPDATE series SET {}NumberOfSeriesRelatedInstances = ?, size = ?, first_received_at = ?,"
+    " last_received_at = ?, complete = ? WHERE id = ?"
 )
 _INSERT_STUDY = (
     f"INSERT INTO studies (StudyInstanceUID, {', '.join(STUDY_FIELDS)},"
@@ -198,9 +200,8 @@ _INSERT_STUDY = (
     f" VALUES (?, {', '.join('?' for _ in STUDY_FIELDS)}, 1, 1, ?)"
 )
 _UPDATE_STUDY = (
-    f"UPDATE studies SET {', '.join(f'{name} = ?' for name in STUDY_FIELDS)},"
-    " NumberOfStudyRelatedSeries = ?, NumberOfStudyRelatedInstances = ?, last_received_at = ?"
-    " WHERE id = ?"
+    "UPDATE studies SET {}NumberOfStudyRelatedSeries = ?, NumberOfStudyRelatedInstances = ?,"
+    " last_received_at = ? WHERE id = ?"
 )
 _SERIES_BOUNDS = (
     "SELECT min(received_at), max(received_at) FROM instances WHERE SeriesInstanceUID = ?"
@@ -690,6 +691,14 @@ def _merge(old: Sequence[Any], new: Sequence[Any]) -> list[Any]:
     return [n if n not in ("", None) else o for o, n in zip(old, new, strict=True)]
 
 
+def _changed(names: Sequence[str], old: Sequence[Any], new: Sequence[Any]) -> tuple[str, list[Any]]:
+    """SET assignments (each followed by ", ") and values of the fields whose value changed."""
+    changed = [
+        (name, value) for name, was, value in zip(names, old, new, strict=True) if value != was
+    ]
+    return "".join(f"{name} = ?, " for name, _ in changed), [value for _, value in changed]
+
+
 def _header_json(header: dict[str, Any]) -> str:
     return json.dumps(header, separators=(",", ":"), ensure_ascii=False, check_circular=False)
 
@@ -752,7 +761,11 @@ def _upsert(cur: sqlite3.Cursor, record: InstanceRecord, header: str) -> bool:
                 first, last = cur.execute(_SERIES_BOUNDS, (record.SeriesInstanceUID,)).fetchone()
             else:
                 first, last = min(first, received), max(last, received)
-        cur.execute(_UPDATE_SERIES, [*merged, count, size, first, last, complete, series[0]])
+        assignments, changed = _changed(SERIES_FIELDS, old_fields, merged)
+        cur.execute(
+            _UPDATE_SERIES.format(assignments),
+            [*changed, count, size, first, last, complete, series[0]],
+        )
 
     study_values = [getattr(record, name) for name in STUDY_FIELDS]
     study_text_changed = False
@@ -770,7 +783,11 @@ def _upsert(cur: sqlite3.Cursor, record: InstanceRecord, header: str) -> bool:
             study_last = cur.execute(_STUDY_LAST, (record.StudyInstanceUID,)).fetchone()[0]
         else:
             study_last = max(study_last, received)
-        cur.execute(_UPDATE_STUDY, [*merged, series_count, instance_count, study_last, study[0]])
+        assignments, changed = _changed(STUDY_FIELDS, old_fields, merged)
+        cur.execute(
+            _UPDATE_STUDY.format(assignments),
+            [*changed, series_count, instance_count, study_last, study[0]],
+        )
 
     # The text of a series is refreshed only when it changed: for a new series, and rarely else.
     if study_text_changed:
