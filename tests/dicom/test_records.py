@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydicom import dcmread
@@ -121,6 +122,39 @@ def test_truncated_instance_is_refused() -> None:
         read_instance(data[: len(data) - 100])
     with pytest.raises(UnreadableInstance, match="Part-10"):
         read_instance(b"garbage" * 40)
+
+
+def _with_large_header() -> Dataset:
+    ds = _dataset()
+    ds.ImageComments = "x" * 10_000
+    ds.add_new(0x00091010, "LO", "OPENJIP")  # private creator
+    ds.add_new(0x00091011, "OB", b"\2" * 100_000)  # left out as bulk, but must be skipped
+    ds.add_new(0x00091012, "LO", "after the large element")
+    return ds
+
+
+def _with_big_pixels_and_a_trailer() -> Dataset:
+    ds = _dataset()
+    ds.Rows, ds.Columns = 256, 256
+    ds.PixelData = b"\0" * (256 * 256 * 2)
+    ds.add_new(0xFFFCFFFC, "OB", b"\0" * 16)  # data set trailing padding
+    return ds
+
+
+@pytest.mark.parametrize(
+    "make", [_dataset, _with_large_header, _with_big_pixels_and_a_trailer], ids=lambda f: f.__name__
+)
+def test_a_file_reads_as_its_bytes_do(make: Any, tmp_path: Path) -> None:
+    """read_instance of a file reads its start first and the whole file only when the header
+    needs more: the result is the same either way."""
+    data = _part10(make())
+    path = tmp_path / "instance.dcm"
+    path.write_bytes(data)
+    assert read_instance(path) == read_instance(data)
+    assert read_instance(path).header["00100020"] == {"vr": "LO", "Value": ["P1"]}
+    path.write_bytes(data[:-100])
+    with pytest.raises(UnreadableInstance, match="truncated"):
+        read_instance(path)
 
 
 def test_uid_checks_and_keys() -> None:

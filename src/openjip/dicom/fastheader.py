@@ -31,6 +31,10 @@ class MalformedInstance(ValueError):
     """The bytes cannot be a complete DICOM instance (truncated, not Part-10)."""
 
 
+class BeyondBuffer(Exception):
+    """The header reaches past the start of the file that was given (see ``parse_part10``)."""
+
+
 @dataclass
 class ParsedInstance:
     """The transfer syntax and the DICOM JSON header of one instance."""
@@ -159,8 +163,11 @@ class _Reader:
         # Like pydicom's stop_before_pixels: what follows the pixel data is checked, not kept.
         after_pixels = False
         while pos < end:
-            if top and end - pos < 8 and not any(self.buf[pos:end]):
-                return result, end  # trailing padding some writers leave
+            if top and end - pos < 8:
+                if end > len(self.buf):
+                    raise BeyondBuffer
+                if not any(self.buf[pos:end]):
+                    return result, end  # trailing padding some writers leave
             tag, value_pos, vr, length = self.header(pos, end)
             if tag == _ITEM_END:
                 return result, value_pos
@@ -231,6 +238,8 @@ class _Reader:
             pos = value_pos + length
 
     def value(self, vr: str, start: int, end: int) -> dict[str, Any]:
+        if end > len(self.buf):
+            raise BeyondBuffer
         raw = bytes(self.buf[start:end])
         if not raw:
             return {"vr": vr}
@@ -323,9 +332,23 @@ def _sequence_json(items: list[dict[str, Any]]) -> dict[str, Any]:
     return {"vr": "SQ", "Value": items} if items else {"vr": "SQ"}
 
 
-def parse_part10(buf: bytes | memoryview) -> ParsedInstance:
-    """Parse file meta and dataset of a Part-10 file held in ``buf``."""
-    end = len(buf)
+def parse_part10(buf: bytes | memoryview, size: int | None = None) -> ParsedInstance:
+    """Parse file meta and dataset of a Part-10 file held in ``buf``.
+
+    With ``size``, ``buf`` is only the start of a file of ``size`` bytes: enough when the
+    header lies in it and the pixel data, which is skipped, reaches to the end. Otherwise
+    :class:`BeyondBuffer` is raised and the whole file is needed.
+    """
+    end = len(buf) if size is None else size
+    try:
+        return _parse_part10(buf, end)
+    except struct.error as exc:  # an element header past the end of ``buf``
+        raise BeyondBuffer from exc
+
+
+def _parse_part10(buf: bytes | memoryview, end: int) -> ParsedInstance:
+    if len(buf) < min(end, 132):
+        raise BeyondBuffer
     if end < 132 or bytes(buf[128:132]) != b"DICM":
         raise MalformedInstance("not a DICOM Part-10 file (no DICM prefix)")
     meta_reader = _Reader(buf, implicit=False)
@@ -335,6 +358,8 @@ def parse_part10(buf: bytes | memoryview) -> ParsedInstance:
         tag, value_pos, _, length = meta_reader.header(pos, end)
         if length == _UNDEFINED or value_pos + length > end:
             raise MalformedInstance("truncated or invalid file meta information")
+        if value_pos + length > len(buf):
+            raise BeyondBuffer
         if tag == 0x00020010:
             transfer_syntax = bytes(buf[value_pos : value_pos + length]).decode("ascii", "replace")
             transfer_syntax = transfer_syntax.strip(" \0")

@@ -7,8 +7,10 @@ every normalised field of the record is taken from that header.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import mmap
+import os
 from dataclasses import fields
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -19,6 +21,7 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
 from openjip.dicom.fastheader import (
+    BeyondBuffer,
     FastPathUnsupported,
     MalformedInstance,
     ParsedInstance,
@@ -36,6 +39,8 @@ _DICOM_FIELDS = [
 _STRING_FIELDS = tuple(f.name for f in _DICOM_FIELDS if f.type == "str")
 _INTEGER_FIELDS = tuple(f.name for f in _DICOM_FIELDS if f.type == "int | None")
 _PERSON_NAME_GROUPS = ("Alphabetic", "Ideographic", "Phonetic")
+_HEAD_BYTES = 64 * 1024
+"""How much of a file ``read_instance`` reads first, hoping the whole header is in it."""
 
 
 def _json_key(keyword: str) -> str:
@@ -80,8 +85,13 @@ def read_instance(source: Path | bytes) -> ParsedInstance:
         if isinstance(source, bytes):
             return parse_part10(source)
         with source.open("rb") as file:
-            if file.seek(0, io.SEEK_END) == 0:
+            size = os.fstat(file.fileno()).st_size
+            if size == 0:
                 raise UnreadableInstance("empty file")
+            # The header is nearly always in the first few kB, and the pixel data after it
+            # is skipped: reading just the start is cheaper than mapping the whole file.
+            with contextlib.suppress(BeyondBuffer):
+                return parse_part10(file.read(_HEAD_BYTES), size)
             with mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
                 view = memoryview(mapped)
                 try:
