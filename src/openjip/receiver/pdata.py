@@ -210,6 +210,7 @@ class PDataReader:
         self._calling_ae = calling_ae
         self._command = bytearray()
         self._receiving: _Receiving | None = None
+        self._spare: IncomingFile | None = None
         self._chunk = memoryview(bytearray(_CHUNK))
 
     @property
@@ -238,10 +239,14 @@ class PDataReader:
             self._dul.event_queue.put(_CONNECTION_CLOSED)
 
     def discard(self) -> None:
-        """Forget a dataset being received (the association ends without its response)."""
+        """Forget a dataset being received (the association ends without its response) and
+        the temp file made ready for the next one."""
         if self._receiving is not None:
             self._receiving.file.remove()
             self._receiving = None
+        if self._spare is not None:
+            self._spare.remove()
+            self._spare = None
 
     def _read_pdu(self) -> None:
         header = self._recv(_PDU_HEADER.size)
@@ -289,7 +294,7 @@ class PDataReader:
         context = self._dul.assoc._accepted_cx.get(context_id)
         if context is None:
             raise ProtocolViolation(f"C-STORE on presentation context {context_id}, not accepted")
-        file = IncomingFile(self._incoming_dir)
+        file, self._spare = self._spare or IncomingFile(self._incoming_dir), None
         file.write(
             PREAMBLE
             + encode_file_meta(
@@ -328,8 +333,14 @@ class PDataReader:
             )
         else:
             status, comment = SOP_CLASS_NOT_SUPPORTED, "not a storage presentation context"
-        receiving.file.remove()
         self._respond(request, status, comment)
+        # While the sender gets its next instance ready: tidy up (a stored file was moved
+        # away already), and create the next temp file, which waits for the file system's
+        # journal whenever another thread's fsync is committing it.
+        receiving.file.remove()
+        spare = IncomingFile(self._incoming_dir)
+        if spare.error is None:
+            self._spare = spare
 
     def _respond(self, request: StoreRequest, status: Status, comment: str) -> None:
         command = encode_store_response(request, status, comment)
