@@ -15,7 +15,7 @@ from receiver_peers import free_port, scu
 
 from openjip.index.base import SeriesRecord
 from openjip.index.sqlite import SQLiteIndex
-from openjip.receiver import CompletionSweeper, read_events
+from openjip.receiver import CompletionSweeper, JsonlEventLog, read_events
 from openjip.receiver.hooks import EVENTS_FILE
 
 
@@ -115,3 +115,18 @@ def test_metrics_endpoint(receiver_factory: Callable[..., Any], ct_phantom: list
     assert lines['openjip_receiver_failures_total{status="0xC000"}'] >= 1
     assert lines["openjip_receiver_store_write_seconds_count"] >= 2
     assert lines["openjip_receiver_open_associations"] >= 1
+
+
+def test_the_event_log_rotates_and_keeps_three_old_files(tmp_path: Path) -> None:
+    log = JsonlEventLog(tmp_path / "series_complete.jsonl", max_bytes=1024)
+    for number in range(40):
+        log(SeriesRecord(f"1.2.{number}", "1.2"))
+    files = sorted(path.name for path in tmp_path.iterdir())
+    assert files == [f"series_complete.jsonl{suffix}" for suffix in ("", ".1", ".2", ".3")]
+    # Whole lines only, none over the limit by more than one event, newest last.
+    sizes = [(tmp_path / name).stat().st_size for name in files]
+    assert all(size < 1024 + 1024 for size in sizes)
+    newest = read_events(tmp_path / "series_complete.jsonl")
+    assert newest[-1]["series"] == SeriesRecord("1.2.39", "1.2").to_dict()
+    oldest = read_events(tmp_path / "series_complete.jsonl.3")
+    assert oldest[0]["series"] != SeriesRecord("1.2.0", "1.2").to_dict()  # dropped

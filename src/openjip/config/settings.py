@@ -46,6 +46,12 @@ class ReceiverSettings(BaseModel):
         gt=0,
         description="A series with no new instance for this long is marked complete.",
     )
+    event_log_max_bytes: int = Field(
+        64 * 1024 * 1024,
+        ge=1024,
+        description="Size at which the series-complete event log is rotated "
+        "(`series_complete.jsonl` becomes `.1`; the three newest old files are kept).",
+    )
     sweep_interval_seconds: float = Field(
         1.0, gt=0, description="How often the receiver looks for series that became complete."
     )

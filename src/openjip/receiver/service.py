@@ -77,7 +77,11 @@ def _alive(pid: int) -> bool:
 
 def default_hooks(settings: Settings) -> list[SeriesCompleteHook]:
     """Hooks every site has: the JSONL event log under ``OPENJIP_HOME``."""
-    return [JsonlEventLog(settings.home_dir / EVENTS_FILE)]
+    return [
+        JsonlEventLog(
+            settings.home_dir / EVENTS_FILE, max_bytes=settings.receiver.event_log_max_bytes
+        )
+    ]
 
 
 class ReceiverService:
