@@ -16,22 +16,22 @@ always implicit VR little endian, PS3.7 6.3.1; C-STORE fields, PS3.7 9.3.1.
 
 from __future__ import annotations
 
-import functools
 import logging
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from pynetdicom.dul import DULServiceProvider
 from pynetdicom.pdu_primitives import P_DATA
-from pynetdicom.service_class import StorageServiceClass
-from pynetdicom.sop_class import uid_to_service_class
 
 from openjip.receiver.filemeta import PREAMBLE, encode_file_meta
-from openjip.receiver.status import SOP_CLASS_NOT_SUPPORTED, Status
+from openjip.receiver.status import Status
 from openjip.receiver.transport import IncomingFile
+
+if TYPE_CHECKING:  # scp imports this module (through reactive)
+    from openjip.receiver.scp import StoreService
 
 LOGGER = logging.getLogger(__name__)
 
@@ -69,22 +69,6 @@ association, but is still read (up to this size) so that pynetdicom answers it p
 # pynetdicom's events for "transport connection closed" and "invalid PDU received".
 _CONNECTION_CLOSED = "Evt17"
 _INVALID_PDU = "Evt19"
-
-
-class CStoreHandler(Protocol):
-    """What answers a C-STORE request whose dataset is in a file (``scp.StoreService``)."""
-
-    def store(
-        self,
-        path: Path,
-        *,
-        write_error: OSError | None,
-        sop_class_uid: str,
-        context_abstract_syntax: str,
-        calling_ae: str,
-    ) -> tuple[Status, str]:
-        """Ingest the file; return the status and an error comment ("" for none)."""
-        ...
 
 
 class ProtocolViolation(Exception):
@@ -199,7 +183,7 @@ class PDataReader:
     def __init__(
         self,
         dul: DULServiceProvider,
-        service: CStoreHandler,
+        service: StoreService,
         incoming_dir: Path,
         *,
         calling_ae: Callable[[], str],
@@ -322,17 +306,13 @@ class PDataReader:
     def _answer(self, receiving: _Receiving) -> None:
         request = receiving.request
         receiving.file.close()
-        path = Path(receiving.file.name)
-        if _is_storage(receiving.context_abstract_syntax):
-            status, comment = self._service.store(
-                path,
-                write_error=receiving.file.error,
-                sop_class_uid=request.sop_class_uid,
-                context_abstract_syntax=receiving.context_abstract_syntax,
-                calling_ae=self._calling_ae(),
-            )
-        else:
-            status, comment = SOP_CLASS_NOT_SUPPORTED, "not a storage presentation context"
+        status, comment = self._service.store(
+            Path(receiving.file.name),
+            write_error=receiving.file.error,
+            sop_class_uid=request.sop_class_uid,
+            context_abstract_syntax=receiving.context_abstract_syntax,
+            calling_ae=self._calling_ae(),
+        )
         self._respond(request, status, comment)
         # While the sender gets its next instance ready: tidy up (a stored file was moved
         # away already), and create the next temp file, which waits for the file system's
@@ -385,8 +365,3 @@ class PDataReader:
             parts.append(data)
             size -= len(data)
         return parts[0] if len(parts) == 1 else b"".join(parts)
-
-
-@functools.lru_cache(maxsize=1024)
-def _is_storage(abstract_syntax: str) -> bool:
-    return uid_to_service_class(abstract_syntax) is StorageServiceClass

@@ -8,6 +8,7 @@ answered by :mod:`openjip.receiver.pdata`, which calls :class:`StoreService`.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -20,7 +21,9 @@ from pynetdicom import (
     AllStoragePresentationContexts,
     _config,
     evt,
+    sop_class,
 )
+from pynetdicom.service_class import StorageServiceClass
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 
 from openjip.config import ReceiverSettings
@@ -102,6 +105,8 @@ class StoreService:
         context_abstract_syntax: str,
         calling_ae: str,
     ) -> tuple[Status, str]:
+        if not _is_storage(context_abstract_syntax):
+            return status.SOP_CLASS_NOT_SUPPORTED, "not a storage presentation context"
         if sop_class_uid != context_abstract_syntax:
             return (
                 status.SOP_CLASS_NOT_SUPPORTED,
@@ -123,6 +128,11 @@ class StoreService:
         metrics.BYTES.inc(result.record.size)
         metrics.STORE_SECONDS.observe(result.store_seconds)
         return status.SUCCESS, ""
+
+
+@functools.lru_cache(maxsize=1024)
+def _is_storage(abstract_syntax: str) -> bool:
+    return sop_class.uid_to_service_class(abstract_syntax) is StorageServiceClass
 
 
 def _on_echo(event: evt.Event) -> int:

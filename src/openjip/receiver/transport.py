@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from pynetdicom.transport import ThreadedAssociationServer
 
 if TYPE_CHECKING:
-    from openjip.receiver.pdata import CStoreHandler
+    from openjip.receiver.scp import StoreService
 
 LOGGER = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ class ReceiverServer(ThreadedAssociationServer):
     def __init__(
         self,
         *args: Any,
-        store_service: CStoreHandler,
+        store_service: StoreService,
         incoming_dir: Path,
         listen: bool = True,
         **kwargs: Any,
