@@ -27,8 +27,8 @@ from pynetdicom.dul import DULServiceProvider
 from pynetdicom.pdu_primitives import P_DATA
 
 from openjip.receiver.filemeta import PREAMBLE, encode_file_meta
-from openjip.receiver.status import Status
-from openjip.receiver.transport import IncomingFile
+from openjip.receiver.status import Status, error_comment
+from openjip.receiver.transport import IncomingFile, receive
 
 if TYPE_CHECKING:  # scp imports this module (through reactive)
     from openjip.receiver.scp import StoreService
@@ -111,8 +111,7 @@ def encode_store_response(request: StoreRequest, status: Status, comment: str = 
         (STATUS, _US.pack(status.code)),
     ]
     if comment:
-        # LO: at most 64 characters, no backslash, padded with a space to even length.
-        text = comment.replace("\\", "/")[:64].encode("ascii", "replace")
+        text = error_comment(comment).encode("ascii", "replace")
         elements.append((ERROR_COMMENT, text + b" " * (len(text) % 2)))
     elements.append((AFFECTED_SOP_INSTANCE_UID, request.sop_instance_uid_value))
     return encode_command(elements)
@@ -356,12 +355,7 @@ class PDataReader:
         self._dul._recv_pdu.put(pdu)
 
     def _recv(self, size: int) -> bytes:
-        """Exactly ``size`` bytes, read in pieces so memory follows what actually arrives."""
-        sock, parts = self._socket, []
-        while size > 0:
-            data = sock.recv(min(size, _CHUNK))
-            if not data:
-                raise EOFError
-            parts.append(data)
-            size -= len(data)
-        return parts[0] if len(parts) == 1 else b"".join(parts)
+        data = receive(self._socket, size)
+        if len(data) < size:
+            raise EOFError
+        return data

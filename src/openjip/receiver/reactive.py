@@ -8,7 +8,7 @@ response is queued) and the association thread blocks on the DIMSE message queue
 side wakes the moment there is work. Once the association is established the DUL thread
 reads P-DATA itself (:mod:`openjip.receiver.pdata`): C-STORE requests are received and
 answered there, without pynetdicom's state machine, DIMSE decoding or association thread.
-Sockets read whole PDUs with ``recv_into`` instead of 4 KiB pieces.
+Sockets read whole PDUs in large pieces instead of 4 KiB ones.
 
 These are subclasses of pynetdicom internals; ``pynetdicom`` is pinned to 3.0.x for them and
 the receiver tests exercise every path.
@@ -34,7 +34,7 @@ from pynetdicom.pdu import A_ABORT_RQ
 from pynetdicom.transport import AssociationSocket, RequestHandler
 
 from openjip.receiver.pdata import PDataReader
-from openjip.receiver.transport import ReceiverServer
+from openjip.receiver.transport import ReceiverServer, receive
 
 LOGGER = logging.getLogger(__name__)
 
@@ -207,22 +207,11 @@ class ReactiveAssociation(Association):
 
 
 class WholePDUSocket(AssociationSocket):
-    """Reads the requested bytes with ``recv_into`` into one buffer (not 4 KiB pieces)."""
+    """Reads the requested bytes in large pieces (:func:`.transport.receive`), not 4 KiB."""
 
     def recv(self, nr_bytes: int) -> bytearray:
-        sock = self.socket
-        assert sock is not None
-        buffer = bytearray(nr_bytes)
-        view = memoryview(buffer)
-        received = 0
-        while received < nr_bytes:
-            count = sock.recv_into(view[received:], nr_bytes - received)
-            if count == 0:
-                del view
-                return buffer[:received]
-            received += count
-        del view
-        return buffer
+        assert self.socket is not None
+        return bytearray(receive(self.socket, nr_bytes))
 
 
 class ReactiveRequestHandler(RequestHandler):

@@ -28,8 +28,14 @@ class Status:
         ds = Dataset()
         ds.Status = self.code
         if comment:
-            ds.ErrorComment = comment.replace("\\", "/")[:64]
+            ds.ErrorComment = error_comment(comment)
         return ds
+
+
+def error_comment(comment: str) -> str:
+    """``comment`` as a valid Error Comment (0000,0902): an LO, so at most 64 characters and
+    no backslash."""
+    return comment.replace("\\", "/")[:64]
 
 
 SUCCESS = Status(0x0000, "success: stored durably and indexed")

@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 
 LOGGER = logging.getLogger(__name__)
 
+_PIECE = 512 * 1024
+
 
 class IncomingFile:
     """A temp file a received dataset is written into; write errors are kept, not raised,
@@ -66,6 +68,20 @@ class IncomingFile:
                 pass
             except OSError as exc:  # swept at the next start (service.process_incoming_dir)
                 LOGGER.warning("cannot remove %s: %s", self.name, exc)
+
+
+def receive(sock: socket.socket, size: int) -> bytes:
+    """``size`` bytes from ``sock``, fewer only when the peer closed the connection; read in
+    pieces of at most 512 kB, so memory follows what actually arrives, not what a (perhaps
+    hostile) length field announced."""
+    parts: list[bytes] = []
+    while size > 0:
+        data = sock.recv(min(size, _PIECE))
+        if not data:
+            break
+        parts.append(data)
+        size -= len(data)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 def _create_temp(directory: Path) -> tuple[int, str]:
