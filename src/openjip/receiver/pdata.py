@@ -54,9 +54,8 @@ _MAX_OTHER_PDU = 1024 * 1024
 """Release and abort PDUs are 10 bytes; any other PDU is an error in an established
 association, but is still read (up to this size) so that pynetdicom answers it properly."""
 
-# pynetdicom's events for "transport connection closed" and "invalid PDU received".
+# pynetdicom's event for "transport connection closed".
 _CONNECTION_CLOSED = "Evt17"
-_INVALID_PDU = "Evt19"
 
 
 class ProtocolViolation(Exception):
@@ -116,9 +115,12 @@ class PDataReader:
         try:
             self._read_pdu()
         except ProtocolViolation as exc:
-            LOGGER.error("Invalid PDU from %s: %s", self._calling_ae(), exc)
+            # Aborted here, not by pynetdicom (AA-8), which would go on reading the rest of
+            # the broken message as PDUs until the release timeout.
+            LOGGER.error("Invalid PDU from %s, aborting: %s", self._calling_ae(), exc)
             self.discard()
-            self._dul.event_queue.put(_INVALID_PDU)
+            self._timed.abort()
+            self._dul.event_queue.put(_CONNECTION_CLOSED)
         except Stalled as exc:
             LOGGER.warning("Association with %s aborted: %s", self._calling_ae(), exc)
             self.discard()

@@ -34,12 +34,14 @@ from pynetdicom import evt
 from pynetdicom._globals import MODE_ACCEPTOR
 from pynetdicom.association import Association
 from pynetdicom.dimse import DIMSEServiceProvider
+from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.dul import DULServiceProvider
 from pynetdicom.pdu import A_ABORT_RQ
 from pynetdicom.transport import AssociationSocket, RequestHandler
 
 from openjip.receiver.admission import Admission
 from openjip.receiver.pdata import PDataReader
+from openjip.receiver.status import Store, error_comment
 from openjip.receiver.transport import ReceiverServer, Stalled, TimedSocket
 
 LOGGER = logging.getLogger(__name__)
@@ -140,7 +142,13 @@ class WakingDUL(DULServiceProvider):
             else:
                 self.timed.message_ended()
             self.timed.pdu_started()
-        if self.pdata is None or self.state_machine.current_state != "Sta6":
+        state = self.state_machine.current_state
+        if state == "Sta13" and self.socket is not None:
+            # Released or aborted: whatever the peer still sends is not read (pynetdicom
+            # would parse it as PDUs, waiting on garbage); the connection ends now.
+            self.socket.close()
+            return True
+        if self.pdata is None or state != "Sta6":
             return self._is_transport_event()
         if self.socket is None or not self.socket.ready:
             return False
@@ -216,6 +224,22 @@ class ReactiveAssociation(Association):
             super().run()
         finally:
             self._on_finished()
+
+    def _serve_request(self, msg: Any, context_id: int) -> None:
+        """pynetdicom's, except that a C-STORE request missing a field is answered with
+        0xC000 (pynetdicom logs and drops it, and the sender waits for ever)."""
+        if isinstance(msg, C_STORE) and not msg.is_valid_request and not self._sent_release:
+            missing = [k for k in msg.REQUEST_KEYWORDS if getattr(msg, k, None) is None]
+            response = C_STORE()
+            response.MessageIDBeingRespondedTo = msg.MessageID or 0
+            response.AffectedSOPClassUID = msg.AffectedSOPClassUID
+            response.AffectedSOPInstanceUID = msg.AffectedSOPInstanceUID
+            response.Status = Store.CANNOT_UNDERSTAND.code
+            response.ErrorComment = error_comment(f"{', '.join(missing)} missing in the request")
+            LOGGER.warning("C-STORE request without %s refused", ", ".join(missing))
+            self.dimse.send_msg(response, context_id)
+            return
+        super()._serve_request(msg, context_id)
 
     def _run_reactor(self) -> None:
         """pynetdicom's acceptor loop, blocking on the message queue between checks."""

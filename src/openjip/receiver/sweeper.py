@@ -77,7 +77,7 @@ class CompletionSweeper:
     def _call(self, hook: SeriesCompleteHook, record: SeriesRecord) -> None:
         try:
             hook(record)
-        except Exception:  # noqa: BLE001 - a broken hook must not stop the others or the sweep
+        except Exception:
             LOGGER.exception(
                 "series-complete hook %r failed for %s; retried at the next sweep",
                 hook,
