@@ -230,7 +230,7 @@ class ReactiveAssociation(Association):
         0xC000 (pynetdicom logs and drops it, and the sender waits for ever)."""
         if isinstance(msg, C_STORE) and not msg.is_valid_request and not self._sent_release:
             missing = [k for k in msg.REQUEST_KEYWORDS if getattr(msg, k, None) is None]
-            response = C_STORE()
+            response: Any = C_STORE()
             response.MessageIDBeingRespondedTo = msg.MessageID or 0
             response.AffectedSOPClassUID = msg.AffectedSOPClassUID
             response.AffectedSOPInstanceUID = msg.AffectedSOPInstanceUID

@@ -55,8 +55,8 @@ class CompletionSweeper:
         """Call the hooks that failed before again, mark every idle series complete and call
         the hooks; return what became complete."""
         retries, self._failed = self._failed, []
-        for hook, record in retries:
-            self._call(hook, record)
+        for hook, failed in retries:
+            self._call(hook, failed)
         completed = []
         for series in self.index.idle_series(self._clock() - self.idle_seconds):
             record = self.index.mark_series_complete(
