@@ -34,7 +34,64 @@ class ReceiverSettings(BaseModel):
     max_pdu: int = Field(
         0, ge=0, description="Maximum PDU length we receive, in bytes; 0 means unlimited."
     )
-    max_associations: int = Field(64, ge=1, description="Concurrent associations per process.")
+    max_associations: int = Field(
+        64,
+        ge=1,
+        description="Associations open at once on the whole receiver (all its processes).",
+    )
+    reserved_for_known_aes: int = Field(
+        8,
+        ge=0,
+        description="Of `max_associations`, how many only known AEs (the calling-AE allow-list "
+        "and the C-MOVE destinations) may use, so unknown callers never starve them.",
+    )
+    max_associations_per_ae: int = Field(
+        32, ge=1, description="Associations open at once from one calling AE title."
+    )
+    max_connections_per_address: int = Field(
+        32,
+        ge=1,
+        description="Connections open at once from one source address (negotiating or "
+        "established).",
+    )
+    max_negotiating: int = Field(
+        64,
+        ge=1,
+        description="Connections whose A-ASSOCIATE-RQ has not fully arrived, kept at once; at "
+        "the cap a new connection pushes out the oldest one of the busiest address.",
+    )
+    association_request_timeout: float = Field(
+        30.0,
+        gt=0,
+        description="Seconds a new connection has to send its whole A-ASSOCIATE-RQ.",
+    )
+    idle_timeout: float = Field(
+        60.0,
+        gt=0,
+        description="Seconds an association may stay silent, between PDUs or inside one, "
+        "before it is aborted.",
+    )
+    pdu_timeout: float = Field(
+        120.0, gt=0, description="Seconds one whole PDU may take to arrive once it began."
+    )
+    message_timeout: float = Field(
+        900.0,
+        gt=0,
+        description="Seconds one whole DIMSE message (command and dataset) may take to arrive, "
+        "and the longest wait for a peer's response during C-MOVE/C-GET.",
+    )
+    release_timeout: float = Field(
+        10.0,
+        gt=0,
+        description="Seconds the peer has to close the connection after the association was "
+        "released or aborted.",
+    )
+    pdata_reader: Literal["openjip", "pynetdicom"] = Field(
+        "openjip",
+        description="Who reads P-DATA of established associations: openjip's own reader "
+        "(streams C-STORE datasets to disk, ~3 ms less CPU per instance) or pynetdicom's "
+        "(the fallback, should openjip's reader misbehave with a peer).",
+    )
     workers: int = Field(
         0,
         ge=0,

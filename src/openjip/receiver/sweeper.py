@@ -2,7 +2,8 @@
 
 The decision rests on the index alone (last received time per series), so several
 receivers may sweep the same index; ``mark_series_complete`` hands each completion to
-exactly one of them.
+exactly one of them. A hook that fails (disk full, Airflow down) is called again with the
+same series at every later sweep until it succeeds; the other hooks are not repeated.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ class CompletionSweeper:
         self.idle_seconds = idle_seconds
         self.interval = interval
         self._clock = clock
+        self._failed: list[tuple[SeriesCompleteHook, SeriesRecord]] = []
+        """Hook calls that raised, in order, retried at every sweep until they succeed."""
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="openjip-sweeper", daemon=True)
 
@@ -49,7 +52,11 @@ class CompletionSweeper:
             self._thread.join()
 
     def sweep(self) -> list[SeriesRecord]:
-        """Mark every idle series complete, call the hooks; return what became complete."""
+        """Call the hooks that failed before again, mark every idle series complete and call
+        the hooks; return what became complete."""
+        retries, self._failed = self._failed, []
+        for hook, failed in retries:
+            self._call(hook, failed)
         completed = []
         for series in self.index.idle_series(self._clock() - self.idle_seconds):
             record = self.index.mark_series_complete(
@@ -59,11 +66,24 @@ class CompletionSweeper:
                 continue  # another sweeper took it, or an instance arrived meanwhile
             completed.append(record)
             for hook in self.hooks:
-                try:
-                    hook(record)
-                except Exception:  # a broken hook must not stop the other hooks or the sweep
-                    LOGGER.exception("series-complete hook %r failed", hook)
+                self._call(hook, record)
         return completed
+
+    @property
+    def pending_retries(self) -> int:
+        """Hook calls that failed and wait for the next sweep."""
+        return len(self._failed)
+
+    def _call(self, hook: SeriesCompleteHook, record: SeriesRecord) -> None:
+        try:
+            hook(record)
+        except Exception:
+            LOGGER.exception(
+                "series-complete hook %r failed for %s; retried at the next sweep",
+                hook,
+                record.SeriesInstanceUID,
+            )
+            self._failed.append((hook, record))
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
