@@ -2,7 +2,7 @@
 
 With ``receiver.workers`` = 1 everything runs in this process. With more, this process
 accepts connections and hands each to the least busy worker process (see
-:mod:`openjip.receiver.workers`); the completion sweep, the hooks and the metrics endpoint
+:mod:`openjip.receiver.workers`); the completion sweep, its listeners and the metrics endpoint
 always run here.
 """
 
@@ -25,8 +25,8 @@ from openjip.config import Settings
 from openjip.index import MetadataIndex, open_index
 from openjip.ingest import Ingestor
 from openjip.receiver import metrics
-from openjip.receiver.hooks import EVENTS_FILE, JsonlEventLog, SeriesCompleteHook
 from openjip.receiver.scp import make_server
+from openjip.receiver.series_complete import EVENTS_FILE, JsonlEventLog, SeriesCompleteListener
 from openjip.receiver.sweeper import CompletionSweeper
 from openjip.receiver.transport import ReceiverServer
 from openjip.storage import ObjectStore, open_store
@@ -75,8 +75,8 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def default_hooks(settings: Settings) -> list[SeriesCompleteHook]:
-    """Hooks every site has: the JSONL event log under ``OPENJIP_HOME``."""
+def default_listeners(settings: Settings) -> list[SeriesCompleteListener]:
+    """Listeners every site has: the JSONL event log under ``OPENJIP_HOME``."""
     return [
         JsonlEventLog(
             settings.home_dir / EVENTS_FILE, max_bytes=settings.receiver.event_log_max_bytes
@@ -87,9 +87,11 @@ def default_hooks(settings: Settings) -> list[SeriesCompleteHook]:
 class ReceiverService:
     """The receiver: C-ECHO/C-STORE on ``receiver.host:port``, completion sweep, metrics."""
 
-    def __init__(self, settings: Settings, hooks: Sequence[SeriesCompleteHook] = ()) -> None:
+    def __init__(
+        self, settings: Settings, listeners: Sequence[SeriesCompleteListener] = ()
+    ) -> None:
         self.settings = settings
-        self.hooks = [*default_hooks(settings), *hooks]
+        self.listeners = [*default_listeners(settings), *listeners]
         configured = settings.receiver.workers
         self.workers = configured if configured > 0 else default_workers()
         self._store: ObjectStore | None = None
@@ -159,7 +161,7 @@ class ReceiverService:
             )
         self._sweeper = CompletionSweeper(
             self._index,
-            self.hooks,
+            self.listeners,
             idle_seconds=settings.receiver.series_idle_seconds,
             interval=settings.receiver.sweep_interval_seconds,
         )

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from openjip.index.base import IndexError_, MetadataIndex, SeriesRecord
-from openjip.receiver.hooks import SeriesCompleteHook
+from openjip.receiver.series_complete import SeriesCompleteListener
 
 LOGGER = logging.getLogger(__name__)
 
@@ -24,14 +24,14 @@ class CompletionSweeper:
     def __init__(
         self,
         index: MetadataIndex,
-        hooks: Sequence[SeriesCompleteHook],
+        listeners: Sequence[SeriesCompleteListener],
         *,
         idle_seconds: float,
         interval: float,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.index = index
-        self.hooks = list(hooks)
+        self.listeners = list(listeners)
         self.idle_seconds = idle_seconds
         self.interval = interval
         self._clock = clock
@@ -49,7 +49,7 @@ class CompletionSweeper:
             self._thread.join()
 
     def sweep(self) -> list[SeriesRecord]:
-        """Mark every idle series complete, call the hooks; return what became complete."""
+        """Mark every idle series complete, tell the listeners; return what became complete."""
         completed = []
         for series in self.index.idle_series(self._clock() - self.idle_seconds):
             record = self.index.mark_series_complete(
@@ -58,11 +58,12 @@ class CompletionSweeper:
             if record is None:
                 continue  # another sweeper took it, or an instance arrived meanwhile
             completed.append(record)
-            for hook in self.hooks:
+            for listener in self.listeners:
                 try:
-                    hook(record)
-                except Exception:  # a broken hook must not stop the other hooks or the sweep
-                    LOGGER.exception("series-complete hook %r failed", hook)
+                    listener(record)
+                # A broken listener must not stop the other listeners or the sweep.
+                except Exception:
+                    LOGGER.exception("series-complete listener %r failed", listener)
         return completed
 
     def _run(self) -> None:
