@@ -95,7 +95,7 @@ the names follow src/openjip/config/settings.py. Each helper renders list items 
 {{- end }}
 {{- end -}}
 
-{{/* How the receiver and Airflow's own tasks reach Airflow's REST API (series-arrival triggers). */}}
+{{/* How the receiver (series-arrival runs) and Airflow's own tasks reach Airflow's REST API. */}}
 {{- define "openjip.env.airflowClient" -}}
 {{- if .Values.airflow.enabled }}
 - name: OPENJIP_AIRFLOW__URL
@@ -107,6 +107,10 @@ the names follow src/openjip/config/settings.py. Each helper renders list items 
     secretKeyRef:
       name: {{ include "openjip.airflowSecretName" . }}
       key: admin-password
+{{- else }}
+# No workflow engine: the receiver starts no series-arrival runs.
+- name: OPENJIP_AIRFLOW__ENABLED
+  value: "false"
 {{- end }}
 {{- end -}}
 

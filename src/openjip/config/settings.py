@@ -237,7 +237,9 @@ class AirflowSettings(BaseModel):
     """The workflow engine (Airflow) and how analysis steps run."""
 
     enabled: bool = Field(
-        True, description="`openjip site up` starts Airflow and the series-arrival triggers."
+        True,
+        description="The site has Airflow: the receiver starts the workflows a completed series "
+        "matches (however it is started) and `openjip site up` starts a local Airflow.",
     )
     host: str = Field("127.0.0.1", description="Address the local Airflow api-server binds to.")
     port: int = Field(8080, ge=0, le=65535, description="Port of the local Airflow api-server.")
@@ -276,6 +278,12 @@ class AirflowSettings(BaseModel):
     )
     trigger_retry_seconds: float = Field(
         5.0, gt=0, description="How often queued series-arrival triggers are retried."
+    )
+    recover_completed_hours: float = Field(
+        24.0,
+        ge=0,
+        description="On start the receiver queues again the series-arrival runs of series "
+        "completed this many hours back (Airflow keeps one run per series version); 0: none.",
     )
 
 
