@@ -17,7 +17,7 @@ from cryptography.x509.oid import NameOID
 from openjip.federation.auth import SIGNATURE_HEADER, sign_request
 
 REPO = Path(__file__).resolve().parents[2]
-BODY_MASK_SPEC = REPO / "dags" / "workflows" / "ct-body-mask.yaml"
+BODY_MASK_SPEC = Path(__file__).parent / "data" / "shared-body-mask.yaml"
 
 
 def test_health_and_metrics_need_no_signature(make_site: Any) -> None:
@@ -65,10 +65,10 @@ def test_a_peer_lists_and_fetches_bundles(make_site: Any) -> None:
     a, b = make_site("a"), make_site("b")
     a.trust(b)
     a.exchange.publish(BODY_MASK_SPEC)
-    path = "/v1/bundles/ct-body-mask"
+    path = "/v1/bundles/shared-body-mask"
     response = httpx.get(f"{a.url}{path}", headers=sign_request(b.exchange.identity, "GET", path))
     assert response.status_code == 200
-    assert response.json()["body"]["workflow_id"] == "ct-body-mask"
+    assert response.json()["body"]["workflow_id"] == "shared-body-mask"
     missing = "/v1/bundles/nope"
     answer = httpx.get(
         f"{a.url}{missing}", headers=sign_request(b.exchange.identity, "GET", missing)
