@@ -153,6 +153,8 @@ def _tamper(case: str, a: Any, intruder: Any, bundle: dict[str, Any]) -> dict[st
     if case == "dicom-json-bulk":
         header = {"7FE00010": {"vr": "OW", "InlineBinary": "AAAA"}}
         return _resign(a, bundle, spec={**spec, "description": json.dumps(header)})
+    if case == "retired-format":
+        return _resign(a, bundle, format="openjip-bundle/1")
     if case == "schema":
         broken = {key: value for key, value in spec.items() if key != "steps"}
         return _resign(a, bundle, spec=broken)
@@ -173,6 +175,7 @@ REFUSALS = {
     "dicom-payload": "dicom-payload",
     "dicom-json-bulk": "dicom-payload",
     "schema": "schema",
+    "retired-format": "format",
     "foreign-path": "foreign-path",
 }
 
