@@ -104,7 +104,9 @@ def test_an_unknown_caller_is_refused(make_site: Any) -> None:
     assert "403" in result.message and "not a peer" in result.message
     assert c.workflow_files() == [] and c.exchange.inbox.pending() == []
     assert last_audit(c)["event"] == "pull-failed"
-    assert last_audit(a)["event"] == "request-refused"
+    a.service.refusals.flush()  # refusals are audited in one entry per interval
+    assert last_audit(a)["event"] == "requests-refused"
+    assert last_audit(a)["details"]["by_reason"] == {"unknown-peer": 1}
 
 
 def _store_bundle(site: Any, bundle: dict[str, Any]) -> None:

@@ -1,4 +1,5 @@
-"""Pulling from a peer over HTTP(S): signed requests, responses read only up to the size cap."""
+"""Talking to a peer over HTTP(S): signed requests (RFC 9421), responses read only up to the
+size cap."""
 
 from __future__ import annotations
 
@@ -44,9 +45,10 @@ class PeerClient:
 
     def _get(self, path: str) -> bytes:
         """Body of a signed GET, cut one byte past the cap so the caller can tell it was too big."""
-        headers = sign_request(self.identity, "GET", path)
+        url = f"{self.peer.url}{path}"
+        headers = sign_request(self.identity, "GET", url, audience=self.peer.site_id)
         try:
-            with self._client.stream("GET", path, headers=headers) as response:
+            with self._client.stream("GET", url, headers=headers) as response:
                 if response.status_code != 200:
                     response.read()
                     raise FederationError(
