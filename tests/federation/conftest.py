@@ -69,6 +69,7 @@ def make_site(tmp_path: Path) -> Iterator[SiteFactory]:
         ca_bundle: Path | None = None,
         max_payload_bytes: int = 256 * 1024,
         also_allowed: tuple[str, ...] = (),
+        site_web_url: str = "http://127.0.0.1:1",
     ) -> Site:
         home = tmp_path / name
         settings = FederationSettings(
@@ -82,6 +83,7 @@ def make_site(tmp_path: Path) -> Iterator[SiteFactory]:
             tls_key=tls[1] if tls else None,
             ca_bundle=ca_bundle,
             max_payload_bytes=max_payload_bytes,
+            site_web_url=site_web_url,
         )
         exchange = Exchange(home, settings)
         exchange.init(name)

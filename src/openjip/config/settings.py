@@ -183,6 +183,17 @@ class FederationSettings(BaseModel):
         gt=0,
         description="Refused requests per address and interval before it gets 429 unread.",
     )
+    site_web_url: str = Field(
+        "http://127.0.0.1:8042",
+        description="This site's own web service, which answers statistics questions and "
+        "patient-data screens for the federation service (which never reads the index).",
+    )
+    question_min_cell: int = Field(
+        5,
+        ge=1,
+        description="Statistics cells counting fewer series are withheld; a peer's question "
+        "can raise this minimum, never lower it.",
+    )
     allowed_operators: dict[str, str] = Field(
         default_factory=dict,
         description=(

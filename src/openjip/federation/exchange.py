@@ -24,6 +24,8 @@ from openjip.federation.inbox import Inbox, PendingBundle
 from openjip.federation.outbox import Outbox
 from openjip.federation.peers import Peer, PeerRegistry
 from openjip.federation.placement import approved_spec_path, check_workflow_id
+from openjip.federation.questions import QuestionDesk
+from openjip.statistics.loopback import LoopbackClient
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,10 @@ class Exchange:
         self.outbox = Outbox(self.directory / "published")
         self.inbox = Inbox(self.directory / "inbox")
         self.audit = AuditLog(self.directory / "audit.jsonl")
+        self.loopback = LoopbackClient(settings.site_web_url, home)
+        self.questions = QuestionDesk(
+            self.directory / "questions", self.audit, self.loopback, self.client
+        )
         self._identity: SiteIdentity | None = None
 
     @property
@@ -225,13 +231,7 @@ class Exchange:
         peers = [self.peers.get(peer_name)] if peer_name else self.peers.entries()
         results: list[PullResult] = []
         for peer in peers:
-            client = PeerClient(
-                self.identity,
-                peer,
-                max_bytes=self.settings.max_payload_bytes,
-                ca_bundle=self.settings.ca_bundle,
-            )
-            with client:
+            with self.client(peer) as client:
                 try:
                     listing = client.list_bundles()
                     for entry in listing:
@@ -241,6 +241,15 @@ class Exchange:
                     self.audit.append("pull-failed", peer=peer.name, message=str(error))
                     results.append(PullResult(peer.name, "", "unreachable", str(error)))
         return results
+
+    def client(self, peer: Peer) -> PeerClient:
+        """A client signing this site's requests to ``peer`` (use it as a context manager)."""
+        return PeerClient(
+            self.identity,
+            peer,
+            max_bytes=self.settings.max_payload_bytes,
+            ca_bundle=self.settings.ca_bundle,
+        )
 
     # Deciding -----------------------------------------------------------------------------
 

@@ -1,8 +1,9 @@
 """The federation HTTP service: serves this site's signed bundles to authenticated peers,
 answers ``/healthz`` and ``/metrics``, and pulls from peers periodically.
 
-Routes: ``GET /v1/site`` (public identity), ``GET /v1/bundles`` and
-``GET /v1/bundles/{workflow_id}`` (peers only, signed requests). Request bodies are capped and
+Routes: ``GET /v1/site`` (public identity); to signed requests of peers only
+``GET /v1/bundles``, ``GET /v1/bundles/{workflow_id}``, ``POST /v1/questions`` (a statistics
+question) and ``GET /v1/questions/{question_id}`` (its state). Request bodies are capped and
 refused when they look like DICOM; there is no route that takes or returns images.
 """
 
@@ -13,6 +14,7 @@ import threading
 from collections.abc import Callable
 
 from fastapi import FastAPI, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
 
@@ -22,6 +24,7 @@ from openjip.federation.auth import NonceCache
 from openjip.federation.errors import FederationError
 from openjip.federation.exchange import Exchange
 from openjip.federation.gate import FederationGate, GateConfig
+from openjip.federation.questions import QUESTIONS_ROUTE
 from openjip.federation.refusals import RefusalTally
 
 log = logging.getLogger(__name__)
@@ -98,6 +101,18 @@ def create_app(exchange: Exchange, refusals: RefusalTally) -> FederationGate:
             return JSONResponse({"detail": f"no published workflow {workflow_id!r}"}, 404)
         exchange.audit.append("serve", peer=request.state.peer.name, workflow_id=workflow_id)
         return Response(raw, media_type="application/json")
+
+    @app.post(QUESTIONS_ROUTE)
+    async def ask(request: Request) -> JSONResponse:
+        status, body = await run_in_threadpool(
+            exchange.questions.receive, request.state.peer, await request.body()
+        )
+        return JSONResponse(body, status_code=status)
+
+    @app.get(QUESTIONS_ROUTE + "/{question_id}")
+    def question(question_id: str, request: Request) -> JSONResponse:
+        status, body = exchange.questions.status(request.state.peer, question_id)
+        return JSONResponse(body, status_code=status)
 
     return FederationGate(app, config)
 
