@@ -222,7 +222,34 @@ class FederationSettings(BaseModel):
         300.0, ge=0, description="How often `serve` pulls from peers; 0 turns periodic pulls off."
     )
     request_max_age_seconds: int = Field(
-        300, gt=0, description="Signed requests older (or further in the future) are refused."
+        300, gt=0, description="Signed requests older than this are refused."
+    )
+    replay_cache_entries: int = Field(
+        100_000,
+        gt=0,
+        description="Nonces of signed requests remembered within `request_max_age_seconds`; "
+        "when full, further requests get 503 instead of risking a replay.",
+    )
+    refusal_audit_interval_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="Refused requests are summed up in one audit entry per interval.",
+    )
+    refusals_per_address: int = Field(
+        100,
+        gt=0,
+        description="Refused requests per address and interval before it gets 429 unread.",
+    )
+    site_web_url: str = Field(
+        "http://127.0.0.1:8042",
+        description="This site's own web service, which answers statistics questions and "
+        "patient-data screens for the federation service (which never reads the index).",
+    )
+    question_min_cell: int = Field(
+        5,
+        ge=1,
+        description="Statistics cells counting fewer series are withheld; a peer's question "
+        "can raise this minimum, never lower it.",
     )
     allowed_operators: dict[str, str] = Field(
         default_factory=dict,
