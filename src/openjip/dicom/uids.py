@@ -6,7 +6,8 @@ import re
 
 # PS3.5 9.1: components of digits separated by dots, at most 64 characters. Leading zeros
 # are illegal but common in the field; they do no harm in a key, so they are accepted.
-_UID_PATTERN = re.compile(r"^[0-9]+(\.[0-9]+)*$")
+# ``\Z``, not ``$``: ``$`` also matches before a trailing newline, which must not pass.
+_UID_PATTERN = re.compile(r"[0-9]+(\.[0-9]+)*\Z")
 _MAX_UID_LENGTH = 64
 
 
@@ -27,7 +28,7 @@ def check_uid(value: object, name: str) -> str:
     """Return ``value`` as a UID string, or raise :class:`InvalidUID` naming the attribute."""
     if value is None or value == "":
         raise InvalidUID(f"{name} missing")
-    text = str(value).strip().rstrip("\0")
+    text = str(value).strip(" \0")  # DICOM's padding only: a newline is not padding
     if not is_valid_uid(text):
         raise InvalidUID(f"{name} invalid: {text[:70]!r}")
     return text
