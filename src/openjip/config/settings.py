@@ -124,6 +124,18 @@ class ReceiverSettings(BaseModel):
     )
 
 
+class DicomSettings(BaseModel):
+    """How DICOM headers are read, wherever instances arrive (C-STORE, STOW-RS, results)."""
+
+    max_sequence_depth: int = Field(
+        64,
+        ge=1,
+        le=128,
+        description="Deepest nesting of sequences an instance may have; deeper ones are refused "
+        "(0xC000 / STOW failure) instead of recursing without bound.",
+    )
+
+
 class WebSettings(BaseModel):
     """The HTTP service: DICOMweb, /healthz and /metrics."""
 
@@ -334,6 +346,7 @@ class Settings(BaseSettings):
     log_level: str = Field("INFO", description="Log level of the services.")
     receiver: ReceiverSettings = Field(default_factory=ReceiverSettings)
     web: WebSettings = Field(default_factory=WebSettings)
+    dicom: DicomSettings = Field(default_factory=DicomSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
     index: IndexSettings = Field(default_factory=IndexSettings)
     federation: FederationSettings = Field(default_factory=FederationSettings)
