@@ -1,4 +1,4 @@
-"""The completion sweep (once per series version, hooks and JSONL events) and the metrics."""
+"""The completion sweep (once per series version, listeners and JSONL events) and the metrics."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from receiver_peers import free_port, scu
 from openjip.index.base import SeriesRecord
 from openjip.index.sqlite import SQLiteIndex
 from openjip.receiver import CompletionSweeper, JsonlEventLog, read_events
-from openjip.receiver.hooks import EVENTS_FILE
+from openjip.receiver.series_complete import EVENTS_FILE
 
 
 def _wait(condition: Callable[[], bool], timeout: float = 20) -> None:
@@ -39,7 +39,7 @@ def test_idle_series_is_completed_once_per_version(
 ) -> None:
     calls: list[SeriesRecord] = []
     receiver = receiver_factory(
-        hooks=[calls.append], series_idle_seconds=0.5, sweep_interval_seconds=0.1
+        listeners=[calls.append], series_idle_seconds=0.5, sweep_interval_seconds=0.1
     )
     _send(receiver, ct_phantom[:-1])
     _wait(lambda: len(calls) == 1)
@@ -79,14 +79,14 @@ def test_concurrent_sweepers_complete_a_series_once(
     assert len(calls) == 1
 
 
-def test_a_failing_hook_does_not_stop_the_others(
+def test_a_failing_listener_does_not_stop_the_others(
     ingest: Any, settings: Any, ct_phantom: list[Path]
 ) -> None:
     ingest(ct_phantom[:2])
     calls: list[SeriesRecord] = []
 
     def broken(series: SeriesRecord) -> None:
-        raise RuntimeError("hook bug")
+        raise RuntimeError("listener bug")
 
     index = SQLiteIndex(settings.index_path)
     try:

@@ -222,7 +222,34 @@ class FederationSettings(BaseModel):
         300.0, ge=0, description="How often `serve` pulls from peers; 0 turns periodic pulls off."
     )
     request_max_age_seconds: int = Field(
-        300, gt=0, description="Signed requests older (or further in the future) are refused."
+        300, gt=0, description="Signed requests older than this are refused."
+    )
+    replay_cache_entries: int = Field(
+        100_000,
+        gt=0,
+        description="Nonces of signed requests remembered within `request_max_age_seconds`; "
+        "when full, further requests get 503 instead of risking a replay.",
+    )
+    refusal_audit_interval_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="Refused requests are summed up in one audit entry per interval.",
+    )
+    refusals_per_address: int = Field(
+        100,
+        gt=0,
+        description="Refused requests per address and interval before it gets 429 unread.",
+    )
+    site_web_url: str = Field(
+        "http://127.0.0.1:8042",
+        description="This site's own web service, which answers statistics questions and "
+        "patient-data screens for the federation service (which never reads the index).",
+    )
+    question_min_cell: int = Field(
+        5,
+        ge=1,
+        description="Statistics cells counting fewer series are withheld; a peer's question "
+        "can raise this minimum, never lower it.",
     )
     allowed_operators: dict[str, str] = Field(
         default_factory=dict,
@@ -237,7 +264,9 @@ class AirflowSettings(BaseModel):
     """The workflow engine (Airflow) and how analysis steps run."""
 
     enabled: bool = Field(
-        True, description="`openjip site up` starts Airflow and the series-arrival triggers."
+        True,
+        description="The site has Airflow: the receiver starts the workflows a completed series "
+        "matches (however it is started) and `openjip site up` starts a local Airflow.",
     )
     host: str = Field("127.0.0.1", description="Address the local Airflow api-server binds to.")
     port: int = Field(8080, ge=0, le=65535, description="Port of the local Airflow api-server.")
@@ -276,6 +305,12 @@ class AirflowSettings(BaseModel):
     )
     trigger_retry_seconds: float = Field(
         5.0, gt=0, description="How often queued series-arrival triggers are retried."
+    )
+    recover_completed_hours: float = Field(
+        24.0,
+        ge=0,
+        description="On start the receiver queues again the series-arrival runs of series "
+        "completed this many hours back (Airflow keeps one run per series version); 0: none.",
     )
 
 

@@ -3,7 +3,7 @@
 This process always runs the gate (:mod:`openjip.receiver.gate`), which accepts and admits
 connections. With ``receiver.workers`` = 1 the associations run here too; with more, each
 goes to the least busy worker process (see :mod:`openjip.receiver.workers`). The completion
-sweep, the hooks and the metrics endpoint always run here.
+sweep, its listeners and the metrics endpoint always run here.
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ from openjip.index import MetadataIndex, open_index
 from openjip.ingest import Ingestor
 from openjip.receiver.admission import AdmissionPolicy
 from openjip.receiver.gate import Gate, listen
-from openjip.receiver.hooks import EVENTS_FILE, JsonlEventLog, SeriesCompleteHook
 from openjip.receiver.incoming import process_incoming_dir
 from openjip.receiver.scp import make_server
+from openjip.receiver.series_complete import EVENTS_FILE, JsonlEventLog, SeriesCompleteListener
 from openjip.receiver.sweeper import CompletionSweeper
 from openjip.receiver.transport import ReceiverServer
 from openjip.receiver.workers import WorkerPool
@@ -45,8 +45,8 @@ def default_workers() -> int:
     return 2 * len(os.sched_getaffinity(0))
 
 
-def default_hooks(settings: Settings) -> list[SeriesCompleteHook]:
-    """Hooks every site has: the JSONL event log under ``OPENJIP_HOME``."""
+def default_listeners(settings: Settings) -> list[SeriesCompleteListener]:
+    """Listeners every site has: the JSONL event log under ``OPENJIP_HOME``."""
     return [
         JsonlEventLog(
             settings.home_dir / EVENTS_FILE, max_bytes=settings.receiver.event_log_max_bytes
@@ -57,9 +57,11 @@ def default_hooks(settings: Settings) -> list[SeriesCompleteHook]:
 class ReceiverService:
     """The receiver: C-ECHO/C-STORE on ``receiver.host:port``, completion sweep, metrics."""
 
-    def __init__(self, settings: Settings, hooks: Sequence[SeriesCompleteHook] = ()) -> None:
+    def __init__(
+        self, settings: Settings, listeners: Sequence[SeriesCompleteListener] = ()
+    ) -> None:
         self.settings = settings
-        self.hooks = [*default_hooks(settings), *hooks]
+        self.listeners = [*default_listeners(settings), *listeners]
         configured = settings.receiver.workers
         self.workers = configured if configured > 0 else default_workers()
         self._store: ObjectStore | None = None
@@ -131,7 +133,7 @@ class ReceiverService:
             )
         self._sweeper = CompletionSweeper(
             self._index,
-            self.hooks,
+            self.listeners,
             idle_seconds=settings.receiver.series_idle_seconds,
             interval=settings.receiver.sweep_interval_seconds,
         )
