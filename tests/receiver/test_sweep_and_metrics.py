@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 import urllib.request
@@ -130,3 +131,28 @@ def test_the_event_log_rotates_and_keeps_three_old_files(tmp_path: Path) -> None
     assert newest[-1]["series"] == SeriesRecord("1.2.39", "1.2").to_dict()
     oldest = read_events(tmp_path / "series_complete.jsonl.3")
     assert oldest[0]["series"] != SeriesRecord("1.2.0", "1.2").to_dict()  # dropped
+
+
+def test_a_hook_failing_on_a_full_disk_is_retried_until_it_succeeds(
+    ingest: Any, settings: Any, ct_phantom: list[Path], small_filesystem: Path
+) -> None:
+    ingest(ct_phantom[:2])
+    log = JsonlEventLog(small_filesystem / "events" / "series_complete.jsonl")
+    filler = small_filesystem / "filler"
+    with filler.open("wb") as file, contextlib.suppress(OSError):
+        while True:
+            file.write(b"\0" * 65536)
+            file.flush()
+    index = SQLiteIndex(settings.index_path)
+    try:
+        sweeper = CompletionSweeper(index, [log], idle_seconds=0, interval=1)
+        assert len(sweeper.sweep()) == 1  # complete, but the event could not be written
+        assert sweeper.pending_retries == 1
+        assert sweeper.sweep() == [] and sweeper.pending_retries == 1  # still full
+        filler.unlink()
+        assert sweeper.sweep() == []
+    finally:
+        index.close()
+    assert sweeper.pending_retries == 0
+    (event,) = read_events(log.path)
+    assert event["series"]["complete"] is True  # type: ignore[index]

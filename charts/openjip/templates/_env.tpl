@@ -31,6 +31,13 @@ the names follow src/openjip/config/settings.py. Each helper renders list items 
 {{- .Values.federation.existingSecret | default (include "openjip.componentName" (dict "ctx" . "component" "federation")) -}}
 {{- end -}}
 
+{{/* The Secret of the federation service's certificate; empty when TLS is off. */}}
+{{- define "openjip.federationTLSSecretName" -}}
+{{- if .Values.federation.tls.enabled -}}
+{{- .Values.federation.tls.secretName | default (include "openjip.componentName" (dict "ctx" . "component" "federation-tls")) -}}
+{{- end -}}
+{{- end -}}
+
 {{- define "openjip.opensearchURL" -}}
 {{- if .Values.opensearch.enabled -}}
 {{- printf "http://%s:9200" (include "openjip.componentName" (dict "ctx" . "component" "opensearch")) -}}
@@ -169,7 +176,7 @@ specs in $OPENJIP_HOME/workflows; deliberately no storage, index or Airflow sett
   value: 0.0.0.0
 - name: OPENJIP_FEDERATION__PORT
   value: "8443"
-{{- if .Values.federation.tls.secretName }}
+{{- if include "openjip.federationTLSSecretName" . }}
 - name: OPENJIP_FEDERATION__TLS_CERT
   value: /var/run/secrets/openjip/federation-tls/tls.crt
 - name: OPENJIP_FEDERATION__TLS_KEY

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from openjip.dicom.records import UnreadableInstance, read_instance
+from openjip.dicom.reading import UnreadableInstance, read_instance
 from openjip.index import IndexUnavailable
 from openjip.ingest import Ingestor, InvalidInstance
 from openjip.storage import StorageError
