@@ -63,11 +63,25 @@ class Ingestor:
         self._max_depth = max_sequence_depth
 
     def ingest_file(
-        self, path: Path, *, source_ae: str, derived_from: str = "", move: bool = False
+        self,
+        path: Path,
+        *,
+        source_ae: str,
+        derived_from: str = "",
+        move: bool = False,
+        sop_instance_uid: str = "",
     ) -> IngestResult:
-        """Ingest the Part-10 file at ``path``; with ``move`` the file may be consumed."""
+        """Ingest the Part-10 file at ``path``; with ``move`` the file may be consumed.
+
+        ``sop_instance_uid``, when given, is the instance the sender named (a C-STORE's
+        Affected SOP Instance UID): a dataset with another SOP Instance UID is refused.
+        """
         parsed = self.parse(path)
         record = self._record(parsed, path.stat().st_size, source_ae, derived_from)
+        if sop_instance_uid and record.SOPInstanceUID != sop_instance_uid:
+            raise InvalidInstance(
+                f"SOPInstanceUID {record.SOPInstanceUID} is not the request's {sop_instance_uid}"
+            )
         started = time.perf_counter()
         self.store.put_file(record.object_key, path, move=move)
         store_seconds = time.perf_counter() - started
