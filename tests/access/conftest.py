@@ -52,6 +52,7 @@ def oidc_settings(settings: Settings, provider: Provider) -> Settings:
     access.oidc_audience = AUDIENCE
     access.oidc_groups_claim = "scope"
     access.oidc_groups = GROUPS
+    access.oidc_scopes = ["openid", *GROUPS]  # glewlwyd grants groups as scopes
     access.oidc_leeway_seconds = 0
     settings.web.port = provider.web_port
     return settings

@@ -34,6 +34,16 @@ SAMPLE_CONFIG = Path("/usr/share/doc/glewlwyd/glewlwyd.conf.sample.gz")
 WEBAPP = Path("/usr/share/glewlwyd/webapp")
 # The Debian package's webapp config.json is a dangling link into a directory of that name.
 WEBAPP_CONFIG = Path("/etc/glewlwyd/config-2.7.json/config.json")
+# The login page's libraries, from the Debian packages glewlwyd-common depends on (the webapp's
+# own links to them are missing or dangling in Debian 12's package).
+WEBAPP_LIBRARIES = {
+    "js/jquery.min.js": "/usr/share/javascript/jquery/jquery.min.js",
+    "js/popper.min.js": "/usr/share/nodejs/popper.js/dist/umd/popper.min.js",
+    "js/bootstrap.min.js": "/usr/share/nodejs/bootstrap/dist/js/bootstrap.min.js",
+    "css/bootstrap.min.css": "/usr/share/nodejs/bootstrap/dist/css/bootstrap.min.css",
+    "css/fork-awesome.min.css": "/usr/share/fonts-fork-awesome/css/fork-awesome.css",
+    "css/v5-compat.min.css": "/usr/share/fonts-fork-awesome/css/v5-compat.css",
+}
 ADMIN = ("admin", "password")  # what glewlwyd's schema creates
 CLIENT_ID, CLIENT_SECRET = "openjip", "client-secret-for-tests"
 AUDIENCE = "https://openjip.test/"
@@ -309,6 +319,9 @@ def start_glewlwyd(directory: Path) -> Glewlwyd:
     shutil.copytree(WEBAPP, webapp, symlinks=False, ignore_dangling_symlinks=True)
     shutil.rmtree(webapp / "config.json")  # copied from the package's misplaced directory
     shutil.copy(WEBAPP_CONFIG, webapp / "config.json")
+    for name, source in WEBAPP_LIBRARIES.items():
+        (webapp / name).unlink(missing_ok=True)
+        shutil.copy(source, webapp / name)
     config = gzip.decompress(SAMPLE_CONFIG.read_bytes()).decode()
     for old, new in {
         "port=4593": f"port={port}",
