@@ -77,11 +77,20 @@ class Ingestor:
         source_ae: str,
         derived_from: str = "",
         move: bool = False,
+        sop_instance_uid: str = "",
         projects: Sequence[str] = DEFAULT_PROJECTS,
     ) -> IngestResult:
-        """Ingest the Part-10 file at ``path``; with ``move`` the file may be consumed."""
+        """Ingest the Part-10 file at ``path``; with ``move`` the file may be consumed.
+
+        ``sop_instance_uid``, when given, is the instance the sender named (a C-STORE's
+        Affected SOP Instance UID): a dataset with another SOP Instance UID is refused.
+        """
         parsed = _parse(path)
         record = self._record(parsed, path.stat().st_size, source_ae, derived_from, projects)
+        if sop_instance_uid and record.SOPInstanceUID != sop_instance_uid:
+            raise InvalidInstance(
+                f"SOPInstanceUID {record.SOPInstanceUID} is not the request's {sop_instance_uid}"
+            )
         replaced = self._replaces(record, lambda: path.read_bytes())
         started = time.perf_counter()
         self.store.put_file(record.object_key, path, move=move)

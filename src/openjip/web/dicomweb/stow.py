@@ -22,7 +22,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from openjip.access import DENIED, AccessAudit, Action, Principal
-from openjip.dicom.records import UnreadableInstance, read_instance
+from openjip.dicom.reading import UnreadableInstance, read_instance
 from openjip.index import IndexUnavailable, MetadataIndex, Query
 from openjip.ingest import Ingestor, InstanceConflict, InvalidInstance
 from openjip.storage import StorageError
