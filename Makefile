@@ -12,7 +12,7 @@ BENCH_ARGS ?=
 # e.g. make bench QUERY_BENCH_ARGS="--repeat 10 --orthanc-studies 1000"
 QUERY_BENCH_ARGS ?=
 
-.PHONY: help install system-deps run test lint typecheck pytest bench docs clean
+.PHONY: help install system-deps run test lint typecheck pytest bench fuzz docs clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -52,6 +52,12 @@ bench: install system-deps  ## ingest (vs Orthanc, storescp), query (C-FIND vs O
 	$(BIN)/python bench/ingest.py $(BENCH_ARGS)
 	$(BIN)/python bench/query.py $(QUERY_BENCH_ARGS)
 	$(BIN)/python bench/trigger.py $(TRIGGER_BENCH_ARGS)
+
+# e.g. make fuzz PROTOCOL_FUZZ_ARGS="--cases 50000 --seed 7 --pdata-reader pynetdicom"
+PROTOCOL_FUZZ_ARGS ?= --cases 20000
+
+fuzz: install system-deps  ## long fuzz runs: the receiver's protocol fuzzer (tests/fuzz/); a violation exits non-zero
+	$(BIN)/python tests/fuzz/protocol_fuzz.py $(PROTOCOL_FUZZ_ARGS)
 
 # Site chart and images (charts/openjip, services/). Images are named REGISTRY/openjip/NAME:TAG.
 CONTAINER_ENGINE ?= $(shell command -v podman || command -v docker)
