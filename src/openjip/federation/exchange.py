@@ -26,7 +26,7 @@ from openjip.federation.peers import Peer, PeerRegistry
 from openjip.federation.placement import approved_spec_path, check_workflow_id
 from openjip.federation.questions import QuestionDesk
 from openjip.federation.screening import screen_document
-from openjip.statistics.loopback import LoopbackClient
+from openjip.statistics.loopback import LoopbackClient, secret_path
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,9 @@ class Exchange:
         self.outbox = Outbox(self.directory / "published")
         self.inbox = Inbox(self.directory / "inbox")
         self.audit = AuditLog(self.directory / "audit.jsonl")
-        self.loopback = LoopbackClient(settings.site_web_url, home)
+        self.loopback = LoopbackClient(
+            settings.site_web_url, secret_path(home, settings.loopback_secret_file)
+        )
         self.questions = QuestionDesk(
             self.directory / "questions", self.audit, self.loopback, self.client
         )

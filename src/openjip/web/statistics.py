@@ -28,7 +28,8 @@ router = APIRouter(tags=["internal"], include_in_schema=False)
 def require_loopback_secret(request: Request, authorization: str | None) -> Settings:
     """The app's settings once the caller proved it holds the site's loopback secret."""
     settings: Settings = request.app.state.settings
-    if not is_authorized(secret_path(settings.home_dir), authorization):
+    secret = secret_path(settings.home_dir, settings.federation.loopback_secret_file)
+    if not is_authorized(secret, authorization):
         raise HTTPException(401, "internal route: the site's loopback secret is required")
     return settings
 
