@@ -100,6 +100,22 @@ def test_federation_speaks_https_with_a_tls_secret(render_chart: Any) -> None:
     )
 
 
+def test_the_receiver_starts_series_arrival_runs_only_with_the_charts_airflow(
+    render_chart: Any,
+) -> None:
+    def receiver_env(values: dict[str, Any]) -> dict[str, Any]:
+        (deployment,) = find(render_chart(values), "Deployment", "site-openjip-receiver")
+        (container,) = containers(deployment["spec"]["template"]["spec"])
+        return {variable["name"]: variable.get("value") for variable in container["env"]}
+
+    with_airflow = receiver_env({})
+    assert with_airflow["OPENJIP_AIRFLOW__URL"] == "http://site-openjip-airflow-api:8080"
+    assert "OPENJIP_AIRFLOW__ENABLED" not in with_airflow  # the setting's default: on
+    without = receiver_env({"airflow": {"enabled": False}})
+    assert without["OPENJIP_AIRFLOW__ENABLED"] == "false"
+    assert "OPENJIP_AIRFLOW__URL" not in without
+
+
 def test_federation_speaks_https_by_default_with_a_generated_certificate(
     render_chart: Any,
 ) -> None:

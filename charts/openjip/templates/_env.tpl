@@ -141,7 +141,7 @@ patient-data screens, presenting the loopback Secret. Only with both services en
 {{- end }}
 {{- end -}}
 
-{{/* How the receiver and Airflow's own tasks reach Airflow's REST API (series-arrival triggers). */}}
+{{/* How the receiver (series-arrival runs) and Airflow's own tasks reach Airflow's REST API. */}}
 {{- define "openjip.env.airflowClient" -}}
 {{- if .Values.airflow.enabled }}
 - name: OPENJIP_AIRFLOW__URL
@@ -153,6 +153,10 @@ patient-data screens, presenting the loopback Secret. Only with both services en
     secretKeyRef:
       name: {{ include "openjip.airflowSecretName" . }}
       key: admin-password
+{{- else }}
+# No workflow engine: the receiver starts no series-arrival runs.
+- name: OPENJIP_AIRFLOW__ENABLED
+  value: "false"
 {{- end }}
 {{- end -}}
 
@@ -171,8 +175,8 @@ patient-data screens, presenting the loopback Secret. Only with both services en
 {{- end -}}
 
 {{/*
-The labels the kubernetes StepRunner (src/openjip/runner/kubernetes.py) gives every analysis
-pod: the NetworkPolicies admit pods carrying them to the object store and the index, nothing else.
+The labels the pod of every analysis step carries (src/openjip/runner/kubernetes.py): the
+NetworkPolicies admit pods carrying them to the object store and the index, nothing else.
 */}}
 {{- define "openjip.analysisPodSelector" -}}
 app.kubernetes.io/name: openjip-step

@@ -14,15 +14,17 @@ from openjip.index.sqlite.schema import INSTANCE_COLUMNS, STUDY_FIELDS
 MAX_UIDS = 10_000
 """Longest list of UIDs one query attribute may hold."""
 
+_STUDY_NAMES = [f.name for f in fields(StudyRecord) if f.name != "ModalitiesInStudy"]
 _STUDY_SELECT = ", ".join(
-    [f"st.{f.name}" for f in fields(StudyRecord) if f.name != "ModalitiesInStudy"]
+    [f"st.{name}" for name in _STUDY_NAMES]
     + [
         "(SELECT group_concat(DISTINCT m.Modality) FROM series m"
         " WHERE m.StudyInstanceUID = st.StudyInstanceUID AND m.Modality != '')"
     ]
 )
+_SERIES_NAMES = [f.name for f in fields(SeriesRecord)]
 _SERIES_SELECT = ", ".join(
-    f"st.{f.name}" if f.name in STUDY_FIELDS else f"se.{f.name}" for f in fields(SeriesRecord)
+    f"st.{name}" if name in STUDY_FIELDS else f"se.{name}" for name in _SERIES_NAMES
 )
 _INSTANCE_SELECT = ", ".join(f"i.{name}" for name in INSTANCE_COLUMNS)
 _FROM_SERIES = "series se JOIN studies st ON st.StudyInstanceUID = se.StudyInstanceUID"
@@ -237,14 +239,13 @@ def _page_sql(query: Query, params: list[Any]) -> str:
 
 def study_record(row: tuple[Any, ...]) -> StudyRecord:
     *values, modalities = row
-    names = [f.name for f in fields(StudyRecord) if f.name != "ModalitiesInStudy"]
-    record = StudyRecord(**dict(zip(names, values, strict=True)))
+    record = StudyRecord(**dict(zip(_STUDY_NAMES, values, strict=True)))
     record.ModalitiesInStudy = sorted(modalities.split(",")) if modalities else []
     return record
 
 
 def series_record(row: tuple[Any, ...]) -> SeriesRecord:
-    record = SeriesRecord(*row)
+    record = SeriesRecord(**dict(zip(_SERIES_NAMES, row, strict=True)))
     record.complete = bool(record.complete)
     return record
 
@@ -252,7 +253,7 @@ def series_record(row: tuple[Any, ...]) -> SeriesRecord:
 def instance_record(row: tuple[Any, ...], *, with_header: bool) -> InstanceRecord:
     if with_header:
         *values, header = row
-        record = InstanceRecord(*values)
+        record = InstanceRecord(**dict(zip(INSTANCE_COLUMNS, values, strict=True)))
         record.header = json.loads(header) if header else {}
         return record
-    return InstanceRecord(*row)
+    return InstanceRecord(**dict(zip(INSTANCE_COLUMNS, row, strict=True)))
