@@ -42,6 +42,20 @@ def test_no_module_of_the_package_imports_storage_or_index() -> None:
                 assert not name.startswith(FORBIDDEN), f"{module.name} imports {name}"
 
 
+def test_the_package_uses_only_the_index_free_parts_of_statistics() -> None:
+    """Counting happens behind the site's web service; federation only talks about it."""
+    index_free = {"openjip.statistics.question", "openjip.statistics.loopback"}
+    for module in PACKAGE.glob("*.py"):
+        for node in ast.walk(ast.parse(module.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
+                "openjip.statistics"
+            ):
+                assert node.module in index_free, f"{module.name} imports {node.module}"
+    for name in index_free:
+        source = (PACKAGE.parent / "statistics" / f"{name.rsplit('.', 1)[1]}.py").read_text()
+        assert "openjip.index" not in source and "openjip.storage" not in source, name
+
+
 def test_a_whole_exchange_loads_no_storage_or_index(tmp_path: Path) -> None:
     # The sites' web services (which screen for patient data) run here, outside the process
     # that exchanges: that one must load no backend.
