@@ -269,6 +269,11 @@ class FederationSettings(BaseModel):
         description="This site's own web service, which answers statistics questions and "
         "patient-data screens for the federation service (which never reads the index).",
     )
+    loopback_secret_file: Path | None = Field(
+        None,
+        description="Token the federation service presents to the site's web service for "
+        "internal routes; default `$OPENJIP_HOME/loopback.secret` (created 0600 when missing).",
+    )
     question_min_cell: int = Field(
         5,
         ge=1,
