@@ -17,6 +17,7 @@ from openjip.dicom import (
 )
 from openjip.dicom.header import DEFAULT_MAX_SEQUENCE_DEPTH
 from openjip.index.base import InstanceRecord, InvalidRecord, MetadataIndex
+from openjip.ingest.results import RESULT_SOURCE_AE, source_series
 from openjip.storage.base import ObjectStore
 
 
@@ -82,10 +83,20 @@ class Ingestor:
             raise InvalidInstance(
                 f"SOPInstanceUID {record.SOPInstanceUID} is not the request's {sop_instance_uid}"
             )
-        started = time.perf_counter()
-        self.store.put_file(record.object_key, path, move=move)
-        store_seconds = time.perf_counter() - started
-        return IngestResult(record, self._index(record), store_seconds)
+        return self._keep(record, lambda: self.store.put_file(record.object_key, path, move=move))
+
+    def ingest_result(self, path: Path, *, object_key: str, key_series: str) -> IngestResult:
+        """Ingest a DICOM output of an analysis step: stored once, at its output key
+        ``object_key``, and indexed with ``derived_from`` its source series, found as
+        :mod:`openjip.ingest.results` says (``key_series`` is the series part of the key,
+        empty for a step over several series)."""
+        parsed = self.parse(path)
+        record = self._record(parsed, path.stat().st_size, RESULT_SOURCE_AE, "")
+        record.object_key = object_key
+        record.derived_from = source_series(
+            key_series, parsed.header, record.SeriesInstanceUID, self.index
+        )
+        return self._keep(record, lambda: self.store.put_file(object_key, path))
 
     def ingest_bytes(
         self,
@@ -103,8 +114,12 @@ class Ingestor:
         if parsed is None:
             parsed = self.parse(data)
         record = self._record(parsed, len(data), source_ae, derived_from)
+        return self._keep(record, lambda: self.store.put(record.object_key, data))
+
+    def _keep(self, record: InstanceRecord, put: Callable[[], object]) -> IngestResult:
+        """Store the object with ``put``, timed, then index its record."""
         started = time.perf_counter()
-        self.store.put(record.object_key, data)
+        put()
         store_seconds = time.perf_counter() - started
         return IngestResult(record, self._index(record), store_seconds)
 
