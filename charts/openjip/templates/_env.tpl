@@ -136,8 +136,8 @@ the names follow src/openjip/config/settings.py. Each helper renders list items 
 {{- end -}}
 
 {{/*
-The labels the kubernetes StepRunner (src/openjip/runner/kubernetes.py) gives every analysis
-pod: the NetworkPolicies admit pods carrying them to the object store and the index, nothing else.
+The labels the pod of every analysis step carries (src/openjip/runner/kubernetes.py): the
+NetworkPolicies admit pods carrying them to the object store and the index, nothing else.
 */}}
 {{- define "openjip.analysisPodSelector" -}}
 app.kubernetes.io/name: openjip-step

@@ -303,6 +303,16 @@ class AirflowSettings(BaseModel):
         "empty follows `mode`.",
     )
     namespace: str = Field("openjip", description="Kubernetes namespace of analysis pods.")
+    deferrable_pods: bool = Field(
+        True,
+        description="Analysis pod tasks wait for their pod in Airflow's triggerer (deferrable) "
+        "instead of holding a worker slot.",
+    )
+    step_timeout_minutes: float = Field(
+        240.0,
+        gt=0,
+        description="An analysis step's task fails after this long (its pod is deleted).",
+    )
     step_image: str = Field(
         "ghcr.io/openjip/openjip:0.1.0",
         description="openjip image that fetches inputs and publishes outputs in analysis pods.",
