@@ -59,6 +59,7 @@ bench: install system-deps  ## ingest (vs Orthanc, storescp), query (C-FIND vs O
 	$(BIN)/python bench/ingest.py $(BENCH_ARGS)
 	$(BIN)/python bench/query.py $(QUERY_BENCH_ARGS)
 	$(BIN)/python bench/trigger.py $(TRIGGER_BENCH_ARGS)
+	$(BIN)/python bench/cli.py
 
 # Site chart and images (charts/openjip, services/). Images are named REGISTRY/openjip/NAME:TAG.
 CONTAINER_ENGINE ?= $(shell command -v podman || command -v docker)
