@@ -47,6 +47,7 @@ def rebuild() -> None:
                 store,
                 index,
                 progress=lambda done, total: progress.update(task, completed=done, total=total),
+                max_sequence_depth=settings.dicom.max_sequence_depth,
             )
         swept = store.sweep_temporary_files()
     except (StorageError, IndexError_) as error:
@@ -55,7 +56,7 @@ def rebuild() -> None:
         index.close()
     console.print(
         f"indexed {report.indexed} of {report.scanned} objects"
-        + f", {report.run_outputs} run outputs"
+        + f", {report.results} analysis results, {report.run_outputs} run outputs"
         + (f", skipped {len(report.skipped)}" if report.skipped else "")
         + (f"; removed {swept} temporary files of unfinished writes" if swept else "")
     )

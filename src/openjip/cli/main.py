@@ -62,6 +62,13 @@ COMMANDS: dict[str, LazyCommand] = {
     "workflow": LazyCommand(
         "workflow", "Workflows: list, validate a spec, trigger a run, list runs."
     ),
+    "user": LazyCommand(
+        "user", "Add, list and remove the site's local users (HTTP Basic and /login)."
+    ),
+    "audit": LazyCommand(
+        "audit",
+        "Print the access audit log, oldest first: time, who (user or AE), action, study, result.",
+    ),
 }
 
 
