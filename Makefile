@@ -50,11 +50,12 @@ pytest: install system-deps  ## the test suite alone
 
 test: lint pytest  ## lint, type-check and run every test
 
-bench: install system-deps  ## ingest (vs Orthanc, storescp), query (C-FIND vs Orthanc, QIDO), series-trigger latency and header-reader benchmarks (root; ~10-20 min, query index built once ~6 min); figures go to bench/results/
+bench: install system-deps  ## ingest (vs Orthanc, storescp), query (C-FIND vs Orthanc, QIDO), series-trigger latency, header-reader and CLI start-up benchmarks (root; ~10-20 min, query index built once ~6 min); figures go to bench/results/
 	$(BIN)/python bench/ingest.py $(BENCH_ARGS)
 	$(BIN)/python bench/query.py $(QUERY_BENCH_ARGS)
 	$(BIN)/python bench/trigger.py $(TRIGGER_BENCH_ARGS)
 	$(BIN)/python bench/header.py
+	$(BIN)/python bench/cli.py
 
 FUZZ_SECONDS ?= 300
 FUZZ_ARTIFACTS ?= fuzz-artifacts
