@@ -10,6 +10,7 @@ from openjip.cli import (
     index,
     operator,
     phantom,
+    project,
     query,
     retrieve,
     send,
@@ -37,6 +38,7 @@ app.add_typer(operator.app)
 app.add_typer(workflow.app)
 app.add_typer(user.app)
 app.add_typer(audit.app)
+app.add_typer(project.app)
 
 
 @app.command()
