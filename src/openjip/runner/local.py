@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from openjip.index.base import MetadataIndex, Query, RunOutput
+from openjip.index.base import DEFAULT_PROJECTS, MetadataIndex, Query, RunOutput
 from openjip.runner.base import StepFailed, StepOutcome, StepRequest, StepRunner, key_safe
 from openjip.storage.base import ObjectStore
 from openjip.workflows.spec import split_operator_ref
@@ -93,6 +93,15 @@ class LocalStepRunner(StepRunner):
             count += len(keys)
         return count
 
+    def _projects_of(self, series_uids: list[str]) -> list[str]:
+        """The projects of the input series: results belong where their inputs do."""
+        if not series_uids:
+            return list(DEFAULT_PROJECTS)
+        inputs = self.index.find_series(Query(SeriesInstanceUID=list(series_uids)))
+        return sorted({project for series in inputs for project in series.projects}) or list(
+            DEFAULT_PROJECTS
+        )
+
     def publish_outputs(self, request: StepRequest, output_dir: Path) -> StepOutcome:
         """Upload every output file; ingest DICOM ones, record the others as run outputs."""
         from openjip.ingest import Ingestor
@@ -101,6 +110,7 @@ class LocalStepRunner(StepRunner):
         outcome = StepOutcome()
         prefix = request.output_prefix()
         derived_from = request.series_uids[0] if len(request.series_uids) == 1 else ""
+        projects = self._projects_of(request.series_uids)
         run_outputs = []
         for path in sorted(p for p in output_dir.rglob("*") if p.is_file()):
             key = prefix + "/".join(key_safe(part) for part in path.relative_to(output_dir).parts)
@@ -120,7 +130,7 @@ class LocalStepRunner(StepRunner):
                 )
             else:
                 result = ingestor.ingest_file(
-                    path, source_ae=RESULT_SOURCE_AE, derived_from=derived_from
+                    path, source_ae=RESULT_SOURCE_AE, derived_from=derived_from, projects=projects
                 )
                 outcome.instances += 1
                 if result.record.SeriesInstanceUID not in outcome.dicom_series:
