@@ -57,10 +57,11 @@ fuzz: install  ## long fuzz runs (FUZZ_SECONDS each, default 300): the DICOM hea
 	mkdir -p $(FUZZ_ARTIFACTS)
 	$(BIN)/python tests/fuzz/parser_atheris.py -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=4096 -artifact_prefix=$(FUZZ_ARTIFACTS)/
 
-bench: install system-deps  ## ingest (vs Orthanc, storescp), query (C-FIND vs Orthanc, QIDO) and series-trigger latency benchmarks (root; ~10-20 min, query index built once ~6 min); figures go to bench/results/
+bench: install system-deps  ## ingest (vs Orthanc, storescp), query (C-FIND vs Orthanc, QIDO), series-trigger latency and authentication-cost benchmarks (root; ~10-20 min, query index built once ~6 min); figures go to bench/results/
 	$(BIN)/python bench/ingest.py $(BENCH_ARGS)
 	$(BIN)/python bench/query.py $(QUERY_BENCH_ARGS)
 	$(BIN)/python bench/trigger.py $(TRIGGER_BENCH_ARGS)
+	$(BIN)/python bench/auth.py $(AUTH_BENCH_ARGS)
 
 # Site chart and images (charts/openjip, services/). Images are named REGISTRY/openjip/NAME:TAG.
 CONTAINER_ENGINE ?= $(shell command -v podman || command -v docker)
