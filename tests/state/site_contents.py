@@ -18,7 +18,7 @@ from pynetdicom.sop_class import CTImageStorage
 
 from openjip.access import UserStore
 from openjip.config import Settings
-from openjip.federation.identity import init_identity
+from openjip.federation.exchange import Exchange
 from openjip.index.base import Query
 from openjip.index.sqlite import SQLiteIndex
 from openjip.phantom import write_ct_series
@@ -86,7 +86,7 @@ def filled_site(
     receiver = receiver_factory()
     acknowledged: list[tuple[str, float]] = []
     send(receiver.address, ct_files(tmp_path / "ct", 8), acknowledged)
-    init_identity(settings.federation_dir, "site-a")
+    Exchange(settings.home_dir, settings.federation).init("site-a")
     users = UserStore(settings.access_dir)
     users.create_first_admin()
     users.add("alice", "alice-password", "viewer")
