@@ -45,6 +45,7 @@ def rebuild() -> None:
                 store,
                 index,
                 progress=lambda done, total: progress.update(task, completed=done, total=total),
+                max_sequence_depth=settings.dicom.max_sequence_depth,
             )
     except (StorageError, IndexError_) as error:
         fail(f"rebuild failed: {error}")
@@ -52,7 +53,7 @@ def rebuild() -> None:
         index.close()
     console.print(
         f"indexed {report.indexed} of {report.scanned} objects"
-        + f", {report.run_outputs} run outputs"
+        + f", {report.results} analysis results, {report.run_outputs} run outputs"
         + (f", skipped {len(report.skipped)}" if report.skipped else "")
     )
     for key, reason in report.skipped:

@@ -269,6 +269,11 @@ class FederationSettings(BaseModel):
         description="This site's own web service, which answers statistics questions and "
         "patient-data screens for the federation service (which never reads the index).",
     )
+    loopback_secret_file: Path | None = Field(
+        None,
+        description="Token the federation service presents to the site's web service for "
+        "internal routes; default `$OPENJIP_HOME/loopback.secret` (created 0600 when missing).",
+    )
     question_min_cell: int = Field(
         5,
         ge=1,
@@ -315,6 +320,16 @@ class AirflowSettings(BaseModel):
         "empty follows `mode`.",
     )
     namespace: str = Field("openjip", description="Kubernetes namespace of analysis pods.")
+    deferrable_pods: bool = Field(
+        True,
+        description="Analysis pod tasks wait for their pod in Airflow's triggerer (deferrable) "
+        "instead of holding a worker slot.",
+    )
+    step_timeout_minutes: float = Field(
+        240.0,
+        gt=0,
+        description="An analysis step's task fails after this long (its pod is deleted).",
+    )
     step_image: str = Field(
         "ghcr.io/openjip/openjip:0.1.0",
         description="openjip image that fetches inputs and publishes outputs in analysis pods.",

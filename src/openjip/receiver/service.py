@@ -112,7 +112,11 @@ class ReceiverService:
             policy = AdmissionPolicy(settings.receiver)
             self._server = make_server(
                 settings.receiver,
-                Ingestor(self._store, self._index),
+                Ingestor(
+                    self._store,
+                    self._index,
+                    max_sequence_depth=settings.dicom.max_sequence_depth,
+                ),
                 process_incoming_dir(settings),
                 address=(host, port),
                 on_finished=policy.release,

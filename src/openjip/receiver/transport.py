@@ -69,11 +69,6 @@ class TimedSocket:
         """The message is complete; only PDU and idle limits apply until the next."""
         self._message_deadline = float("inf")
 
-    @property
-    def in_message(self) -> bool:
-        """Whether a message is being received."""
-        return self._message_deadline != float("inf")
-
     def recv(self, size: int) -> bytes:
         """``size`` bytes, fewer only when the peer closed the connection."""
         parts: list[bytes] = []
@@ -92,13 +87,17 @@ class TimedSocket:
         count: int = self._call(self.socket.recv_into, buffer)
         return count
 
+    def sendall(self, data: bytes) -> None:
+        """Send ``data``; a peer that reads nothing for ``idle_timeout`` is stalled."""
+        if self._shortened:  # a read's deadline does not bound the response
+            self.socket.settimeout(self.timeouts.idle)
+            self._shortened = False
+        self._call(self.socket.sendall, data)
+
     def _before_wait(self) -> None:
-        deadline = min(self._pdu_deadline, self._message_deadline)
-        remaining = deadline - time.monotonic()
+        remaining = min(self._pdu_deadline, self._message_deadline) - time.monotonic()
         if remaining <= 0:
-            what = "PDU" if deadline == self._pdu_deadline else "DIMSE message"
-            limit = self.timeouts.pdu if what == "PDU" else self.timeouts.message
-            self._stalled(f"{what} not complete within {limit:g} s")
+            self._stalled(self._deadline_missed())
         if remaining < self.timeouts.idle:  # the next wait may not outlast the deadline
             self.socket.settimeout(remaining)
             self._shortened = True
@@ -106,13 +105,21 @@ class TimedSocket:
             self.socket.settimeout(self.timeouts.idle)
             self._shortened = False
 
+    def _deadline_missed(self) -> str:
+        if self._pdu_deadline <= self._message_deadline:
+            return f"PDU not complete within {self.timeouts.pdu:g} s"
+        return f"DIMSE message not complete within {self.timeouts.message:g} s"
+
     def _call(self, read: Callable[[Any], Any], argument: Any) -> Any:
         try:
             return read(argument)
         except TimeoutError:
-            if self._shortened:
-                self._before_wait()  # raises: the deadline passed
-            self._stalled(f"no data for {self.timeouts.idle:g} s")
+            # A shortened wait ended at the deadline; a full one means idle for that long.
+            self._stalled(
+                self._deadline_missed()
+                if self._shortened
+                else f"no data for {self.timeouts.idle:g} s"
+            )
 
     def _stalled(self, reason: str) -> None:
         self.abort()

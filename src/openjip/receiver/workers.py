@@ -213,7 +213,11 @@ def worker_main(settings: Settings, address: tuple[str, int], channel: socket.so
 
     server = make_server(
         settings.receiver,
-        Ingestor(open_store(settings), open_index(settings)),
+        Ingestor(
+            open_store(settings),
+            open_index(settings),
+            max_sequence_depth=settings.dicom.max_sequence_depth,
+        ),
         process_incoming_dir(settings),
         address=address,
         on_finished=ended,
