@@ -179,13 +179,11 @@ def test_every_route_of_the_app_is_protected_but_the_public_ones(site: Site) -> 
 
     public = {"/healthz", "/login", "/login/oidc", "/login/oidc/callback", "/logout"}
     public |= {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
-    # Internal routes (/internal/...) of the site's own federation service check its loopback
-    # secret instead (their own tests); they validate the body first, so without one: 422.
     app = create_app(site.settings)
     with httpx.Client(base_url=site.url, timeout=30) as http:
         for route in app.routes:
             path = str(getattr(route, "path", ""))
-            if path in public or path.startswith("/internal/"):
+            if path in public:
                 continue
             concrete = path.format(
                 study=site.own.study, series=site.own.series, instance=site.own.instance

@@ -173,6 +173,13 @@ class StorageSettings(BaseModel):
     fsync: bool = Field(
         True, description="fsync each object and its directory before acknowledging it."
     )
+    temp_max_age_seconds: float = Field(
+        3600.0,
+        gt=0,
+        description="Local store: age after which the temporary file of a write that never"
+        " finished (a process killed during it) is removed; a write in progress keeps its file"
+        " younger.",
+    )
     s3_endpoint: str = Field("127.0.0.1:9000", description="S3 endpoint host:port.")
     s3_bucket: str = Field("openjip", description="Bucket holding the site's objects.")
     s3_access_key: str = Field("", description="S3 access key.")
