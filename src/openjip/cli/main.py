@@ -72,9 +72,6 @@ COMMANDS: dict[str, LazyCommand] = {
         "audit",
         "Print the access audit log, oldest first: time, who (user or AE), action, study, result.",
     ),
-    "project": LazyCommand(
-        "project", "Assign studies to projects (who may see them follows from the projects)."
-    ),
 }
 
 
