@@ -65,6 +65,9 @@ COMMANDS: dict[str, LazyCommand] = {
     "user": LazyCommand(
         "user", "Add, list and remove the site's local users (HTTP Basic and /login)."
     ),
+    "project": LazyCommand(
+        "project", "Assign studies to projects (who may see them follows from the projects)."
+    ),
     "audit": LazyCommand(
         "audit",
         "Print the access audit log, oldest first: time, who (user or AE), action, study, result.",

@@ -18,13 +18,7 @@ from openjip.dicom import (
     record_from_header,
 )
 from openjip.dicom.header import DEFAULT_MAX_SEQUENCE_DEPTH
-from openjip.index.base import (
-    DEFAULT_PROJECTS,
-    InstanceRecord,
-    InvalidRecord,
-    MetadataIndex,
-    Query,
-)
+from openjip.index.base import DEFAULT_PROJECTS, InstanceRecord, InvalidRecord, MetadataIndex
 from openjip.ingest.results import RESULT_SOURCE_AE, source_series
 from openjip.storage.base import ObjectStore
 
@@ -107,26 +101,20 @@ class Ingestor:
             lambda: self.store.put_file(record.object_key, path, move=move),
         )
 
-    def ingest_result(self, path: Path, *, object_key: str, key_series: str) -> IngestResult:
+    def ingest_result(
+        self, path: Path, *, object_key: str, key_series: str, projects: Sequence[str]
+    ) -> IngestResult:
         """Ingest a DICOM output of an analysis step: stored once, at its output key
         ``object_key``, and indexed with ``derived_from`` its source series, found as
         :mod:`openjip.ingest.results` says (``key_series`` is the series part of the key,
-        empty for a step over several series)."""
+        empty for a step over several series), into the ``projects`` of its inputs."""
         parsed = self.parse(path)
-        record = self._record(parsed, path.stat().st_size, RESULT_SOURCE_AE, "", DEFAULT_PROJECTS)
+        record = self._record(parsed, path.stat().st_size, RESULT_SOURCE_AE, "", projects)
         record.object_key = object_key
         record.derived_from = source_series(
             key_series, parsed.header, record.SeriesInstanceUID, self.index
         )
-        # A result belongs to the projects of its source, never to the default project too.
-        record.projects = self._projects_of_series(record.derived_from) or record.projects
         return self._keep(record, path.read_bytes, lambda: self.store.put_file(object_key, path))
-
-    def _projects_of_series(self, series_uid: str) -> list[str]:
-        if not series_uid:
-            return []
-        found = self.index.find_series(Query(SeriesInstanceUID=[series_uid], limit=1))
-        return list(found[0].projects) if found else []
 
     def ingest_bytes(
         self,

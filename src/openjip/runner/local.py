@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from openjip.index.base import MetadataIndex, Query, RunOutput
+from openjip.index.base import DEFAULT_PROJECTS, MetadataIndex, Query, RunOutput
 from openjip.runner.base import StepFailed, StepOutcome, StepRequest, StepRunner, key_safe
 from openjip.storage.base import ObjectStore
 from openjip.workflows.spec import split_operator_ref
@@ -90,6 +90,15 @@ class LocalStepRunner(StepRunner):
             count += len(keys)
         return count
 
+    def _projects_of(self, series_uids: list[str]) -> list[str]:
+        """The projects of the input series: results belong where their inputs do."""
+        if not series_uids:
+            return list(DEFAULT_PROJECTS)
+        inputs = self.index.find_series(Query(SeriesInstanceUID=list(series_uids)))
+        return sorted({project for series in inputs for project in series.projects}) or list(
+            DEFAULT_PROJECTS
+        )
+
     def publish_outputs(self, request: StepRequest, output_dir: Path) -> StepOutcome:
         """Upload every output file; ingest DICOM ones, record the others as run outputs."""
         from openjip.ingest import Ingestor
@@ -98,6 +107,7 @@ class LocalStepRunner(StepRunner):
         outcome = StepOutcome()
         prefix = request.output_prefix()
         source = request.series_uids[0] if len(request.series_uids) == 1 else ""
+        projects = self._projects_of(request.series_uids)
         run_outputs = []
         for path in sorted(p for p in output_dir.rglob("*") if p.is_file()):
             key = prefix + "/".join(key_safe(part) for part in path.relative_to(output_dir).parts)
@@ -116,7 +126,9 @@ class LocalStepRunner(StepRunner):
                     )
                 )
             else:  # stored once, at its output key, and indexed there
-                result = ingestor.ingest_result(path, object_key=key, key_series=source)
+                result = ingestor.ingest_result(
+                    path, object_key=key, key_series=source, projects=projects
+                )
                 outcome.instances += 1
                 if result.record.SeriesInstanceUID not in outcome.dicom_series:
                     outcome.dicom_series.append(result.record.SeriesInstanceUID)
