@@ -7,7 +7,7 @@ site's index (or date / ID patterns). Callers must present the site's loopback s
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Header, HTTPException, Request
+from fastapi import APIRouter, Depends, Header, HTTPException, Request
 
 from openjip.config import Settings
 from openjip.index import InvalidQuery
@@ -22,24 +22,25 @@ from openjip.statistics.question import Answer, Question
 from openjip.statistics.screen import Finding, ScreenRequest, indexed_patients, screen_strings
 from openjip.web.backends import Backends
 
-router = APIRouter(tags=["internal"], include_in_schema=False)
 
-
-def require_loopback_secret(request: Request, authorization: str | None) -> Settings:
-    """The app's settings once the caller proved it holds the site's loopback secret."""
+def require_loopback_secret(request: Request, authorization: str | None = Header(None)) -> None:
+    """401 unless the caller proved it holds the site's loopback secret (checked before the
+    body is even validated)."""
     settings: Settings = request.app.state.settings
     secret = secret_path(settings.home_dir, settings.federation.loopback_secret_file)
     if not is_authorized(secret, authorization):
         raise HTTPException(401, "internal route: the site's loopback secret is required")
-    return settings
+
+
+router = APIRouter(
+    tags=["internal"], include_in_schema=False, dependencies=[Depends(require_loopback_secret)]
+)
 
 
 @router.post(STATISTICS_ROUTE)
-def statistics(
-    question: Question, request: Request, authorization: str | None = Header(None)
-) -> Answer:
+def statistics(question: Question, request: Request) -> Answer:
     """Counts for ``question``, cells below the site's (or the asker's higher) minimum withheld."""
-    settings = require_loopback_secret(request, authorization)
+    settings: Settings = request.app.state.settings
     backends: Backends = request.app.state.backends
     try:
         return count_series(
@@ -50,10 +51,7 @@ def statistics(
 
 
 @router.post(SCREEN_ROUTE)
-def screen(
-    document: ScreenRequest, request: Request, authorization: str | None = Header(None)
-) -> dict[str, list[Finding]]:
+def screen(document: ScreenRequest, request: Request) -> dict[str, list[Finding]]:
     """The findings of patient data in the document's strings (empty: none found)."""
-    require_loopback_secret(request, authorization)
     backends: Backends = request.app.state.backends
     return {"findings": screen_strings(document.strings, indexed_patients(backends.index))}
