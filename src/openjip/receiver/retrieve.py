@@ -2,7 +2,7 @@
 
 The identifier's unique keys (PatientID, StudyInstanceUID, SeriesInstanceUID, SOPInstanceUID,
 lists of UIDs allowed) select instances in the index. C-MOVE opens an association to the
-destination named by its AE title in ``receiver.move_destinations`` (unknown: 0xA801) proposing
+destination named by its AE title in ``receiver.known_aes`` (unknown: 0xA801) proposing
 each instance's SOP class in its stored transfer syntax; C-GET sends on the requestor's own
 association (which must have proposed the storage classes with the SCP role). pynetdicom runs
 the sub-operations and reports their counts and the failed SOP instance list.
@@ -17,6 +17,7 @@ sub-operation (never transcoded).
 from __future__ import annotations
 
 import logging
+import ssl
 import tempfile
 import time
 from collections.abc import Iterator
@@ -31,7 +32,7 @@ from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.dsutils import split_dataset
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 
-from openjip.config.settings import MoveDestination
+from openjip.access.dimse import DimseAccess
 from openjip.index import IndexError_, IndexUnavailable, InstanceRecord, MetadataIndex
 from openjip.receiver.find import (
     CANCELLED,
@@ -44,6 +45,7 @@ from openjip.receiver.find import (
     decode_identifier,
     parse_identifier,
 )
+from openjip.receiver.status import NOT_AUTHORIZED
 from openjip.storage.base import ObjectStore, StorageError, check_key
 from openjip.storage.local import LocalObjectStore
 
@@ -228,26 +230,33 @@ def _contexts(records: list[InstanceRecord]) -> list[Any]:
 class MoveHandler:
     """``EVT_C_MOVE`` handler: destination, sub-operation count, then the instances."""
 
-    def __init__(self, source: InstanceSource, destinations: dict[str, MoveDestination]) -> None:
+    def __init__(
+        self, source: InstanceSource, access: DimseAccess, tls_context: ssl.SSLContext
+    ) -> None:
         self.source = source
-        self.destinations = destinations
+        self.access = access
+        self.tls_context = tls_context
+        """Presented to destinations marked ``tls`` (their certificate verified with it)."""
 
     def __call__(self, event: evt.Event) -> Iterator[Any]:
         name = (event.move_destination or "").strip()
-        destination = self.destinations.get(name)
-        if destination is None:
+        destination = self.access.destination(name)
+        # An AE that may not move is offered no C-MOVE context (see DimseAccess), so a
+        # refusal here is a second line only.
+        if not self.access.for_request(event, "move").allowed or destination is None:
             LOGGER.warning("C-MOVE to unknown destination %r refused (0xA801)", name)
             yield None, None
             return
+        tls_args = {"tls_args": (self.tls_context, destination.host)} if destination.tls else {}
         try:
             records = self.source.matching(_parse(event))
         except BadIdentifier as exc:
             # pynetdicom takes a status only after the destination and a count.
-            yield destination.host, destination.port, {"contexts": _contexts([])}
+            yield destination.host, destination.port, {"contexts": _contexts([]), **tls_args}
             yield 1
             yield _refusal(event, "C-MOVE", exc), None
             return
-        yield destination.host, destination.port, {"contexts": _contexts(records)}
+        yield destination.host, destination.port, {"contexts": _contexts(records), **tls_args}
         yield len(records)
         yield from self.source.sendable(records, lambda: event.is_cancelled)
 
@@ -255,10 +264,16 @@ class MoveHandler:
 class GetHandler:
     """``EVT_C_GET`` handler: sub-operation count, then the instances on this association."""
 
-    def __init__(self, source: InstanceSource) -> None:
+    def __init__(self, source: InstanceSource, access: DimseAccess) -> None:
         self.source = source
+        self.access = access
 
     def __call__(self, event: evt.Event) -> Iterator[Any]:
+        decision = self.access.for_request(event, "get")
+        if not decision.allowed:
+            yield 1
+            yield NOT_AUTHORIZED.response(decision.comment), None
+            return
         try:
             records = self.source.matching(_parse(event))
         except BadIdentifier as exc:

@@ -26,6 +26,8 @@ from pynetdicom import (
 from pynetdicom.service_class import StorageServiceClass
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 
+from openjip.access import tls
+from openjip.access.dimse import DimseAccess
 from openjip.config import ReceiverSettings
 from openjip.index.base import IndexError_
 from openjip.ingest import Ingestor, InvalidInstance
@@ -74,8 +76,9 @@ def build_ae(settings: ReceiverSettings) -> AE:
 class StoreService:
     """Answers C-STORE requests by ingesting the received file (see :mod:`.pdata`)."""
 
-    def __init__(self, ingestor: Ingestor) -> None:
+    def __init__(self, ingestor: Ingestor, access: DimseAccess) -> None:
         self.ingestor = ingestor
+        self.access = access
 
     def store(
         self,
@@ -112,6 +115,9 @@ class StoreService:
                 status.SOP_CLASS_NOT_SUPPORTED,
                 f"SOP class {sop_class_uid} not of this context",
             )
+        decision = self.access.decide(calling_ae, "store")
+        if not decision.allowed:
+            return status.NOT_AUTHORIZED, decision.comment
         if write_error is not None:
             return status.OUT_OF_RESOURCES, f"cannot write: {write_error.strerror}"
         try:
@@ -135,10 +141,6 @@ def _is_storage(abstract_syntax: str) -> bool:
     return sop_class.uid_to_service_class(abstract_syntax) is StorageServiceClass
 
 
-def _on_echo(event: evt.Event) -> int:
-    return status.SUCCESS.code
-
-
 def _on_open(event: evt.Event) -> None:
     metrics.OPEN_ASSOCIATIONS.inc()
 
@@ -154,16 +156,19 @@ def make_server(
     *,
     listen: bool = True,
     on_close: Callable[[], Any] | None = None,
+    access: DimseAccess | None = None,
 ) -> ReceiverServer:
     """A started-up (not yet serving) server; ``listen=False`` for handed-over connections."""
     configure_pynetdicom()
     incoming_dir.mkdir(parents=True, exist_ok=True)
+    access = access or DimseAccess(settings)
     ae = build_ae(settings)
     handlers: list[Any] = [
-        (evt.EVT_C_ECHO, _on_echo),
+        (evt.EVT_REQUESTED, access.on_association_requested),
+        (evt.EVT_C_ECHO, access.on_echo),
         (evt.EVT_CONN_OPEN, _on_open),
         (evt.EVT_CONN_CLOSE, _on_close),
-        *query_retrieve_handlers(settings, ingestor, incoming_dir),
+        *query_retrieve_handlers(settings, ingestor, incoming_dir, access),
     ]
     if on_close is not None:
         handlers.append((evt.EVT_CONN_CLOSE, lambda event: on_close()))
@@ -171,9 +176,10 @@ def make_server(
         (settings.host, settings.port),
         evt_handlers=handlers,
         server_class=ReceiverServer,
-        store_service=StoreService(ingestor),
+        store_service=StoreService(ingestor, access),
         incoming_dir=incoming_dir,
         listen=listen,
+        tls_context=tls.server_context(settings),
         request_handler=ReactiveRequestHandler,
     )
     assert isinstance(server, ReceiverServer)

@@ -21,6 +21,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from openjip.access.dimse import check_not_open
 from openjip.config import Settings
 from openjip.index import MetadataIndex, open_index
 from openjip.ingest import Ingestor
@@ -120,6 +121,7 @@ class ReceiverService:
     def start(self) -> None:
         """Open store and index, start listening; returns once connections are accepted."""
         settings = self.settings
+        check_not_open(settings.receiver)
         self._store = open_store(settings)
         self._index = open_index(settings)
         try:

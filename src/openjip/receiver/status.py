@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 from pydicom.dataset import Dataset
 
+from openjip.access import dimse
+
 
 @dataclass(frozen=True)
 class Status:
@@ -46,10 +48,12 @@ CANNOT_UNDERSTAND = Status(0xC000, "error: cannot understand (unparseable data o
 SOP_CLASS_NOT_SUPPORTED = Status(
     0x0122, "refused: SOP class of the request does not match its presentation context"
 )
+NOT_AUTHORIZED = Status(dimse.NOT_AUTHORIZED, "refused: not authorized (calling AE permissions)")
 
 ALL_STATUSES = (
     SUCCESS,
     OUT_OF_RESOURCES,
     CANNOT_UNDERSTAND,
     SOP_CLASS_NOT_SUPPORTED,
+    NOT_AUTHORIZED,
 )

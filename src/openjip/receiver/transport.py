@@ -14,11 +14,14 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import ssl
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pynetdicom.transport import ThreadedAssociationServer
+
+from openjip.access import tls
 
 if TYPE_CHECKING:
     from openjip.receiver.scp import StoreService
@@ -110,10 +113,12 @@ class ReceiverServer(ThreadedAssociationServer):
         store_service: StoreService,
         incoming_dir: Path,
         listen: bool = True,
+        tls_context: ssl.SSLContext | None = None,
         **kwargs: Any,
     ) -> None:
         self.store_service = store_service
         self.incoming_dir = incoming_dir
+        self.tls_context = tls_context
         self._listen = listen
         super().__init__(*args, **kwargs)
 
@@ -129,6 +134,14 @@ class ReceiverServer(ThreadedAssociationServer):
         client, address = super().get_request()
         client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return client, address
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        """Serve one connection (in its own thread), after the TLS handshake if any."""
+        if self.tls_context is not None:
+            request = tls.accept(self.tls_context, request)
+            if request is None:
+                return
+        super().finish_request(request, client_address)
 
     def service_actions(self) -> None:
         """Nothing: pynetdicom runs a full ``gc.collect()`` here every 60 polls, which stalls
