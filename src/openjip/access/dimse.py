@@ -112,7 +112,8 @@ class DimseAccess:
         C-MOVE context, since pynetdicom can only answer a C-MOVE after reaching its
         destination (every other refusal is a DIMSE status, 0x0124)."""
         assoc = event.assoc
-        grant = self.grant(str(assoc.requestor.ae_title))
+        # Before negotiation the calling AE title is only in the A-ASSOCIATE request.
+        grant = self.grant(str(assoc.requestor.primitive.calling_ae_title))
         if not grant.allow:
             LOGGER.warning("association from AE %r rejected: not allowed", grant.ae_title)
             self.audit(grant.ae_title, "associate", "", False)
