@@ -6,6 +6,8 @@ BIN := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 # Debian packages the tests and benchmarks talk to (real DICOM peers, converters, validators).
 DEB_PACKAGES := dcmtk orthanc orthanc-dicomweb dcm2niix dicom3tools gnupg
+# An OpenID Connect provider and a headless browser for the access tests (login, tokens).
+DEB_PACKAGES += glewlwyd chromium chromium-driver
 PYTEST_ARGS ?=
 # e.g. make bench BENCH_ARGS="--repeat 2 --receivers openjip,orthanc"
 BENCH_ARGS ?=
