@@ -13,6 +13,7 @@ from pydicom import dcmread
 from pydicom.data import get_testdata_file
 from qr_peers import StorageSCP, dcmtk
 
+from openjip.access import AccessAudit
 from openjip.access.dimse import ReceiverWouldBeOpen, check_not_open
 from openjip.config import ReceiverSettings
 from openjip.config.settings import KnownAE
@@ -93,6 +94,14 @@ def test_unknown_ae_may_echo_and_store_only(receiver: Any, tmp_path: Path) -> No
     assert not list((tmp_path / "got").iterdir())
     # movescu exits 0 whatever happened: its output says it.
     assert "No valid Presentation Context" in _output(_move(receiver, "STRANGER", _study(CT)))
+    audit = list(AccessAudit(receiver.settings.access_audit_path).entries())
+    decisions = {(e["who"], e["kind"], e["action"], e["result"], e["study"]) for e in audit}
+    assert decisions == {
+        ("STRANGER", "ae", "store", "allowed", _study(CT)),
+        ("STRANGER", "ae", "find", "denied", ""),
+        ("STRANGER", "ae", "get", "denied", ""),
+    }
+    assert {e["surface"] for e in audit} == {"dimse"}
 
 
 def test_known_ae_finds_gets_and_moves(

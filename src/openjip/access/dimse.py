@@ -10,9 +10,7 @@ patient data goes to the access audit.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,11 +19,13 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
     StudyRootQueryRetrieveInformationModelMove,
 )
 
-from openjip.config.settings import DimseAction, KnownAE, ReceiverSettings
+from openjip.access.anonymous import is_loopback
+from openjip.access.audit import ALLOWED, DENIED, AccessAudit
+from openjip.access.roles import DEFAULT_PROJECT
+from openjip.config.settings import DimseAction, KnownAE, ReceiverSettings, Settings
 
 LOGGER = logging.getLogger(__name__)
 
-DEFAULT_PROJECT = "default"
 NOT_AUTHORIZED = 0x0124
 """DIMSE status "Refused: Not Authorized" (PS3.7 C.5)."""
 DATA_ACTIONS: frozenset[DimseAction] = frozenset({"store", "find", "get", "move"})
@@ -34,9 +34,6 @@ READ_ACTIONS: frozenset[DimseAction] = frozenset({"find", "get", "move"})
 MOVE_MODELS = frozenset(
     {PatientRootQueryRetrieveInformationModelMove, StudyRootQueryRetrieveInformationModelMove}
 )
-
-AuditRecorder = Callable[[str, str, str, bool, str], None]
-"""``(who, action, study, allowed, detail)`` -> None: where decisions are written."""
 
 
 class ReceiverWouldBeOpen(ValueError):
@@ -88,7 +85,7 @@ def known_aes(settings: ReceiverSettings) -> dict[str, KnownAE]:
 class DimseAccess:
     """The DIMSE access rules of one receiver."""
 
-    def __init__(self, settings: ReceiverSettings, audit: AuditRecorder | None = None) -> None:
+    def __init__(self, settings: ReceiverSettings, audit: AccessAudit | None = None) -> None:
         if settings.move_destinations:
             LOGGER.warning(
                 "OPENJIP_RECEIVER__MOVE_DESTINATIONS is deprecated: "
@@ -97,6 +94,12 @@ class DimseAccess:
         self.known = known_aes(settings)
         self.unknown_allow: frozenset[DimseAction] = frozenset(settings.unknown_ae_allow)
         self._audit = audit
+
+    @classmethod
+    def for_site(cls, settings: Settings) -> DimseAccess:
+        """The rules of the site's receiver, auditing into the site's access audit."""
+        audit = AccessAudit(settings.access_audit_path, max_bytes=settings.access.audit_max_bytes)
+        return cls(settings.receiver, audit)
 
     def grant(self, ae_title: str) -> Grant:
         """The permissions and projects of ``ae_title`` (spaces around it do not count)."""
@@ -137,23 +140,31 @@ class DimseAccess:
         """:meth:`decide` for the calling AE of a pynetdicom request event."""
         return self.decide(str(event.assoc.requestor.ae_title), action)
 
-    def decide(self, ae_title: str, action: DimseAction, study: str = "") -> Decision:
-        """Whether the AE may ``action``; audited when the action touches patient data."""
+    def decide(self, ae_title: str, action: DimseAction, *, audit_allowed: bool = True) -> Decision:
+        """Whether the AE may ``action``; audited when the action touches patient data (an
+        allowed one only with ``audit_allowed``: C-STORE audits once it knows the study)."""
         grant = self.grant(ae_title)
         decision = Decision(grant, action, action in grant.allow)
         if not decision.allowed:
             LOGGER.warning("%s from AE %r refused: not allowed", action, grant.ae_title)
-        if action in DATA_ACTIONS:
-            self.audit(grant.ae_title, action, study, decision.allowed)
+        if action in DATA_ACTIONS and (audit_allowed or not decision.allowed):
+            self.audit(grant.ae_title, action, "", decision.allowed)
         return decision
 
     def audit(
         self, ae_title: str, action: str, study: str, allowed: bool, detail: str = ""
     ) -> None:
-        """Record one decision (also for callers that decided themselves, e.g. a C-MOVE to an
-        unknown destination)."""
+        """Record one decision in the access audit."""
         if self._audit is not None:
-            self._audit(f"ae:{ae_title}", action, study, allowed, detail)
+            self._audit.record(
+                ae_title.strip(),
+                action,
+                ALLOWED if allowed else DENIED,
+                study=study,
+                surface="dimse",
+                detail=detail,
+                kind="ae",
+            )
 
     def destination(self, ae_title: str) -> KnownAE | None:
         """The known AE ``ae_title`` as a C-MOVE destination, if it has an address."""
@@ -174,13 +185,3 @@ def check_not_open(settings: ReceiverSettings) -> None:
         "OPENJIP_RECEIVER__KNOWN_AES, bind 127.0.0.1, or set "
         "OPENJIP_RECEIVER__UNKNOWN_AE_READS_ON_NETWORK=true if the network is closed"
     )
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` is a loopback address or ``localhost``."""
-    if host.strip().lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False

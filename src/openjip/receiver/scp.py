@@ -115,7 +115,7 @@ class StoreService:
                 status.SOP_CLASS_NOT_SUPPORTED,
                 f"SOP class {sop_class_uid} not of this context",
             )
-        decision = self.access.decide(calling_ae, "store")
+        decision = self.access.decide(calling_ae, "store", audit_allowed=False)
         if not decision.allowed:
             return status.NOT_AUTHORIZED, decision.comment
         if write_error is not None:
@@ -130,6 +130,7 @@ class StoreService:
             return status.OUT_OF_RESOURCES, f"index unavailable: {exc}"
         except OSError as exc:
             return status.OUT_OF_RESOURCES, f"cannot write: {exc.strerror}"
+        self.access.audit(calling_ae, "store", result.record.StudyInstanceUID, True)
         metrics.INSTANCES.inc()
         metrics.BYTES.inc(result.record.size)
         metrics.STORE_SECONDS.observe(result.store_seconds)

@@ -21,7 +21,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from openjip.access.dimse import check_not_open
+from openjip.access.dimse import DimseAccess, check_not_open
 from openjip.config import Settings
 from openjip.index import MetadataIndex, open_index
 from openjip.ingest import Ingestor
@@ -137,7 +137,12 @@ class ReceiverService:
         assert self._store is not None and self._index is not None
         if self.workers == 1:
             ingestor = Ingestor(self._store, self._index)
-            self._server = make_server(settings.receiver, ingestor, process_incoming_dir(settings))
+            self._server = make_server(
+                settings.receiver,
+                ingestor,
+                process_incoming_dir(settings),
+                access=DimseAccess.for_site(settings),
+            )
             threading.Thread(
                 target=self._server.serve_forever,
                 kwargs={"poll_interval": 0.2},

@@ -140,6 +140,7 @@ def worker_main(settings: Settings, worker_id: int, channel: socket.socket, busy
     """Entry point of a worker process: serve every connection the parent hands over."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(message)s")
+    from openjip.access.dimse import DimseAccess
     from openjip.index import open_index
     from openjip.ingest import Ingestor
     from openjip.receiver.scp import make_server
@@ -156,6 +157,7 @@ def worker_main(settings: Settings, worker_id: int, channel: socket.socket, busy
         process_incoming_dir(settings),
         listen=False,
         on_close=released,
+        access=DimseAccess.for_site(settings),
     )
     channel.sendall(_READY)
     while True:
