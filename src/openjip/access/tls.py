@@ -27,15 +27,12 @@ class TLSConfigError(ValueError):
 
 def server_context(settings: ReceiverSettings) -> ssl.SSLContext | None:
     """The receiver port's TLS context, or ``None`` when it speaks plain DICOM."""
-    if settings.tls_cert is None and settings.tls_key is None:
+    chain = _receiver_chain(settings)
+    if chain is None or not settings.tls_listen:
         return None
-    if settings.tls_cert is None or settings.tls_key is None:
-        raise TLSConfigError(
-            "OPENJIP_RECEIVER__TLS_CERT and OPENJIP_RECEIVER__TLS_KEY must be set together"
-        )
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
-    _load_chain(context, settings.tls_cert, settings.tls_key)
+    _load_chain(context, *chain)
     if settings.tls_ca is not None:
         _load_ca(context, settings.tls_ca)
         context.verify_mode = ssl.CERT_REQUIRED
@@ -61,7 +58,18 @@ def client_context(
 def receiver_client_context(settings: ReceiverSettings) -> ssl.SSLContext:
     """The context of the receiver's own C-MOVE sub-operations to AEs marked ``tls``: its
     CAs verify the destination, its certificate identifies the site."""
-    return client_context(settings.tls_ca, settings.tls_cert, settings.tls_key)
+    chain = _receiver_chain(settings)
+    return client_context(settings.tls_ca, *(chain or (None, None)))
+
+
+def _receiver_chain(settings: ReceiverSettings) -> tuple[Path, Path] | None:
+    if settings.tls_cert is None and settings.tls_key is None:
+        return None
+    if settings.tls_cert is None or settings.tls_key is None:
+        raise TLSConfigError(
+            "OPENJIP_RECEIVER__TLS_CERT and OPENJIP_RECEIVER__TLS_KEY must be set together"
+        )
+    return settings.tls_cert, settings.tls_key
 
 
 def accept(context: ssl.SSLContext, client: socket.socket) -> ssl.SSLSocket | None:

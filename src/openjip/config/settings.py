@@ -106,6 +106,11 @@ class ReceiverSettings(BaseModel):
         "only (PS3.15 Annex B), and C-MOVE to AEs marked `tls` presents it.",
     )
     tls_key: Path | None = Field(None, description="PEM private key of `tls_cert`.")
+    tls_listen: bool = Field(
+        True,
+        description="With `tls_cert`, the DICOM port speaks TLS only; false keeps it plain and "
+        "uses the certificate for C-MOVE to AEs marked `tls` only.",
+    )
     tls_ca: Path | None = Field(
         None,
         description="PEM file of CAs trusted for peers' certificates: clients of the TLS port "
