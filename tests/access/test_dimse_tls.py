@@ -140,3 +140,40 @@ def _wait_for_tls_echo(netns: NetNamespace, tls: list[str], port: int, called_ae
             return
         time.sleep(0.3)
     raise TimeoutError(f"no TLS C-ECHO answer on port {port}: {os.linesep}{run.stdout}{run.stderr}")
+
+
+def test_openjip_send_over_tls_to_storescp(pki: Any, tmp_path: Path) -> None:
+    """``openjip send --tls-*`` into a TLS-only dcmtk storescp that wants a client certificate;
+    without our certificate, or trusting another CA, it fails with exit code 1."""
+    openjip = str(Path(sys.executable).with_name("openjip"))
+    netns = NetNamespace()
+    try:
+        received = tmp_path / "storescp"
+        received.mkdir()
+        netns.start(
+            "/usr/bin/storescp", *_tls(pki.peer_cert, pki.peer_key, pki.ca),
+            "-aet", "STORESCP", "-od", str(received), "11113",
+            log=tmp_path / "storescp.log",
+        )  # fmt: skip
+        tls = _tls(pki.site_cert, pki.site_key, pki.ca)
+        _wait_for_tls_echo(netns, tls, 11113, "STORESCP")
+        target = ("--host", "127.0.0.1", "--port", "11113", "--called-ae", "STORESCP")
+        sent = netns.run(
+            openjip, "send", str(CT), *target,
+            "--tls-ca", str(pki.ca), "--tls-cert", str(pki.site_cert),
+            "--tls-key", str(pki.site_key),
+        )  # fmt: skip
+        assert sent.returncode == 0, sent.stdout + sent.stderr
+        assert len(list(received.iterdir())) == 1
+        no_certificate = netns.run(openjip, "send", str(CT), *target, "--tls-ca", str(pki.ca))
+        assert no_certificate.returncode == 1
+        assert "TLS" in no_certificate.stderr
+        wrong_ca = netns.run(
+            openjip, "send", str(CT), *target, "--tls-ca", str(pki.stranger_cert),
+            "--tls-cert", str(pki.site_cert), "--tls-key", str(pki.site_key),
+        )  # fmt: skip
+        assert wrong_ca.returncode == 1
+        assert "Traceback" not in wrong_ca.stderr
+        assert len(list(received.iterdir())) == 1
+    finally:
+        netns.close()

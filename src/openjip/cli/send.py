@@ -8,6 +8,7 @@ files needing more contexts go out over several associations.
 from __future__ import annotations
 
 import socket
+import ssl
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from openjip.access.tls import TLSConfigError, client_context
 from openjip.cli.environment import console, err_console, fail
 
 app = typer.Typer()
@@ -151,7 +153,12 @@ def _set_nodelay(event: evt.Event) -> None:
 
 
 def _associate(
-    group: list[DicomFile], host: str, port: int, called_ae: str, calling_ae: str
+    group: list[DicomFile],
+    host: str,
+    port: int,
+    called_ae: str,
+    calling_ae: str,
+    tls_context: ssl.SSLContext | None = None,
 ) -> Association:
     """An established association proposing exactly the contexts ``group`` needs."""
     ae = AE(ae_title=calling_ae)
@@ -174,6 +181,7 @@ def _associate(
         port,
         ae_title=called_ae,
         max_pdu=0,
+        tls_args=(tls_context, host) if tls_context is not None else None,
         evt_handlers=[
             (evt.EVT_CONN_OPEN, remember_connection),
             (evt.EVT_ACSE_RECV, remember_answer),
@@ -187,10 +195,12 @@ def _associate(
         reason = seen.get("rejected", "no reason given")
         raise AssociationFailed(f"association rejected by {where}: {reason}")
     if "connected" not in seen:
-        raise AssociationFailed(f"cannot connect to {host}:{port} (nothing listening?)")
+        why = "TLS handshake failed or nothing listening" if tls_context else "nothing listening?"
+        raise AssociationFailed(f"cannot connect to {host}:{port} ({why})")
     if "accepted" in seen:
         raise AssociationFailed(f"{where} accepted none of the proposed presentation contexts")
-    raise AssociationFailed(f"association with {where} failed (aborted or timed out)")
+    hint = "; over TLS: did it refuse our certificate?" if tls_context else ""
+    raise AssociationFailed(f"association with {where} failed (aborted or timed out{hint})")
 
 
 def _store(assoc: Association, item: DicomFile, report: SendReport) -> None:
@@ -238,6 +248,7 @@ def send_files(
     called_ae: str,
     calling_ae: str,
     on_sent: Callable[[DicomFile], None] = lambda _: None,
+    tls_context: ssl.SSLContext | None = None,
 ) -> SendReport:
     """C-STORE ``files`` to ``called_ae`` at ``host:port``, as stored on disk.
 
@@ -252,7 +263,7 @@ def send_files(
         for number, group in enumerate(plan_associations(files)):
             _send_group(
                 group,
-                (host, port, called_ae, calling_ae),
+                (host, port, called_ae, calling_ae, tls_context),
                 report,
                 on_sent,
                 may_raise=number == 0,
@@ -264,7 +275,7 @@ def send_files(
 
 def _send_group(
     group: list[DicomFile],
-    peer: tuple[str, int, str, str],
+    peer: tuple[str, int, str, str, ssl.SSLContext | None],
     report: SendReport,
     on_sent: Callable[[DicomFile], None],
     *,
@@ -346,6 +357,19 @@ def send(
     calling_ae: Annotated[
         str, typer.Option(callback=_check_ae, help="Our AE title.")
     ] = "OPENJIP_SCU",
+    tls: Annotated[
+        bool, typer.Option(help="Speak DICOM TLS; implied by the other --tls-* options.")
+    ] = False,
+    tls_ca: Annotated[
+        Path | None,
+        typer.Option(exists=True, help="PEM CAs the node's certificate must be signed by."),
+    ] = None,
+    tls_cert: Annotated[
+        Path | None, typer.Option(exists=True, help="Our PEM client certificate.")
+    ] = None,
+    tls_key: Annotated[
+        Path | None, typer.Option(exists=True, help="PEM private key of --tls-cert.")
+    ] = None,
 ) -> None:
     """Send DICOM files and folders to a DICOM node with C-STORE.
 
@@ -353,7 +377,15 @@ def send(
     or the association was refused; the failures are listed with their DIMSE status.
 
     Example: openjip send ~/scans/ct-001/ --host 127.0.0.1 --port 11112 --called-ae OPENJIP
+
+    Over DICOM TLS: openjip send scan/ --host pacs.example --port 2762 --tls-ca ca.pem
     """
+    tls_context = None
+    if tls or tls_ca or tls_cert or tls_key:
+        try:
+            tls_context = client_context(tls_ca, tls_cert, tls_key)
+        except TLSConfigError as error:
+            fail(str(error))
     files: list[DicomFile] = []
     skipped = 0
     for path in walk(paths):
@@ -394,6 +426,7 @@ def send(
                 called_ae=called_ae,
                 calling_ae=calling_ae,
                 on_sent=advance,
+                tls_context=tls_context,
             )
         except AssociationFailed as error:
             progress.stop()
