@@ -1,5 +1,6 @@
-"""Login sessions of the web service: random tokens kept server-side (the cookie carries
-nothing but the token), and the state of browser logins waiting for the identity provider.
+""":class:`ExpiringTable` for the login sessions of the web service (random tokens kept
+server-side; the cookie carries nothing but the token) and for the state of browser logins
+waiting for the identity provider.
 
 Both live in the memory of the web process: a restart logs everyone out, which is the safe
 direction. Expired entries are dropped as new ones arrive, so neither table grows unbounded.
@@ -11,8 +12,6 @@ import secrets
 import threading
 import time
 from typing import Generic, TypeVar
-
-from openjip.access.roles import Principal
 
 Value = TypeVar("Value")
 MAX_ENTRIES = 100_000
@@ -53,7 +52,3 @@ class ExpiringTable(Generic[Value]):
         with self._lock:
             self._entries.pop(key, None)
         return value
-
-
-class SessionStore(ExpiringTable[Principal]):
-    """Who is logged in under which session token."""

@@ -108,6 +108,18 @@ class UserStore:
             users[name] = entry
         return User(name, role, kept_projects, entry["created_at"])
 
+    def create_first_admin(self, name: str = "admin") -> str | None:
+        """When the site has no user yet, add admin ``name`` with a random password and
+        return that password (to be shown once); ``None`` when users exist."""
+        if self._users():
+            return None
+        password = secrets.token_urlsafe(18)
+        try:
+            self.add(name, password, Role.ADMIN)
+        except UserError:
+            return None  # another process created users in between
+        return password
+
     def remove(self, name: str) -> None:
         """Remove a user; :class:`UserError` when there is none of that name."""
         with self._editing() as users:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from openjip.cli import (
+    audit,
     federation,
     index,
     operator,
@@ -14,6 +15,7 @@ from openjip.cli import (
     send,
     services,
     site,
+    user,
     workflow,
 )
 
@@ -33,6 +35,8 @@ app.add_typer(index.app)
 app.add_typer(federation.app)
 app.add_typer(operator.app)
 app.add_typer(workflow.app)
+app.add_typer(user.app)
+app.add_typer(audit.app)
 
 
 @app.command()

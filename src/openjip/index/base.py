@@ -13,6 +13,9 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+DEFAULT_PROJECTS = ("default",)
+"""Where an instance goes when nobody names a project."""
+
 
 class IndexError_(Exception):
     """Any failure of the metadata index."""
@@ -61,6 +64,9 @@ class InstanceRecord:
     source_ae: str = ""
     derived_from: str = ""
     """SeriesInstanceUID of the series an analysis result was computed from (empty if received)."""
+    projects: list[str] = field(default_factory=lambda: list(DEFAULT_PROJECTS))
+    """Written: the projects the instance is stored into (its study joins them). Read: the
+    projects of its study, which series and instances inherit."""
     header: dict[str, Any] = field(default_factory=dict)
     """The full header as DICOM JSON (PS3.18 F.2), bulk data left out."""
 
@@ -98,6 +104,8 @@ class SeriesRecord:
     """Set by the completion sweep when no instance arrived for the idle window."""
     version: int = 0
     """How many times the series became complete; new instances after that make a new version."""
+    projects: list[str] = field(default_factory=list)
+    """The projects of its study."""
 
     def to_dict(self) -> dict[str, Any]:
         """The record as a JSON-ready dict."""
@@ -123,6 +131,8 @@ class StudyRecord:
     NumberOfStudyRelatedSeries: int = 0
     NumberOfStudyRelatedInstances: int = 0
     last_received_at: float = 0.0
+    projects: list[str] = field(default_factory=list)
+    """The projects the study belongs to (a partition of the site's data, for access rules)."""
 
     def to_dict(self) -> dict[str, Any]:
         """The record as a JSON-ready dict."""
@@ -174,6 +184,8 @@ class Query:
     SeriesInstanceUID: list[str] = field(default_factory=list)
     SOPInstanceUID: list[str] = field(default_factory=list)
     text: str = ""
+    projects: list[str] = field(default_factory=list)
+    """Only studies belonging to any of these projects (and their series and instances)."""
     limit: int | None = None
     offset: int = 0
 
@@ -251,6 +263,13 @@ class MetadataIndex(abc.ABC):
     @abc.abstractmethod
     def delete_instance(self, sop_instance_uid: str) -> bool:
         """Forget one instance (series and study counts follow); ``True`` if it was there."""
+
+    @abc.abstractmethod
+    def set_study_projects(
+        self, study_instance_uid: str, projects: list[str], *, replace: bool = False
+    ) -> bool:
+        """Add the study to ``projects`` (with ``replace``: make them its only projects);
+        ``False`` when there is no such study."""
 
     @abc.abstractmethod
     def idle_series(self, received_before: float) -> list[SeriesRecord]:

@@ -1,9 +1,11 @@
-"""Validate, store durably, then index one DICOM Part-10 instance."""
+"""Validate, store durably, then index one DICOM Part-10 instance, into the projects the caller
+names; a re-sent instance whose bytes differ from the stored one is refused (the first copy is
+kept) unless the ingestor was made to replace such copies."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +17,7 @@ from openjip.dicom import (
     read_instance,
     record_from_header,
 )
-from openjip.index.base import InstanceRecord, InvalidRecord, MetadataIndex
+from openjip.index.base import DEFAULT_PROJECTS, InstanceRecord, InvalidRecord, MetadataIndex
 from openjip.storage.base import ObjectStore
 
 
@@ -28,6 +30,11 @@ class InvalidInstance(ValueError):
         self.reason = reason
 
 
+class InstanceConflict(InvalidInstance):
+    """The SOP instance is stored already with other bytes, and replacing is off: the stored
+    copy stays, the new one is dropped."""
+
+
 @dataclass(frozen=True)
 class IngestResult:
     """What one ingest did."""
@@ -37,6 +44,8 @@ class IngestResult:
     """``False`` when the index already held this SOP instance (a re-send)."""
     store_seconds: float = 0.0
     """Time spent writing the object durably (for the store-latency histogram)."""
+    replaced: bool = False
+    """``True`` when a stored copy with other bytes was replaced (the caller audits it)."""
 
 
 class Ingestor:
@@ -54,21 +63,30 @@ class Ingestor:
         index: MetadataIndex,
         *,
         clock: Callable[[], float] = time.time,
+        overwrite: bool = False,
     ) -> None:
         self.store = store
         self.index = index
+        self.overwrite = overwrite
         self._clock = clock
 
     def ingest_file(
-        self, path: Path, *, source_ae: str, derived_from: str = "", move: bool = False
+        self,
+        path: Path,
+        *,
+        source_ae: str,
+        derived_from: str = "",
+        move: bool = False,
+        projects: Sequence[str] = DEFAULT_PROJECTS,
     ) -> IngestResult:
         """Ingest the Part-10 file at ``path``; with ``move`` the file may be consumed."""
         parsed = _parse(path)
-        record = self._record(parsed, path.stat().st_size, source_ae, derived_from)
+        record = self._record(parsed, path.stat().st_size, source_ae, derived_from, projects)
+        replaced = self._replaces(record, lambda: path.read_bytes())
         started = time.perf_counter()
         self.store.put_file(record.object_key, path, move=move)
         store_seconds = time.perf_counter() - started
-        return IngestResult(record, self._index(record), store_seconds)
+        return IngestResult(record, self._index(record), store_seconds, replaced)
 
     def ingest_bytes(
         self,
@@ -77,6 +95,7 @@ class Ingestor:
         source_ae: str,
         derived_from: str = "",
         parsed: ParsedInstance | None = None,
+        projects: Sequence[str] = DEFAULT_PROJECTS,
     ) -> IngestResult:
         """Ingest a whole Part-10 file given as bytes; stored exactly as given.
 
@@ -85,11 +104,28 @@ class Ingestor:
         """
         if parsed is None:
             parsed = _parse(data)
-        record = self._record(parsed, len(data), source_ae, derived_from)
+        record = self._record(parsed, len(data), source_ae, derived_from, projects)
+        replaced = self._replaces(record, lambda: data)
         started = time.perf_counter()
         self.store.put(record.object_key, data)
         store_seconds = time.perf_counter() - started
-        return IngestResult(record, self._index(record), store_seconds)
+        return IngestResult(record, self._index(record), store_seconds, replaced)
+
+    def _replaces(self, record: InstanceRecord, content: Callable[[], bytes]) -> bool:
+        """Whether storing ``record`` replaces other bytes; :class:`InstanceConflict` when it
+        would and replacing is off. A stat (or HEAD) per instance; bytes are read only for a
+        re-send of the same size."""
+        stored = self.store.head(record.object_key)
+        if stored is None:
+            return False
+        if stored.size == record.size and self.store.get(record.object_key) == content():
+            return False
+        if not self.overwrite:
+            raise InstanceConflict(
+                f"SOP instance {record.SOPInstanceUID} is stored with other content; "
+                "the first copy is kept"
+            )
+        return True
 
     def _index(self, record: InstanceRecord) -> bool:
         """Index the stored record; an object the index refuses is removed again, since its
@@ -101,7 +137,12 @@ class Ingestor:
             raise InvalidInstance(str(exc)) from exc
 
     def _record(
-        self, parsed: ParsedInstance, size: int, source_ae: str, derived_from: str
+        self,
+        parsed: ParsedInstance,
+        size: int,
+        source_ae: str,
+        derived_from: str,
+        projects: Sequence[str],
     ) -> InstanceRecord:
         try:
             record = record_from_header(
@@ -113,6 +154,7 @@ class Ingestor:
             record.StudyInstanceUID, record.SeriesInstanceUID, record.SOPInstanceUID
         )
         record.derived_from = derived_from
+        record.projects = list(dict.fromkeys(projects)) or list(DEFAULT_PROJECTS)
         return record
 
 

@@ -18,7 +18,8 @@ from dataclasses import fields
 
 from openjip.index.base import IndexUnavailable, InstanceRecord
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""1: without projects; a version-1 file gets ``study_projects`` (every study in ``default``)."""
 WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024
 SYNCHRONOUS = "NORMAL"
 
@@ -45,7 +46,11 @@ SERIES_FIELDS = (
     "derived_from",
 )
 """Series-level fields of an instance record that the series row keeps."""
-INSTANCE_COLUMNS = tuple(f.name for f in fields(InstanceRecord) if f.name != "header")
+INSTANCE_COLUMNS = tuple(
+    f.name for f in fields(InstanceRecord) if f.name not in ("header", "projects")
+)
+"""Columns of the instances table: the record's fields but its header (a table of its own) and
+its projects (those of its study, in ``study_projects``)."""
 
 _TEXT = "TEXT NOT NULL DEFAULT ''"
 _NUMERIC_COLUMNS = {
@@ -99,6 +104,17 @@ _SCHEMA = (
         StudyDescription, SeriesDescription, PatientName,
         tokenize = 'unicode61 remove_diacritics 2')""",
 )
+_PROJECTS_SCHEMA = (
+    """CREATE TABLE study_projects (
+        StudyInstanceUID TEXT NOT NULL,
+        project TEXT NOT NULL,
+        PRIMARY KEY (StudyInstanceUID, project)) WITHOUT ROWID""",
+    "CREATE INDEX study_projects_project ON study_projects(project, StudyInstanceUID)",
+)
+_MIGRATE_1_TO_2 = (
+    *_PROJECTS_SCHEMA,
+    "INSERT INTO study_projects SELECT StudyInstanceUID, 'default' FROM studies",
+)
 
 RUN_OUTPUT_COLUMNS = (
     "object_key",
@@ -133,8 +149,8 @@ def prepare(conn: sqlite3.Connection) -> None:
     conn.execute("BEGIN IMMEDIATE")
     try:
         version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version == 0:
-            for statement in _SCHEMA:
+        if version in (0, 1):
+            for statement in (_SCHEMA + _PROJECTS_SCHEMA) if version == 0 else _MIGRATE_1_TO_2:
                 conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         elif version != SCHEMA_VERSION:
