@@ -21,6 +21,7 @@ from openjip.config.settings import KnownAE
 ALL = ["echo", "store", "find", "get", "move"]
 CT = Path(str(get_testdata_file("CT_small.dcm")))
 MR = Path(str(get_testdata_file("MR_small.dcm")))
+SC = Path(str(get_testdata_file("SC_rgb.dcm")))
 
 
 @pytest.fixture
@@ -40,6 +41,7 @@ def receiver(receiver_factory: Any, destination: StorageSCP) -> Any:
             "P1": KnownAE(allow=ALL, projects=["p1"]),
             "P2": KnownAE(allow=ALL, projects=["p2"]),
             "FINDONLY": KnownAE(allow=["find"], projects=["p1"]),
+            "BOTH": KnownAE(allow=["find"], projects=["p2", "p1"]),
             "DEST": KnownAE(host="127.0.0.1", port=destination.port, allow=[]),
         }
     )
@@ -116,6 +118,42 @@ def test_known_ae_finds_gets_and_moves(
     assert len(list((tmp_path / "got").iterdir())) == 1
     moved = _move(receiver, "P1", _study(CT))
     assert "Received Final Move Response (Success)" in _output(moved), _output(moved)
+    assert len(destination.received) == 1
+
+
+def _found_studies(receiver: Any, calling_ae: str) -> set[str]:
+    run = _find(receiver, calling_ae)
+    assert "Final Find Response (Success)" in _output(run), _output(run)
+    return {study for study in map(_study, (CT, MR, SC)) if study in _output(run)}
+
+
+def test_each_ae_stores_into_and_reads_from_its_projects(
+    receiver: Any, destination: StorageSCP, tmp_path: Path
+) -> None:
+    """P1's CT goes to p1, P2's MR to p2, a stranger's SC to default; each known AE finds, gets
+    and moves only its projects' studies, one of two projects sees both."""
+    from openjip.index import Query, open_index
+
+    for calling_ae, path in (("P1", CT), ("P2", MR), ("STRANGER", SC)):
+        assert _store(receiver, calling_ae, path).returncode == 0
+    index = open_index(receiver.settings)
+    try:
+        projects = {s.StudyInstanceUID: s.projects for s in index.find_studies(Query())}
+    finally:
+        index.close()
+    assert projects == {_study(CT): ["p1"], _study(MR): ["p2"], _study(SC): ["default"]}
+    assert _found_studies(receiver, "P1") == {_study(CT)}
+    assert _found_studies(receiver, "P2") == {_study(MR)}
+    assert _found_studies(receiver, "BOTH") == {_study(CT), _study(MR)}
+    other = _get(receiver, "P1", _study(MR), tmp_path / "other")
+    assert "Final Get Response (Success)" in _output(other) or other.returncode == 0
+    assert not list((tmp_path / "other").iterdir())
+    own = _get(receiver, "P2", _study(MR), tmp_path / "own")
+    assert own.returncode == 0
+    assert len(list((tmp_path / "own").iterdir())) == 1
+    _move(receiver, "P1", _study(MR))
+    assert destination.received == {}
+    assert "Final Move Response (Success)" in _output(_move(receiver, "P2", _study(MR)))
     assert len(destination.received) == 1
 
 

@@ -21,8 +21,9 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
 
 from openjip.access.anonymous import is_loopback
 from openjip.access.audit import ALLOWED, DENIED, AccessAudit
-from openjip.access.roles import DEFAULT_PROJECT
+from openjip.access.roles import ALL_PROJECTS, DEFAULT_PROJECT
 from openjip.config.settings import DimseAction, KnownAE, ReceiverSettings, Settings
+from openjip.index.base import Query
 
 LOGGER = logging.getLogger(__name__)
 
@@ -53,7 +54,12 @@ class Grant:
     @property
     def store_project(self) -> str:
         """The project instances this AE stores are assigned to."""
-        return self.projects[0]
+        return DEFAULT_PROJECT if self.projects[0] == ALL_PROJECTS else self.projects[0]
+
+    def restrict(self, query: Query) -> Query:
+        """``query`` limited to the AE's projects (all of them for ``*``)."""
+        query.projects = [] if ALL_PROJECTS in self.projects else list(self.projects)
+        return query
 
 
 @dataclass(frozen=True)

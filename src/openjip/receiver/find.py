@@ -390,6 +390,7 @@ class FindHandler:
                 decode_identifier(event), str(event.request.AffectedSOPClassUID)
             )
             check_filters(parsed)
+            decision.grant.restrict(parsed.query)
             views = search(self.index, parsed)
         except BadIdentifier as exc:
             LOGGER.warning(

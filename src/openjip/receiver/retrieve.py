@@ -32,7 +32,7 @@ from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.dsutils import split_dataset
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 
-from openjip.access.dimse import DimseAccess
+from openjip.access.dimse import DimseAccess, Grant
 from openjip.index import IndexError_, IndexUnavailable, InstanceRecord, MetadataIndex
 from openjip.receiver.find import (
     CANCELLED,
@@ -208,8 +208,11 @@ def _refusal(event: evt.Event, service: str, exc: BadIdentifier) -> Dataset:
     return exc.status.response(exc.comment)
 
 
-def _parse(event: evt.Event) -> ParsedIdentifier:
-    return parse_identifier(decode_identifier(event), str(event.request.AffectedSOPClassUID))
+def _parse(event: evt.Event, grant: Grant) -> ParsedIdentifier:
+    """The identifier, limited to what the calling AE may see."""
+    parsed = parse_identifier(decode_identifier(event), str(event.request.AffectedSOPClassUID))
+    grant.restrict(parsed.query)
+    return parsed
 
 
 def _contexts(records: list[InstanceRecord]) -> list[Any]:
@@ -243,13 +246,14 @@ class MoveHandler:
         destination = self.access.destination(name)
         # An AE that may not move is offered no C-MOVE context (see DimseAccess), so a
         # refusal here is a second line only.
-        if not self.access.for_request(event, "move").allowed or destination is None:
+        decision = self.access.for_request(event, "move")
+        if not decision.allowed or destination is None:
             LOGGER.warning("C-MOVE to unknown destination %r refused (0xA801)", name)
             yield None, None
             return
         tls_args = {"tls_args": (self.tls_context, destination.host)} if destination.tls else {}
         try:
-            records = self.source.matching(_parse(event))
+            records = self.source.matching(_parse(event, decision.grant))
         except BadIdentifier as exc:
             # pynetdicom takes a status only after the destination and a count.
             yield destination.host, destination.port, {"contexts": _contexts([]), **tls_args}
@@ -275,7 +279,7 @@ class GetHandler:
             yield NOT_AUTHORIZED.response(decision.comment), None
             return
         try:
-            records = self.source.matching(_parse(event))
+            records = self.source.matching(_parse(event, decision.grant))
         except BadIdentifier as exc:
             yield 1
             yield _refusal(event, "C-GET", exc), None

@@ -121,7 +121,12 @@ class StoreService:
         if write_error is not None:
             return status.OUT_OF_RESOURCES, f"cannot write: {write_error.strerror}"
         try:
-            result = self.ingestor.ingest_file(path, source_ae=calling_ae, move=True)
+            result = self.ingestor.ingest_file(
+                path,
+                source_ae=calling_ae,
+                move=True,
+                projects=[decision.grant.store_project],
+            )
         except InvalidInstance as exc:
             return status.CANNOT_UNDERSTAND, exc.reason
         except StorageError as exc:
