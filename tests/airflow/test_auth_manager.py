@@ -85,9 +85,7 @@ def test_roles_decide_what_a_user_may_do(
     assert (variable.status_code in (201, 409)) is edits_settings, variable.text
     pools = airflow.get("/api/v2/pools", headers=headers)
     assert pools.status_code == 200
-    pool = airflow.post(
-        "/api/v2/pools", headers=headers, json={"name": f"pool-{name}", "slots": 1}
-    )
+    pool = airflow.post("/api/v2/pools", headers=headers, json={"name": f"pool-{name}", "slots": 1})
     assert (pool.status_code in (201, 409)) is edits_settings, pool.text
 
 
