@@ -1,95 +1,67 @@
-"""Fixtures of the DIMSE access tests: dcmtk peers (from the query/retrieve tests) and a small
-PKI made with ``cryptography`` for DICOM TLS."""
+"""Fixtures of the access tests: a real OIDC provider (glewlwyd) for the whole session, the
+settings of a web service that trusts it, and a PKI for DICOM TLS."""
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import sys
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
+# The tests import glewlwyd, tls_pki and the query/retrieve tests' dcmtk peers (pytest's
+# importlib mode puts no test folder on sys.path).
+sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parents[1] / "query_retrieve"))
 
+from glewlwyd import AUDIENCE, CLIENT_ID, CLIENT_SECRET, Provider, start_glewlwyd
+from pydantic import SecretStr
+from tls_pki import Pki, make_pki
 
-@dataclass
-class Pki:
-    """A CA and two certificates it signed (with their keys), as PEM files."""
+from openjip.config import Settings
+from openjip.config.settings import OidcGrant
 
-    ca: Path
-    site_cert: Path
-    site_key: Path
-    peer_cert: Path
-    peer_key: Path
-    stranger_cert: Path
-    """Self-signed: no CA of the test trusts it."""
-    stranger_key: Path
-
-
-def _name(common_name: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+GROUPS = {
+    "openjip-viewer-p1": OidcGrant(roles=["viewer"], projects=["p1"]),
+    "openjip-uploader-p2": OidcGrant(roles=["uploader"], projects=["p2"]),
+    "openjip-admin": OidcGrant(roles=["admin"]),
+}
 
 
-def _write_key(key: ec.EllipticCurvePrivateKey, path: Path) -> Path:
-    path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.TraditionalOpenSSL,
-            serialization.NoEncryption(),
-        )
-    )
-    path.chmod(0o600)
-    return path
+@pytest.fixture(scope="session")
+def provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Provider]:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        web_port = int(probe.getsockname()[1])
+    server = start_glewlwyd(tmp_path_factory.mktemp("glewlwyd"))
+    try:
+        server.configure(f"http://127.0.0.1:{web_port}/login/oidc/callback")
+        server.add_user("vera", "vera-password-1", ["openjip-viewer-p1"])
+        server.add_user("ulla", "ulla-password-1", ["openjip-uploader-p2"])
+        yield Provider(server, web_port)
+    finally:
+        server.stop()
 
 
-def _certificate(
-    subject: str,
-    key: ec.EllipticCurvePrivateKey,
-    issuer: str,
-    issuer_key: ec.EllipticCurvePrivateKey,
-    *,
-    ca: bool = False,
-) -> x509.Certificate:
-    now = datetime.datetime.now(datetime.UTC)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(_name(subject))
-        .issuer_name(_name(issuer))
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-    )
-    if not ca:
-        builder = builder.add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
-    return builder.sign(issuer_key, hashes.SHA256())
+@pytest.fixture
+def oidc_settings(settings: Settings, provider: Provider) -> Settings:
+    """``settings`` of a web service that trusts ``provider`` (scopes as groups)."""
+    access = settings.access
+    access.oidc_issuer = provider.server.issuer
+    access.oidc_client_id = CLIENT_ID
+    access.oidc_client_secret = SecretStr(CLIENT_SECRET)
+    access.oidc_audience = AUDIENCE
+    access.oidc_groups_claim = "scope"
+    access.oidc_groups = GROUPS
+    access.oidc_scopes = ["openid", *GROUPS]  # glewlwyd grants groups as scopes
+    access.oidc_leeway_seconds = 0
+    settings.web.port = provider.web_port
+    return settings
 
 
 @pytest.fixture(scope="session")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     """CA ``test-ca``; ``site`` (openjip) and ``peer`` (dcmtk) certificates for 127.0.0.1."""
-    folder = tmp_path_factory.mktemp("pki")
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca = _certificate("test-ca", ca_key, "test-ca", ca_key, ca=True)
-    (folder / "ca.pem").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    paths: dict[str, Path] = {}
-    for name in ("site", "peer", "stranger"):
-        key = ec.generate_private_key(ec.SECP256R1())
-        issuer, signing_key = ("stranger", key) if name == "stranger" else ("test-ca", ca_key)
-        cert = _certificate(name, key, issuer, signing_key)
-        paths[f"{name}_cert"] = folder / f"{name}.pem"
-        paths[f"{name}_cert"].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        paths[f"{name}_key"] = _write_key(key, folder / f"{name}.key")
-    return Pki(ca=folder / "ca.pem", **paths)
+    return make_pki(tmp_path_factory.mktemp("pki"))

@@ -10,7 +10,7 @@ from pydicom.data import get_testdata_file
 
 from openjip.index import Query
 from openjip.index.sqlite import SQLiteIndex
-from openjip.ingest import Ingestor, InvalidInstance, rebuild_index
+from openjip.ingest import Ingestor, InstanceConflict, InvalidInstance, rebuild_index
 from openjip.storage.local import LocalObjectStore
 
 CT = Path(get_testdata_file("CT_small.dcm"))
@@ -230,3 +230,44 @@ def test_rebuild_restores_run_outputs_from_their_keys(
     ]
     for key in off_layout:
         assert store.head(key) is not None
+
+
+def _changed_copy(tmp_path: Path) -> Path:
+    """CT_small with the same SOP Instance UID but another PatientName (a forged re-send)."""
+    import pydicom
+
+    dataset = pydicom.dcmread(CT)
+    dataset.PatientName = "FORGED^NAME"
+    path = tmp_path / "forged.dcm"
+    dataset.save_as(path)
+    return path
+
+
+def test_a_resent_instance_with_other_bytes_keeps_the_first_copy(
+    site: tuple[LocalObjectStore, SQLiteIndex, Ingestor], tmp_path: Path
+) -> None:
+    store, index, ingestor = site
+    first = ingestor.ingest_file(CT, source_ae="A", projects=["p1"])
+    forged = _changed_copy(tmp_path)
+    with pytest.raises(InstanceConflict, match="the first copy is kept"):
+        ingestor.ingest_file(forged, source_ae="A", move=True)
+    with pytest.raises(InstanceConflict):
+        ingestor.ingest_bytes(forged.read_bytes(), source_ae="A")
+    assert store.get(first.record.object_key) == CT.read_bytes()
+    stored = index.get_instance(first.record.SOPInstanceUID)
+    assert stored is not None
+    assert (stored.PatientName, stored.projects) == ("CompressedSamples^CT1", ["p1"])
+
+    replacing = Ingestor(store, index, overwrite=True)
+    result = replacing.ingest_file(forged, source_ae="A")
+    assert result.replaced and not result.new
+    assert store.get(first.record.object_key) == forged.read_bytes()
+    assert not replacing.ingest_file(forged, source_ae="A").replaced  # same bytes again
+
+
+def test_projects_default_to_default(site: tuple[LocalObjectStore, SQLiteIndex, Ingestor]) -> None:
+    _, index, ingestor = site
+    record = ingestor.ingest_file(CT, source_ae="A").record
+    assert record.projects == ["default"]
+    (study,) = index.find_studies(Query(projects=["default"]))
+    assert study.StudyInstanceUID == record.StudyInstanceUID

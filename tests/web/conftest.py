@@ -4,7 +4,9 @@ with an admin user whose credentials the ``http`` and DICOMweb clients send."""
 from __future__ import annotations
 
 import secrets
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -12,6 +14,9 @@ import pytest
 from openjip.access import UserStore
 from openjip.config import Settings
 from openjip.web import WebService
+
+# The tests import access_site (pytest's importlib mode puts no test folder on sys.path).
+sys.path.insert(0, str(Path(__file__).parent))
 
 
 @pytest.fixture

@@ -75,8 +75,7 @@ class UserStore:
         self._verified: dict[bytes, tuple[float, Principal]] = {}
         self._loaded: tuple[tuple[int, int, int], dict[str, dict[str, Any]]] | None = None
         self._lock = threading.Lock()
-        # Unknown names are checked against this hash too, so timing does not tell which exist.
-        self._decoy = self._hasher.hash(secrets.token_hex(16))
+        self._decoy = ""
 
     def add(self, name: str, password: str, role: Role | str, projects: Iterable[str] = ()) -> User:
         """Add a user; :class:`UserError` for a bad name, a short password or a taken name."""
@@ -144,6 +143,9 @@ class UserStore:
         if remembered is not None and remembered[0] > now and name in users:
             return remembered[1]
         entry = users.get(name)
+        if entry is None and not self._decoy:
+            # Unknown names are checked against a hash too, so timing does not tell which exist.
+            self._decoy = self._hasher.hash(secrets.token_hex(16))
         matches = self._password_matches(entry["hash"] if entry else self._decoy, password)
         if entry is None or not matches:
             return None

@@ -121,9 +121,9 @@ class Ingestor:
         if stored.size == record.size and self.store.get(record.object_key) == content():
             return False
         if not self.overwrite:
+            # Said first: DIMSE and STOW error comments keep only 64 characters.
             raise InstanceConflict(
-                f"SOP instance {record.SOPInstanceUID} is stored with other content; "
-                "the first copy is kept"
+                f"stored with other content; the first copy is kept: {record.SOPInstanceUID}"
             )
         return True
 
