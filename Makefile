@@ -14,7 +14,7 @@ BENCH_ARGS ?=
 # e.g. make bench QUERY_BENCH_ARGS="--repeat 10 --orthanc-studies 1000"
 QUERY_BENCH_ARGS ?=
 
-.PHONY: help install system-deps run test lint typecheck pytest bench docs clean
+.PHONY: help install system-deps run test lint typecheck pytest bench docs clean fuzz
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -50,10 +50,23 @@ pytest: install system-deps  ## the test suite alone
 
 test: lint pytest  ## lint, type-check and run every test
 
-bench: install system-deps  ## ingest (vs Orthanc, storescp), query (C-FIND vs Orthanc, QIDO) and series-trigger latency benchmarks (root; ~10-20 min, query index built once ~6 min); figures go to bench/results/
+bench: install system-deps  ## ingest (vs Orthanc, storescp), query (C-FIND vs Orthanc, QIDO), series-trigger latency, header-reader, CLI start-up and authentication-cost benchmarks (root; ~10-20 min, query index built once ~6 min); figures go to bench/results/
 	$(BIN)/python bench/ingest.py $(BENCH_ARGS)
 	$(BIN)/python bench/query.py $(QUERY_BENCH_ARGS)
 	$(BIN)/python bench/trigger.py $(TRIGGER_BENCH_ARGS)
+	$(BIN)/python bench/header.py
+	$(BIN)/python bench/cli.py
+	$(BIN)/python bench/auth.py $(AUTH_BENCH_ARGS)
+
+FUZZ_SECONDS ?= 300
+FUZZ_ARTIFACTS ?= fuzz-artifacts
+# e.g. make fuzz PROTOCOL_FUZZ_ARGS="--cases 50000 --seed 7 --pdata-reader pynetdicom"
+PROTOCOL_FUZZ_ARGS ?= --cases 20000
+
+fuzz: install system-deps  ## long fuzz runs: the DICOM header parsers under atheris (FUZZ_SECONDS, default 300; failing inputs land in fuzz-artifacts/), then the receiver's protocol fuzzer; a violation exits non-zero
+	mkdir -p $(FUZZ_ARTIFACTS)
+	$(BIN)/python tests/fuzz/parser_atheris.py -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=4096 -artifact_prefix=$(FUZZ_ARTIFACTS)/
+	$(BIN)/python tests/fuzz/protocol_fuzz.py $(PROTOCOL_FUZZ_ARGS)
 
 # Site chart and images (charts/openjip, services/). Images are named REGISTRY/openjip/NAME:TAG.
 CONTAINER_ENGINE ?= $(shell command -v podman || command -v docker)

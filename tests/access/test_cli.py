@@ -67,3 +67,39 @@ def test_audit_prints_the_log(settings: Settings) -> None:
     ]
     table = run("audit", "--limit", "1")
     assert "CT1" in table.stdout and "vera" not in table.stdout
+
+
+def test_project_add_and_move_study(settings: Settings) -> None:
+    from pydicom.data import get_testdata_file
+
+    from openjip.index import Query, open_index
+    from openjip.ingest import Ingestor
+    from openjip.storage import open_store
+
+    index = open_index(settings)
+    try:
+        record = (
+            Ingestor(open_store(settings), index)
+            .ingest_file(Path(str(get_testdata_file("CT_small.dcm"))), source_ae="TEST")
+            .record
+        )
+    finally:
+        index.close()
+    study = record.StudyInstanceUID
+    assert run("project", "add-study", "lung", study).returncode == 0
+    moved = run("project", "move-study", "heart", study)
+    assert moved.returncode == 0, moved.stderr
+    index = open_index(settings)
+    try:
+        (found,) = index.find_studies(Query(StudyInstanceUID=[study]))
+    finally:
+        index.close()
+    assert found.projects == ["heart"]
+    missing = run("project", "add-study", "lung", "1.2.3.4")
+    assert missing.returncode == 1 and "no such study: 1.2.3.4" in missing.stderr
+    bad = run("project", "add-study", "no spaces", study)
+    assert bad.returncode == 2 and "project name" in bad.stderr
+    assert [e["action"] for e in AccessAudit(settings.access_audit_path).entries()] == [
+        "add_study",
+        "move_study",
+    ]

@@ -166,6 +166,21 @@ def test_a_series_claiming_a_second_study_is_invalid_and_leaves_no_object(
     assert index.get_instance(other.SOPInstanceUID) is None
 
 
+def _derived_from(source: Path) -> bytes:
+    """A new instance in a new series made from ``source`` (as a step's DICOM result)."""
+    import io
+
+    from pydicom import dcmread
+    from pydicom.uid import generate_uid
+
+    ds = dcmread(source)
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds.SeriesInstanceUID = generate_uid()
+    buffer = io.BytesIO()
+    ds.save_as(buffer)
+    return buffer.getvalue()
+
+
 def test_rebuild_restores_run_outputs_from_their_keys(
     site: tuple[LocalObjectStore, SQLiteIndex, Ingestor], tmp_path: Path
 ) -> None:
@@ -194,7 +209,7 @@ def test_rebuild_restores_run_outputs_from_their_keys(
             (out / name).parent.mkdir(parents=True, exist_ok=True)
             (out / name).write_bytes(data)
         if request is per_series:
-            (out / "result.dcm").write_bytes(MR.read_bytes())  # a DICOM result
+            (out / "result.dcm").write_bytes(_derived_from(MR))  # a DICOM result
         runner.publish_outputs(request, out)
     recorded = index.find_run_outputs()
     assert len(recorded) == 3
@@ -207,6 +222,7 @@ def test_rebuild_restores_run_outputs_from_their_keys(
     report = rebuild_index(store, index, progress=lambda done, total: seen.append((done, total)))
 
     assert report.scanned == 2 and report.indexed == 2
+    assert report.results == 1  # the DICOM result, stored once under runs/
     assert report.run_outputs == 3
     assert seen == [(done, 8) for done in range(1, 9)]  # 2 under dicom/, 6 under runs/
     assert sorted(key for key, _ in report.skipped) == sorted(off_layout)

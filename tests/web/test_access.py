@@ -215,3 +215,29 @@ def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def test_an_admin_adds_and_moves_a_study_between_projects(
+    service: WebService, settings: Settings
+) -> None:
+    from access_site import store_study
+
+    study = store_study(settings, "p2")
+    path = f"/dicom-web/studies?StudyInstanceUID={study.study}"
+    with client(service.url, "viewer") as viewer:  # in p1
+        assert viewer.get(path).json() == []
+        refused = viewer.post(f"/admin/studies/{study.study}/projects", json={"projects": ["p1"]})
+        assert refused.status_code == 403
+        with client(service.url, "admin") as admin:
+            added = admin.post(f"/admin/studies/{study.study}/projects", json={"projects": ["p1"]})
+            assert added.json() == {"StudyInstanceUID": study.study, "projects": ["p1", "p2"]}
+            assert len(viewer.get(path).json()) == 1
+            moved = admin.put(f"/admin/studies/{study.study}/projects", json={"projects": ["p3"]})
+            assert moved.json()["projects"] == ["p3"]
+            assert viewer.get(path).json() == []
+            unknown = admin.post("/admin/studies/1.2.3.4/projects", json={"projects": ["p1"]})
+            assert unknown.status_code == 404
+            bad = admin.post(f"/admin/studies/{study.study}/projects", json={"projects": ["a b"]})
+            assert bad.status_code == 400
+    actions = [e["action"] for e in AccessAudit(settings.access_audit_path).entries()]
+    assert "add_study" in actions and "move_study" in actions

@@ -31,6 +31,52 @@ the names follow src/openjip/config/settings.py. Each helper renders list items 
 {{- .Values.federation.existingSecret | default (include "openjip.componentName" (dict "ctx" . "component" "federation")) -}}
 {{- end -}}
 
+{{/* The Secret both the web and the federation service mount to prove internal calls. */}}
+{{- define "openjip.loopbackSecretName" -}}
+{{- include "openjip.componentName" (dict "ctx" . "component" "loopback") -}}
+{{- end -}}
+
+{{/*
+The federation service asks the web service (never the index itself) for statistics answers and
+patient-data screens, presenting the loopback Secret. Only with both services enabled.
+*/}}
+{{- define "openjip.loopbackEnabled" -}}
+{{- if and .Values.federation.enabled .Values.web.enabled }}true{{ end -}}
+{{- end -}}
+
+{{- define "openjip.env.loopback" -}}
+{{- if include "openjip.loopbackEnabled" . }}
+- name: OPENJIP_FEDERATION__LOOPBACK_SECRET_FILE
+  value: /var/run/secrets/openjip/loopback/secret
+- name: OPENJIP_FEDERATION__SITE_WEB_URL
+  value: {{ printf "http://%s:%v" (include "openjip.componentName" (dict "ctx" . "component" "web")) .Values.web.service.port | quote }}
+{{- end }}
+{{- end -}}
+
+{{- define "openjip.loopbackVolumeMount" -}}
+{{- if include "openjip.loopbackEnabled" . }}
+- name: loopback
+  mountPath: /var/run/secrets/openjip/loopback
+  readOnly: true
+{{- end }}
+{{- end -}}
+
+{{- define "openjip.loopbackVolume" -}}
+{{- if include "openjip.loopbackEnabled" . }}
+- name: loopback
+  secret:
+    secretName: {{ include "openjip.loopbackSecretName" . }}
+    defaultMode: 0440
+{{- end }}
+{{- end -}}
+
+{{/* The Secret of the federation service's certificate; empty when TLS is off. */}}
+{{- define "openjip.federationTLSSecretName" -}}
+{{- if .Values.federation.tls.enabled -}}
+{{- .Values.federation.tls.secretName | default (include "openjip.componentName" (dict "ctx" . "component" "federation-tls")) -}}
+{{- end -}}
+{{- end -}}
+
 {{- define "openjip.opensearchURL" -}}
 {{- if .Values.opensearch.enabled -}}
 {{- printf "http://%s:9200" (include "openjip.componentName" (dict "ctx" . "component" "opensearch")) -}}
@@ -95,7 +141,7 @@ the names follow src/openjip/config/settings.py. Each helper renders list items 
 {{- end }}
 {{- end -}}
 
-{{/* How the receiver and Airflow's own tasks reach Airflow's REST API (series-arrival triggers). */}}
+{{/* How the receiver (series-arrival runs) and Airflow's own tasks reach Airflow's REST API. */}}
 {{- define "openjip.env.airflowClient" -}}
 {{- if .Values.airflow.enabled }}
 - name: OPENJIP_AIRFLOW__URL
@@ -107,6 +153,10 @@ the names follow src/openjip/config/settings.py. Each helper renders list items 
     secretKeyRef:
       name: {{ include "openjip.airflowSecretName" . }}
       key: admin-password
+{{- else }}
+# No workflow engine: the receiver starts no series-arrival runs.
+- name: OPENJIP_AIRFLOW__ENABLED
+  value: "false"
 {{- end }}
 {{- end -}}
 
@@ -125,8 +175,8 @@ the names follow src/openjip/config/settings.py. Each helper renders list items 
 {{- end -}}
 
 {{/*
-The labels the kubernetes StepRunner (src/openjip/runner/kubernetes.py) gives every analysis
-pod: the NetworkPolicies admit pods carrying them to the object store and the index, nothing else.
+The labels the pod of every analysis step carries (src/openjip/runner/kubernetes.py): the
+NetworkPolicies admit pods carrying them to the object store and the index, nothing else.
 */}}
 {{- define "openjip.analysisPodSelector" -}}
 app.kubernetes.io/name: openjip-step
@@ -167,7 +217,7 @@ specs in $OPENJIP_HOME/workflows; deliberately no storage, index or Airflow sett
   value: 0.0.0.0
 - name: OPENJIP_FEDERATION__PORT
   value: "8443"
-{{- if .Values.federation.tls.secretName }}
+{{- if include "openjip.federationTLSSecretName" . }}
 - name: OPENJIP_FEDERATION__TLS_CERT
   value: /var/run/secrets/openjip/federation-tls/tls.crt
 - name: OPENJIP_FEDERATION__TLS_KEY

@@ -3,8 +3,8 @@ client contexts openjip uses as SCU (``openjip send``, C-MOVE sub-operations).
 
 TLS 1.2 at least. The server asks for a client certificate, and requires one signed by the
 configured CAs, only when CAs are configured (``receiver.tls_ca``). Handshakes run in the
-connection's own thread with a deadline, so a silent or plain-DICOM client never holds up
-the accepting thread; a failed handshake is logged and the connection closed.
+receiver's gate, non-blocking and within the deadline of the association request, so a silent
+or plain-DICOM client holds up nobody; a failed handshake is logged and the connection closed.
 """
 
 from __future__ import annotations
@@ -12,13 +12,12 @@ from __future__ import annotations
 import logging
 import socket
 import ssl
+from enum import Enum
 from pathlib import Path
 
 from openjip.config.settings import ReceiverSettings
 
 LOGGER = logging.getLogger(__name__)
-
-HANDSHAKE_SECONDS = 30.0
 
 
 class TLSConfigError(ValueError):
@@ -72,27 +71,51 @@ def _receiver_chain(settings: ReceiverSettings) -> tuple[Path, Path] | None:
     return settings.tls_cert, settings.tls_key
 
 
-def accept(context: ssl.SSLContext, client: socket.socket) -> ssl.SSLSocket | None:
-    """Run the server side of the handshake on an accepted connection; ``None`` (connection
-    closed) when it fails."""
-    peer = _peer(client)
-    client.settimeout(HANDSHAKE_SECONDS)
+class Handshake(Enum):
+    """Where the server side of a TLS handshake stands."""
+
+    DONE = "done"
+    WAITING = "waiting"
+    FAILED = "failed"
+
+
+def processes(settings: ReceiverSettings, workers: int) -> int:
+    """Receiver processes for ``workers`` wanted: one when the port speaks TLS, since a TLS
+    session cannot be handed to another process once the gate has read its first request."""
+    if workers > 1 and server_context(settings) is not None:
+        LOGGER.info("DICOM TLS: the receiver runs in one process (%d asked for)", workers)
+        return 1
+    return workers
+
+
+def wrap_accepted(context: ssl.SSLContext, client: socket.socket) -> ssl.SSLSocket:
+    """An accepted non-blocking connection as the server side of TLS, handshake not begun."""
+    return context.wrap_socket(client, server_side=True, do_handshake_on_connect=False)
+
+
+def handshake_step(client: socket.socket, peer: tuple[str, int]) -> Handshake:
+    """Go on with the handshake of a non-blocking connection as far as its bytes allow
+    (``DONE`` at once for a plain one); a failure is logged."""
+    if not isinstance(client, ssl.SSLSocket) or client.version() is not None:
+        return Handshake.DONE
     try:
-        wrapped = context.wrap_socket(client, server_side=True)
+        client.do_handshake()
+    except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+        return Handshake.WAITING
     except (ssl.SSLError, OSError) as exc:
-        LOGGER.warning("DICOM TLS handshake with %s failed: %s", peer, exc)
-        client.close()
-        return None
-    wrapped.settimeout(None)
-    return wrapped
+        LOGGER.warning("DICOM TLS handshake with %s:%d failed: %s", *peer[:2], exc)
+        return Handshake.FAILED
+    return Handshake.DONE
 
 
-def _peer(client: socket.socket) -> str:
-    try:
-        host, port = client.getpeername()[:2]
-    except OSError:
-        return "a closed connection"
-    return f"{host}:{port}"
+def receive_available(client: socket.socket, size: int) -> bytes:
+    """Up to ``size`` bytes: one read, plus what TLS already decrypted (which ``select``
+    cannot see)."""
+    data = client.recv(size)
+    if isinstance(client, ssl.SSLSocket):
+        while data and len(data) < size and client.pending():
+            data += client.recv(min(client.pending(), size - len(data)))
+    return data
 
 
 def _load_chain(context: ssl.SSLContext, cert: Path, key: Path) -> None:

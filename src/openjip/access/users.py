@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from openjip.access.files import create_private_dir, write_private_file
+from openjip.access.projects import check_project_names
 from openjip.access.roles import Principal, Role, principal
 
 USERS_FILE = "users.json"
@@ -94,7 +95,10 @@ class UserStore:
             raise UserError(
                 f"unknown role {role!r}; roles: {', '.join(r.value for r in Role)}"
             ) from None
-        kept_projects = tuple(dict.fromkeys(projects)) or ("default",)
+        try:
+            kept_projects = tuple(check_project_names(projects)) or ("default",)
+        except ValueError as error:
+            raise UserError(str(error)) from None
         entry = {
             "hash": self._hasher.hash(password),
             "role": role.value,

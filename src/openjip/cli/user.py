@@ -43,7 +43,7 @@ def add(
 ) -> None:
     """Add a user with a role on projects; the password comes from standard input.
 
-    Example: echo "$PW" | openjip user add alice --role viewer --project p1 --password-stdin
+    Example: openjip user add alice --role viewer --project p1 --password-stdin < pw.txt
     """
     from openjip.access import UserError
 

@@ -12,7 +12,7 @@ from openjip import __version__
 from openjip.config import Settings
 from openjip.index import MetadataIndex
 from openjip.storage import ObjectStore
-from openjip.web import health, login, metrics
+from openjip.web import admin, health, login, metrics, statistics
 from openjip.web.access import ACCESS_ERROR_HANDLERS, WebAccess
 from openjip.web.backends import Backends
 from openjip.web.dicomweb import dicomweb_router
@@ -44,8 +44,10 @@ def create_app(
     app.state.access = WebAccess(settings)
     app.middleware("http")(metrics.record_request)
     app.include_router(login.router)
+    app.include_router(admin.router)
     app.include_router(health.router)
     app.include_router(metrics.router)
+    app.include_router(statistics.router)
     app.include_router(dicomweb_router(), prefix=DICOMWEB_PREFIX)
     for error_class in HANDLED_ERRORS:
         app.add_exception_handler(error_class, dicomweb_error_handler)

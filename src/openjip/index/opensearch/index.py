@@ -39,6 +39,8 @@ from typing import TYPE_CHECKING
 from opensearchpy import OpenSearch
 from opensearchpy.connection import Connection, Urllib3HttpConnection
 
+import openjip.index.opensearch.reads as reads
+import openjip.index.opensearch.writes as writes
 from openjip.index.base import (
     IndexUnavailable,
     InstanceRecord,
@@ -48,7 +50,6 @@ from openjip.index.base import (
     SeriesRecord,
     StudyRecord,
 )
-from openjip.index.opensearch import reads, writes
 from openjip.index.opensearch.cluster import Cluster, without_credentials
 
 if TYPE_CHECKING:

@@ -22,6 +22,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import openjip.index.sqlite.queries as queries
 from openjip.index.base import (
     IndexUnavailable,
     InstanceRecord,
@@ -33,7 +34,6 @@ from openjip.index.base import (
     StudyRecord,
     require_uids,
 )
-from openjip.index.sqlite import queries
 from openjip.index.sqlite.connections import ConnectionPool
 from openjip.index.sqlite.schema import CREATE_RUN_OUTPUTS, RUN_OUTPUT_COLUMNS
 from openjip.index.sqlite.upsert import delete, header_json, set_study_projects, upsert

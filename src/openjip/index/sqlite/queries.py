@@ -34,13 +34,14 @@ _STUDY_SELECT = ", ".join(
         " WHERE m.StudyInstanceUID = st.StudyInstanceUID AND m.Modality != '')",
     ]
 )
+_SERIES_NAMES = [f.name for f in fields(SeriesRecord)]
 _SERIES_SELECT = ", ".join(
     _projects_of("se.StudyInstanceUID")
-    if f.name == "projects"
-    else f"st.{f.name}"
-    if f.name in STUDY_FIELDS
-    else f"se.{f.name}"
-    for f in fields(SeriesRecord)
+    if name == "projects"
+    else f"st.{name}"
+    if name in STUDY_FIELDS
+    else f"se.{name}"
+    for name in _SERIES_NAMES
 )
 _INSTANCE_SELECT = ", ".join(
     [f"i.{name}" for name in INSTANCE_COLUMNS] + [_projects_of("i.StudyInstanceUID")]
@@ -274,7 +275,7 @@ def study_record(row: tuple[Any, ...]) -> StudyRecord:
 
 
 def series_record(row: tuple[Any, ...]) -> SeriesRecord:
-    record = SeriesRecord(*row)
+    record = SeriesRecord(**dict(zip(_SERIES_NAMES, row, strict=True)))
     record.complete = bool(record.complete)
     record.projects = _project_list(row[-1])
     return record

@@ -16,41 +16,20 @@ import sqlite3
 from collections.abc import Sequence
 from dataclasses import fields
 
-from openjip.index.base import IndexUnavailable, InstanceRecord
+from openjip.index.base import IndexUnavailable
+from openjip.records.model import SERIES_FIELDS, STUDY_FIELDS, InstanceRecord
 
 SCHEMA_VERSION = 2
 """1: without projects; a version-1 file gets ``study_projects`` (every study in ``default``)."""
 WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024
 SYNCHRONOUS = "NORMAL"
 
-STUDY_FIELDS = (
-    "PatientID",
-    "PatientName",
-    "PatientBirthDate",
-    "PatientSex",
-    "StudyDate",
-    "StudyTime",
-    "StudyDescription",
-    "StudyID",
-    "AccessionNumber",
-    "ReferringPhysicianName",
+_UIDS = ("SOPInstanceUID", "SeriesInstanceUID", "StudyInstanceUID")
+INSTANCE_COLUMNS = _UIDS + tuple(
+    f.name for f in fields(InstanceRecord) if f.name not in {*_UIDS, "header", "projects"}
 )
-"""Study-level fields of an instance record that the study row keeps."""
-SERIES_FIELDS = (
-    "Modality",
-    "SeriesNumber",
-    "SeriesDescription",
-    "BodyPartExamined",
-    "Manufacturer",
-    "source_ae",
-    "derived_from",
-)
-"""Series-level fields of an instance record that the series row keeps."""
-INSTANCE_COLUMNS = tuple(
-    f.name for f in fields(InstanceRecord) if f.name not in ("header", "projects")
-)
-"""Columns of the instances table: the record's fields but its header (a table of its own) and
-its projects (those of its study, in ``study_projects``)."""
+"""Columns of the instances table, the three UIDs first: the record's fields but its header (a
+table of its own) and its projects (those of its study, in ``study_projects``)."""
 
 _TEXT = "TEXT NOT NULL DEFAULT ''"
 _NUMERIC_COLUMNS = {
@@ -97,7 +76,7 @@ _SCHEMA = (
         SOPInstanceUID TEXT NOT NULL UNIQUE,
         SeriesInstanceUID TEXT NOT NULL,
         StudyInstanceUID TEXT NOT NULL,
-        {_columns(INSTANCE_COLUMNS[3:])})""",
+        {_columns(INSTANCE_COLUMNS[len(_UIDS) :])})""",
     "CREATE INDEX instances_series ON instances(SeriesInstanceUID, InstanceNumber, SOPInstanceUID)",
     "CREATE TABLE instance_headers (instance_id INTEGER PRIMARY KEY, header TEXT NOT NULL)",
     """CREATE VIRTUAL TABLE series_text USING fts5(

@@ -3,7 +3,8 @@
 
 Status: 200 when every instance was stored, 202 when some failed, 409 when all failed; the
 body lists stored instances (ReferencedSOPSequence) and failed ones (FailedSOPSequence) with
-a FailureReason code and an ErrorComment saying why.
+a FailureReason code and an ErrorComment saying why. Whatever goes wrong with one part is that
+part's failure: the instances stored before it are acknowledged, the ones after it are stored.
 
 The caller needs the ``store`` action and a project it may store into (``?project=P``, else its
 first); an instance of a study belonging to projects it may not store into fails with 0x0124
@@ -14,6 +15,7 @@ replaces it; either way the decision is audited.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -22,7 +24,6 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from openjip.access import DENIED, AccessAudit, Action, Principal
-from openjip.dicom.records import UnreadableInstance, read_instance
 from openjip.index import IndexUnavailable, MetadataIndex, Query
 from openjip.ingest import Ingestor, InstanceConflict, InvalidInstance
 from openjip.storage import StorageError
@@ -32,10 +33,12 @@ from openjip.web.dicomweb.multipart import MultipartReader, Part, parse_media_ty
 from openjip.web.dicomweb.urls import dicomweb_base, require_uid
 
 router = APIRouter()
+LOGGER = logging.getLogger(__name__)
 
 CANNOT_UNDERSTAND = 0xC000
 OUT_OF_RESOURCES = 0xA700
 STUDY_MISMATCH = 0xA900
+PROCESSING_FAILURE = 0x0110
 DUPLICATE_SOP_INSTANCE = 0x0111
 NOT_AUTHORIZED = 0x0124
 SOURCE_AE = "STOW-RS"
@@ -78,12 +81,22 @@ def _store_part(
     context: StowContext, part: Part
 ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
     """(stored item, failed item) for one part; exactly one is not ``None``."""
+    try:
+        return _store_readable_part(context, part)
+    except Exception as error:  # one part's failure must not fail the others (logged)
+        LOGGER.exception("STOW-RS: storing a part failed")
+        return None, _failure("", "", PROCESSING_FAILURE, f"{type(error).__name__}: {error}")
+
+
+def _store_readable_part(
+    context: StowContext, part: Part
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
     if part.content_type not in ("application/dicom", ""):
         return None, _failure("", "", CANNOT_UNDERSTAND, f"part is {part.content_type}")
     data = bytes(part.data)
     try:
-        parsed = read_instance(data)
-    except UnreadableInstance as error:
+        parsed = context.ingestor.parse(data)
+    except InvalidInstance as error:
         return None, _failure("", "", CANNOT_UNDERSTAND, f"not DICOM: {error}")
     header = parsed.header
     sop_class, sop_instance = _value(header, "00080016"), _value(header, "00080018")
@@ -165,7 +178,10 @@ async def _store(request: Request, caller: Principal, study: str | None) -> JSON
 
     def store_all() -> None:
         ingestor = Ingestor(
-            backends.store, backends.index, overwrite=settings.access.overwrite_instances
+            backends.store,
+            backends.index,
+            max_sequence_depth=settings.dicom.max_sequence_depth,
+            overwrite=settings.access.overwrite_instances,
         )
         context = StowContext(
             ingestor, backends.index, caller, project, web_access(request).audit, study, base
