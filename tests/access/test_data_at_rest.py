@@ -203,3 +203,33 @@ def test_operator_printing_its_environment_shows_no_secret(
     assert {name for name in unexpected if not name.startswith("LC_")} == set()
     assert seen[OUTPUT_ENV] == str(output_dir)
     assert "PATH" in seen
+
+
+def test_analysis_pod_carries_no_secret_of_airflow_or_the_site(
+    openjip_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The operator's container gets its contract only; the platform's fetch and publish
+    containers get the store and index by Secret reference, never a value of a secret, and
+    nothing of Airflow's or the identity provider's."""
+    from openjip.runner import StepRequest
+    from openjip.runner.kubernetes import AnalysisPod
+
+    for name, value in SECRETS.items():
+        if name != "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN":  # Airflow in this process would use it
+            monkeypatch.setenv(name, value)
+    monkeypatch.setenv("OPENJIP_MODE", "kubernetes")
+    monkeypatch.setenv("OPENJIP_STORAGE__BACKEND", "s3")
+    request = StepRequest("wf", "run-1", "segment", "threshold-segmentation@0.1.0", ["1.2.3"])
+    pod = AnalysisPod(Settings()).manifest(request)
+    assert not [value for value in SECRETS.values() if value in json.dumps(pod)]
+    containers = {
+        c["name"]: c for c in [*pod["spec"]["initContainers"], *pod["spec"]["containers"]]
+    }
+    step = {item["name"] for item in containers["step"]["env"]}
+    assert step == {INPUT_ENV, OUTPUT_ENV, PARAMS_ENV, OPERATOR_ENV, "HOME"}
+    for container in containers.values():
+        names = {item["name"] for item in container.get("env", [])}
+        assert not {n for n in names if n.startswith(("AIRFLOW", "OPENJIP_ACCESS", "AWS_"))}
+        for item in container.get("env", []):
+            if "SECRET" in item["name"] or "PASSWORD" in item["name"]:
+                assert "value" not in item and "secretKeyRef" in item["valueFrom"], item
