@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -123,14 +122,3 @@ def ensure_store(home: Path, name: str) -> None:
     if on_disk is None:
         log_migration(home, name, None, store.version)
     _write_versions(home, {**read_versions(home), name: store.version})
-
-
-def sqlite_user_version(path: Path) -> int | None:
-    """``PRAGMA user_version`` of a SQLite file, read only; None when there is no file."""
-    if not path.is_file():
-        return None
-    conn = sqlite3.connect(path.absolute().as_uri() + "?mode=ro", uri=True)
-    try:
-        return int(conn.execute("PRAGMA user_version").fetchone()[0])
-    finally:
-        conn.close()
