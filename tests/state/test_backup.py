@@ -39,6 +39,7 @@ def test_restore_on_a_fresh_home_gives_the_same_site(
     assert restored == original
     assert (tmp_path / "new-home" / "federation" / "site.key").stat().st_mode & 0o777 == 0o600
     assert (tmp_path / "new-home" / "access").stat().st_mode & 0o777 == 0o700
+    assert (tmp_path / "backup").stat().st_mode & 0o777 == 0o700
 
 
 def test_a_corrupted_backup_file_is_refused_and_nothing_restored(
@@ -54,7 +55,7 @@ def test_a_corrupted_backup_file_is_refused_and_nothing_restored(
     result = runner.invoke(app, ["site", "restore", str(tmp_path / "backup")])
     assert result.exit_code == 1
     assert "checksum mismatch" in result.output and damaged.name in result.output
-    assert not (tmp_path / "new-home").exists()
+    assert list((tmp_path / "new-home").iterdir()) == []  # made 0700 first, then left empty
 
 
 def test_restore_into_a_non_empty_home_is_refused(

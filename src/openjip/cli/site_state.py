@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from openjip.access.at_rest import protect_data_at_rest
 from openjip.cli.environment import console, load_settings
 
 app = typer.Typer()
@@ -23,8 +24,10 @@ def backup(dest: Annotated[Path, typer.Argument(help="Folder of the backup.")]) 
     from openjip.state.backup import BackupError
     from openjip.state.backup import backup as write_backup
 
+    settings = load_settings()
+    protect_data_at_rest(settings)  # what the backup writes is the owner's only
     try:
-        result = write_backup(load_settings(), dest)
+        result = write_backup(settings, dest)
     except (BackupError, OSError) as error:
         console.print(f"backup failed: {error}", markup=False)
         raise typer.Exit(1) from error
@@ -46,6 +49,7 @@ def restore(source: Annotated[Path, typer.Argument(help="Folder of a backup.")])
     from openjip.state.backup import restore as restore_backup
 
     settings = load_settings()
+    protect_data_at_rest(settings)
     try:
         manifest = restore_backup(settings, source)
     except (BackupError, OSError) as error:

@@ -99,6 +99,7 @@ def backup(settings: Settings, dest: Path) -> BackupResult:
         raise BackupError("site backup copies a local object store; for S3, back up the bucket")
     dest = dest.absolute()
     dest.mkdir(parents=True, exist_ok=True)
+    os.chmod(dest, 0o700)  # patient data and keys: the owner's only, as OPENJIP_HOME
     previous = _read_manifest(dest)["files"] if (dest / MANIFEST).exists() else {}
     started = time.time()
     roots = areas(settings)
