@@ -65,7 +65,7 @@ def test_restore_into_a_non_empty_home_is_refused(
     backup(settings, tmp_path / "backup")
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "keep.txt").write_text("mine")
-    with pytest.raises(BackupError, match="is not empty"):
+    with pytest.raises(BackupError, match="already holds data"):
         restore(fresh_settings(tmp_path, "other"), tmp_path / "backup")
     assert sorted(p.name for p in (tmp_path / "other").iterdir()) == ["keep.txt"]
 

@@ -203,7 +203,9 @@ def restore(settings: Settings, source: Path) -> dict[str, Any]:
     roots = areas(settings)
     for root in roots.values():
         if _not_empty(root):
-            raise BackupError(f"{root} is not empty; restore only into a new OPENJIP_HOME")
+            raise BackupError(
+                f"{root} already holds data; restore only into a new, empty OPENJIP_HOME"
+            )
     manifest = verify(source)
     for name, entry in manifest["files"].items():
         area, _, relative = name.partition("/")
