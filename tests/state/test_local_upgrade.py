@@ -2,10 +2,12 @@
 virtual environment) is opened by the current code with no `index rebuild`: the CT series, the
 step output, the federation identity and the approved peer workflow are there, and a new series
 triggers the approved workflow (a recorded run request in the trigger queue; no live Airflow).
+Then 0.1.0 again (a roll back) refuses the migrated index with both versions, changing nothing.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -123,6 +125,21 @@ def test_a_home_of_the_previous_release_opens_with_everything_in_it(
     finally:
         receiver.stop()
         triggers.stop()
+
+    # Rolling back: 0.1.0 (index schema 1) refuses the migrated index, naming both versions,
+    # and leaves it as it is.
+    before = hashlib.sha256(settings.index_path.read_bytes()).hexdigest()
+    listed = subprocess.run(
+        [str(python), "-c", "from openjip.cli.main import app; app()", "query", "series"],
+        env={**environment, "OPENJIP_HOME": str(home)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert listed.returncode == 1
+    assert "index schema version 2, this openjip uses 1" in listed.stdout + listed.stderr
+    assert hashlib.sha256(settings.index_path.read_bytes()).hexdigest() == before
 
 
 def unreachable_airflow() -> Any:
