@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from openjip import __version__
 from openjip.access import UserError, UserStore
+from openjip.airflow.series_arrival import QUEUE_FILE, RunRequestQueue
 from openjip.cli.main import app
 from openjip.config import Settings
 from openjip.federation.errors import FederationError
@@ -22,7 +23,7 @@ from openjip.index.base import IndexUnavailable, Query
 from openjip.index.sqlite import SQLiteIndex
 from openjip.index.sqlite.schema import SCHEMA_VERSION
 from openjip.state import versions
-from openjip.state.versions import STATE_DIR, VERSIONS_FILE, FileStore, ensure_store
+from openjip.state.versions import STATE_DIR, VERSIONS_FILE, FileStore, StateTooNew, ensure_store
 
 runner = CliRunner()
 
@@ -100,4 +101,13 @@ def test_older_code_refuses_a_newer_index_and_changes_nothing(settings: Settings
     with pytest.raises(IndexUnavailable, match=f"newer than version {SCHEMA_VERSION}"):
         newer.find_series(Query())
     newer.close()
+    assert snapshot(settings.home_dir) == before
+
+
+def test_older_code_refuses_a_newer_trigger_queue_and_changes_nothing(settings: Settings) -> None:
+    RunRequestQueue(settings.home_dir / QUEUE_FILE).close()
+    make_newer(settings.home_dir, "trigger-queue")
+    before = snapshot(settings.home_dir)
+    with pytest.raises(StateTooNew, match="trigger-queue state is at schema version 2"):
+        RunRequestQueue(settings.home_dir / QUEUE_FILE)
     assert snapshot(settings.home_dir) == before
