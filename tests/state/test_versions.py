@@ -68,6 +68,17 @@ def test_older_state_is_migrated_forward_and_logged(
     assert (last["store"], last["from"], last["to"]) == ("users", 1, 2)
 
 
+def test_an_unrecorded_store_is_the_0_1_layout_and_migrated_from_it(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    steps: list[Path] = []
+    monkeypatch.setitem(versions.STORES, "users", FileStore("users", 2, {1: steps.append}))
+    ensure_store(settings.home_dir, "users")
+    assert steps == [settings.home_dir]
+    log = (settings.home_dir / STATE_DIR / "migrations.jsonl").read_text().splitlines()
+    assert [(e["from"], e["to"]) for e in map(json.loads, log)] == [(None, 1), (1, 2)]
+
+
 def test_older_code_refuses_newer_users_and_changes_nothing(settings: Settings) -> None:
     UserStore(settings.access_dir).add("alice", "alice-password", "viewer")
     make_newer(settings.home_dir, "users")

@@ -10,6 +10,7 @@ back to an older openjip never damages state a newer one wrote.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import time
@@ -22,6 +23,9 @@ from openjip import __version__
 STATE_DIR = "state"
 VERSIONS_FILE = "versions.json"
 MIGRATION_LOG = "migrations.jsonl"
+LOCK_FILE = "versions.lock"
+UNRECORDED_VERSION = 1
+"""The version of a store whose version was never recorded: openjip 0.1 recorded none."""
 
 Migration = Callable[[Path], None]
 """One step forward: receives the site's home and migrates the store in place."""
@@ -109,18 +113,33 @@ def log_migration(home: Path, store: str, before: int | None, after: int) -> Non
         log.write(json.dumps({**entry, "openjip": __version__}) + "\n")
 
 
-def ensure_store(home: Path, name: str) -> None:
-    """Called when a store is opened: refuse a newer version, migrate an older one, log both."""
-    store = STORES[name]
-    versions = read_versions(home)
-    on_disk = versions.get(name)
+def _up_to_date(store: FileStore, on_disk: int | None) -> bool:
+    """True when ``on_disk`` is this code's version; :class:`StateTooNew` when it is newer."""
     if on_disk is not None and on_disk > store.version:
-        raise StateTooNew(too_new_message(name, on_disk, store.version))
-    if on_disk == store.version:
+        raise StateTooNew(too_new_message(store.name, on_disk, store.version))
+    return on_disk == store.version
+
+
+def ensure_store(home: Path, name: str) -> None:
+    """Called when a store is opened: refuse a newer version, migrate an older one, log both.
+
+    A store with no recorded version is in the layout of openjip 0.1 (version 1, before
+    versions were recorded): it is migrated from there. Processes take turns on a lock file, so
+    that two stores recorded at once by two processes both stay recorded.
+    """
+    store = STORES[name]
+    if _up_to_date(store, read_versions(home).get(name)):  # no lock when nothing is to change
         return
-    for step in range(on_disk or store.version, store.version):
-        store.migrations[step](home)
-        log_migration(home, name, step, step + 1)
-    if on_disk is None:
-        log_migration(home, name, None, store.version)
-    _write_versions(home, {**read_versions(home), name: store.version})
+    (home / STATE_DIR).mkdir(parents=True, exist_ok=True)
+    with (home / STATE_DIR / LOCK_FILE).open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        versions = read_versions(home)
+        on_disk = versions.get(name)
+        if _up_to_date(store, on_disk):
+            return
+        if on_disk is None:
+            log_migration(home, name, None, UNRECORDED_VERSION)
+        for step in range(on_disk or UNRECORDED_VERSION, store.version):
+            store.migrations[step](home)
+            log_migration(home, name, step, step + 1)
+        _write_versions(home, {**versions, name: store.version})
