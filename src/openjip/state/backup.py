@@ -49,10 +49,11 @@ class BackupResult:
 
 
 def areas(settings: Settings) -> dict[str, Path]:
+    # Absolute, so that a backup folder inside OPENJIP_HOME is recognised and left out.
     return {
-        "index": settings.index_path,
-        "objects": settings.storage_path,
-        "home": settings.home_dir,
+        "index": settings.index_path.absolute(),
+        "objects": settings.storage_path.absolute(),
+        "home": settings.home_dir.absolute(),
     }
 
 
