@@ -113,9 +113,10 @@ class RawAssociation:
         *,
         calling_ae: str = "RAWPEER",
         timeout: float = 30,
+        source: str = "127.0.0.1",
     ) -> RawAssociation:
-        """Connect and associate; raises ``ConnectionError`` unless accepted."""
-        sock = socket.create_connection(address, timeout=timeout)
+        """Connect from ``source`` and associate; ``ConnectionError`` unless accepted."""
+        sock = socket.create_connection(address, timeout=timeout, source_address=(source, 0))
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         peer = cls(sock)
         sock.sendall(associate_rq(contexts, calling_ae=calling_ae))

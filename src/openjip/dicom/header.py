@@ -13,9 +13,9 @@ the same header for the same file:
 - text values lose the padding PS3.5 6.2 calls insignificant (leading and trailing spaces,
   trailing only for ST/LT/UT/UR, NUL bytes), an empty value of several is ``null``
   (PS3.18 F.2.5), an element with no value has no ``Value``;
-- IS/DS values are numbers; a value that is not a number, or is not finite, is ``null`` and
-  logged as a warning, the element's other values stay; FL/FD values that are not finite
-  (JSON has no NaN) are ``null`` likewise;
+- IS/DS values are numbers; a value that is not a number, is not finite or (IS) is beyond
+  32 bits is ``null`` and logged as a warning, the element's other values stay; FL/FD values
+  that are not finite (JSON has no NaN) are ``null`` likewise;
 - text of the VRs without a character set (AE, AS, CS, DA, DT, TM, UI) is decoded as Latin-1,
   as pydicom does.
 """
@@ -60,6 +60,8 @@ MULTI_TEXT_VRS = frozenset({*DEFAULT_CHARSET_VRS, "SH", "LO", "UC"})
 SINGLE_TEXT_VRS = frozenset({"ST", "LT", "UT", "UR"})
 """Text VRs holding one value; only trailing spaces are padding (leading ones are text)."""
 NUMBER_STRING_VRS = frozenset({"IS", "DS"})
+_IS_RANGE = (-(2**31), 2**31 - 1)
+"""PS3.5 6.2: an IS value is a 32-bit signed integer (a larger one overflowed the index)."""
 _FLOAT_VRS = frozenset({"FL", "FD"})
 _BINARY_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN", "OB or OW", "US or OW"})
 _FILE_META_GROUP = 0x0002
@@ -136,7 +138,7 @@ def _number(tag: int, vr: str, text: str) -> int | float | None:
         except ValueError:
             pass
         else:
-            if math.isfinite(number):
+            if math.isfinite(number) and (vr == "DS" or _IS_RANGE[0] <= number <= _IS_RANGE[1]):
                 return number
     LOGGER.warning("%s %s value %r is not a number: null", tag_text(tag), vr, text[:32])
     return None
@@ -186,13 +188,9 @@ def _dataset_json(ds: Dataset, depth_left: int, max_depth: int) -> dict[str, Any
             element = ds[tag]
         except Exception as exc:  # noqa: BLE001 - pydicom's conversion of field data, any error
             # pydicom refuses a whole IS/DS element for one bad value; its strings still read.
-            if (
-                isinstance(raw, RawDataElement)
-                and (raw.VR or _dictionary_vr(tag)) in NUMBER_STRING_VRS
-            ):
-                result[f"{tag:08X}"] = numbers_json(
-                    tag, raw.VR or _dictionary_vr(tag), _raw_strings(raw)
-                )
+            vr = (raw.VR or _dictionary_vr(tag)) if isinstance(raw, RawDataElement) else ""
+            if isinstance(raw, RawDataElement) and vr in NUMBER_STRING_VRS:
+                result[f"{tag:08X}"] = numbers_json(tag, vr, _raw_strings(raw))
             else:
                 _left_out_because(tag, exc)
             continue

@@ -26,9 +26,15 @@ from openjip.config import ReceiverSettings
 
 
 def known_aes(settings: ReceiverSettings) -> frozenset[str]:
-    """Calling AE titles the site knows: its allow-list and its C-MOVE destinations."""
+    """Calling AE titles the site knows: its allow-list, its known AEs and its C-MOVE
+    destinations."""
     return frozenset(
-        title.strip() for title in (*settings.allowed_calling_aes, *settings.move_destinations)
+        title.strip()
+        for title in (
+            *settings.allowed_calling_aes,
+            *settings.known_aes,
+            *settings.move_destinations,
+        )
     )
 
 
@@ -119,11 +125,6 @@ class AdmissionPolicy:
             self._associations -= 1
             self._unknown_associations -= 0 if admission.known else 1
             self._drop_address(admission.address[0])
-
-    @property
-    def open_associations(self) -> int:
-        """Admitted associations that did not end yet."""
-        return self._associations
 
     def _drop_address(self, host: str) -> None:
         self._per_address[host] -= 1

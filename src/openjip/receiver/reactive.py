@@ -24,6 +24,7 @@ import logging
 import os
 import queue
 import select
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -84,6 +85,8 @@ class WakingDUL(DULServiceProvider):
         if sock is None or sock.fileno() < 0:
             time.sleep(self._run_loop_delay)
             return
+        if isinstance(sock, ssl.SSLSocket) and sock.pending():
+            return  # decrypted bytes wait in the TLS layer, where select cannot see them
         try:
             ready, _, _ = select.select([sock.fileno(), self._wake_read], [], [], _IDLE_WAIT)
         except (OSError, ValueError):
@@ -215,6 +218,10 @@ class ReactiveAssociation(Association):
         self.dul = WakingDUL(self)
         self.dul.to_user_queue = WakingUserQueue(self)
         self.dimse = OneContextDIMSE(self)
+        # The timers live in the DUL: give the new one the AE's timeouts (pynetdicom set
+        # them on the DUL it made, so the idle limit and ARTIM would stay at 60 s and 30 s).
+        self.acse_timeout = ae.acse_timeout
+        self.network_timeout = ae.network_timeout
         self.daemon = True
         self._on_finished = on_finished
 

@@ -14,11 +14,12 @@ from pydicom.dataset import Dataset
 from pynetdicom.status import (
     QR_FIND_SERVICE_CLASS_STATUS,
     QR_MOVE_SERVICE_CLASS_STATUS,
-    STATUS_FAILURE,
     STATUS_SUCCESS,
     STORAGE_SERVICE_CLASS_STATUS,
     VERIFICATION_SERVICE_CLASS_STATUS,
 )
+
+from openjip.access import dimse
 
 
 @dataclass(frozen=True)
@@ -35,11 +36,6 @@ class Status:
         """The status ``code`` of the service whose table is ``table``."""
         category, meaning = table[code]
         return cls(code, category, meaning or category)
-
-    @property
-    def is_failure(self) -> bool:
-        """Whether the sender must treat the request as failed."""
-        return self.category == STATUS_FAILURE
 
     @property
     def is_success(self) -> bool:
@@ -60,6 +56,10 @@ def error_comment(comment: str) -> str:
     printable ASCII and no backslash."""
     printable = "".join(c if " " <= c <= "~" else "?" for c in comment)
     return printable.replace("\\", "/")[:64]
+
+
+NOT_AUTHORIZED = Status(dimse.NOT_AUTHORIZED, "Failure", "Refused: not authorized")
+"""Any service the calling AE may not use (PS3.7 C.5; see :mod:`openjip.access.dimse`)."""
 
 
 class Echo:

@@ -1,37 +1,56 @@
 """WADO-RS: retrieve studies, series and instances as ``multipart/related`` of
 ``application/dicom`` exactly as stored (never transcoded), and their metadata as DICOM JSON
-(PS3.18 10.4)."""
+(PS3.18 10.4). Objects outside the caller's projects answer 404 like absent ones, so their
+existence is not revealed."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from openjip.access import ALLOWED, DENIED, Action, Principal
 from openjip.index import InstanceRecord, Query
 from openjip.storage import ObjectStore
+from openjip.web.access import require, web_access
 from openjip.web.dicomweb.errors import DicomWebError
 from openjip.web.dicomweb.multipart import new_boundary, parse_media_type, write_multipart
 from openjip.web.dicomweb.urls import require_uid
 
 router = APIRouter()
 CHUNK_BYTES = 1 << 20
+Reader = Annotated[Principal, Depends(require(Action.GET))]
 
 
 def _matching(
-    request: Request, study: str, series: str | None = None, instance: str | None = None
+    request: Request,
+    caller: Principal,
+    study: str,
+    series: str | None = None,
+    instance: str | None = None,
 ) -> list[InstanceRecord]:
     query = Query(StudyInstanceUID=[require_uid(study)])
     if series is not None:
         query.SeriesInstanceUID = [require_uid(series)]
     if instance is not None:
         query.SOPInstanceUID = [require_uid(instance)]
-    records = request.app.state.backends.index.find_instances(
-        query, with_header=request.url.path.endswith("/metadata")
+    visible = caller.visible_projects(Action.GET)
+    if visible is not None:
+        query.projects = sorted(visible)
+    records = (
+        request.app.state.backends.index.find_instances(
+            query, with_header=request.url.path.endswith("/metadata")
+        )
+        if visible is None or visible
+        else []
     )
+    audit = web_access(request).audit
     if not records:
+        audit.record(caller, Action.GET, DENIED, study=study, detail=f"404 {request.url.path}")
         raise DicomWebError(404, f"nothing stored at {request.url.path}")
+    audit.record(caller, Action.GET, ALLOWED, study=study, detail=request.url.path)
     return records
 
 
@@ -85,43 +104,45 @@ def _metadata(records: list[InstanceRecord]) -> JSONResponse:
 
 
 @router.get("/studies/{study}", summary="WADO-RS: retrieve a study")
-def retrieve_study(study: str, request: Request) -> StreamingResponse:
+def retrieve_study(study: str, request: Request, caller: Reader) -> StreamingResponse:
     """Every instance of the study."""
-    return _retrieve(request, _matching(request, study))
+    return _retrieve(request, _matching(request, caller, study))
 
 
 @router.get("/studies/{study}/series/{series}", summary="WADO-RS: retrieve a series")
-def retrieve_series(study: str, series: str, request: Request) -> StreamingResponse:
+def retrieve_series(study: str, series: str, request: Request, caller: Reader) -> StreamingResponse:
     """Every instance of the series."""
-    return _retrieve(request, _matching(request, study, series))
+    return _retrieve(request, _matching(request, caller, study, series))
 
 
 @router.get(
     "/studies/{study}/series/{series}/instances/{instance}", summary="WADO-RS: retrieve an instance"
 )
 def retrieve_instance(
-    study: str, series: str, instance: str, request: Request
+    study: str, series: str, instance: str, request: Request, caller: Reader
 ) -> StreamingResponse:
     """One instance."""
-    return _retrieve(request, _matching(request, study, series, instance))
+    return _retrieve(request, _matching(request, caller, study, series, instance))
 
 
 @router.get("/studies/{study}/metadata", summary="WADO-RS: metadata of a study")
-def study_metadata(study: str, request: Request) -> JSONResponse:
+def study_metadata(study: str, request: Request, caller: Reader) -> JSONResponse:
     """DICOM JSON headers (bulk data left out) of every instance of the study."""
-    return _metadata(_matching(request, study))
+    return _metadata(_matching(request, caller, study))
 
 
 @router.get("/studies/{study}/series/{series}/metadata", summary="WADO-RS: metadata of a series")
-def series_metadata(study: str, series: str, request: Request) -> JSONResponse:
+def series_metadata(study: str, series: str, request: Request, caller: Reader) -> JSONResponse:
     """DICOM JSON headers of every instance of the series."""
-    return _metadata(_matching(request, study, series))
+    return _metadata(_matching(request, caller, study, series))
 
 
 @router.get(
     "/studies/{study}/series/{series}/instances/{instance}/metadata",
     summary="WADO-RS: metadata of an instance",
 )
-def instance_metadata(study: str, series: str, instance: str, request: Request) -> JSONResponse:
+def instance_metadata(
+    study: str, series: str, instance: str, request: Request, caller: Reader
+) -> JSONResponse:
     """DICOM JSON header of one instance."""
-    return _metadata(_matching(request, study, series, instance))
+    return _metadata(_matching(request, caller, study, series, instance))
