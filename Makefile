@@ -5,14 +5,21 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 # Debian packages the tests and benchmarks talk to (real DICOM peers, converters, validators).
-DEB_PACKAGES := dcmtk orthanc orthanc-dicomweb dcm2niix dicom3tools gnupg
+DEB_PACKAGES := dcmtk orthanc orthanc-dicomweb dcm2niix dicom3tools gnupg chromium chromium-driver
 PYTEST_ARGS ?=
 # e.g. make bench BENCH_ARGS="--repeat 2 --receivers openjip,orthanc"
 BENCH_ARGS ?=
 # e.g. make bench QUERY_BENCH_ARGS="--repeat 10 --orthanc-studies 1000"
 QUERY_BENCH_ARGS ?=
 
-.PHONY: help install system-deps run test lint typecheck pytest bench docs clean
+.PHONY: help install system-deps viewer run test lint typecheck pytest bench docs clean
+# The OHIF viewer the web service serves at /viewer/: npm's @ohif/app, integrity pinned, unpacked
+# (never committed) into VIEWER_DIR, the folder OPENJIP_WEB__VIEWER_PATH names (default
+# $$OPENJIP_HOME/viewer).
+OHIF_VERSION := 3.13.2
+OHIF_INTEGRITY := sha512-WZdxmpmG7rqFgW9ZJLcbgr3XCtLi1KDNPoMaeY5PPe6j4G4fjEjjkycZM6C6Zk2F87BKxFfpq+jd5xXZB9E8EA==
+VIEWER_DIR ?= $(or $(OPENJIP_HOME),$(HOME)/.openjip)/viewer
+NPM_CACHE_DIR ?= $(HOME)/.cache/openjip
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -43,7 +50,19 @@ lint: install  ## ruff and mypy
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-pytest: install system-deps  ## the test suite alone
+viewer: install system-deps  ## install the OHIF viewer into VIEWER_DIR (npm pack, integrity checked, rebased under /viewer/)
+	@if grep -qs "ohif-app-$(OHIF_VERSION).tgz" $(VIEWER_DIR)/.openjip-viewer; then \
+		echo "viewer $(OHIF_VERSION) already in $(VIEWER_DIR)"; exit 0; fi; \
+	command -v npm >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm; \
+	mkdir -p $(NPM_CACHE_DIR) && \
+	tarball=$(NPM_CACHE_DIR)/ohif-app-$(OHIF_VERSION).tgz && \
+	{ test -f $$tarball || (cd $(NPM_CACHE_DIR) && npm pack --silent @ohif/app@$(OHIF_VERSION) >/dev/null); } && \
+	actual="sha512-$$(openssl dgst -sha512 -binary $$tarball | base64 -w0)" && \
+	if [ "$$actual" != "$(OHIF_INTEGRITY)" ]; then \
+		echo "$$tarball: integrity $$actual, expected $(OHIF_INTEGRITY)"; rm -f $$tarball; exit 1; fi && \
+	$(BIN)/python -W ignore::RuntimeWarning -m openjip.web.viewer $$tarball $(VIEWER_DIR)
+
+pytest: install system-deps viewer  ## the test suite alone
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test: lint pytest  ## lint, type-check and run every test
@@ -69,11 +88,11 @@ CHART_KEYRING ?= $(HOME)/.gnupg/secring.gpg
 
 .PHONY: images chart-bundle
 
-images:  ## build the service and operator images with podman or docker (IMAGE_REGISTRY, IMAGE_TAG, PYTHON_IMAGE)
+images: viewer  ## build the service and operator images with podman or docker (IMAGE_REGISTRY, IMAGE_TAG, PYTHON_IMAGE)
 	@test -n "$(CONTAINER_ENGINE)" || { echo "no container engine (podman or docker) found"; exit 1; }
 	for name in $(SERVICE_IMAGES); do \
 		$(CONTAINER_ENGINE) build $(CONTAINER_BUILD_ARGS) --build-arg PYTHON_IMAGE=$(PYTHON_IMAGE) \
-			-f services/$$name/Dockerfile -t $(IMAGE_REGISTRY)/openjip/$$name:$(IMAGE_TAG) . || exit 1; \
+			--build-context viewer=$(NPM_CACHE_DIR) -f services/$$name/Dockerfile -t $(IMAGE_REGISTRY)/openjip/$$name:$(IMAGE_TAG) . || exit 1; \
 	done
 	for dir in operators/*/; do \
 		test -f $$dir/Dockerfile || continue; \

@@ -80,6 +80,11 @@ class WebSettings(BaseModel):
     max_upload_bytes: int = Field(
         4 * 1024**3, gt=0, description="Largest STOW-RS request body accepted, in bytes."
     )
+    viewer_path: Path | None = Field(
+        None,
+        description="Folder of the OHIF viewer served at /viewer/ (`make viewer` installs it "
+        "there); default `$OPENJIP_HOME/viewer`.",
+    )
 
 
 class StorageSettings(BaseModel):
@@ -271,6 +276,11 @@ class Settings(BaseSettings):
     def airflow_url(self) -> str:
         """Base URL of the Airflow API and UI, without a trailing slash."""
         return (self.airflow.url or f"http://{self.airflow.host}:{self.airflow.port}").rstrip("/")
+
+    @property
+    def viewer_path(self) -> Path:
+        """Folder of the OHIF viewer the web service serves at ``/viewer/``."""
+        return (self.web.viewer_path or self.home_dir / "viewer").expanduser()
 
     @property
     def index_path(self) -> Path:

@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from openjip.asgi import ThreadedServer
 from openjip.config import Settings
 from openjip.web.app import DICOMWEB_PREFIX, create_app
+from openjip.web.viewer import BASE as VIEWER_BASE
 
 
 class WebService:
@@ -51,4 +52,5 @@ class WebService:
         return [
             f"web        {self.url}/healthz  {self.url}/metrics",
             f"DICOMweb   {self.url}{DICOMWEB_PREFIX}",
+            f"viewer     {self.url}{VIEWER_BASE}",
         ]

@@ -1,0 +1,91 @@
+"""OHIF served at /viewer/ over the site's own DICOMweb, in headless Chromium: the study list,
+a CT rendered, and the SEG threshold-segmentation wrote loaded over it, with no DICOMweb
+request failing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import httpx
+from browser import (
+    NetworkLog,
+    element_pixels,
+    red_overlay_fraction,
+    shows_an_image,
+    skip_tour,
+    wait_for,
+)
+from selenium import webdriver
+
+from openjip.config import Settings
+from openjip.web import WebService
+
+if TYPE_CHECKING:
+    from conftest import CtWithSeg  # tests/viewer/conftest.py, only for the annotations
+
+VIEWPORT = "canvas.cornerstone-canvas"
+
+
+def test_viewer_files_config_and_client_routes(viewer_site: WebService) -> None:
+    with httpx.Client(base_url=viewer_site.url) as http:
+        index = http.get("/viewer/")
+        assert index.status_code == 200 and 'src="/viewer/app-config.js"' in index.text
+        assert http.get("/viewer/viewer?StudyInstanceUIDs=1.2.3").text == index.text
+        config = http.get("/viewer/app-config.js")
+        assert config.headers["content-type"].startswith("text/javascript")
+        assert '"routerBasename": "/viewer"' in config.text
+        assert '"qidoRoot": "/dicom-web"' in config.text
+        bundle = next(line for line in index.text.split('"') if "app.bundle" in line)
+        answer = http.get(bundle)
+        assert answer.status_code == 200 and "immutable" in answer.headers["cache-control"]
+        assert '__webpack_require__.p = "/viewer/"' in answer.text
+        assert http.get("/viewer/%2e%2e/%2e%2e/etc/passwd").text == index.text
+        assert http.get("/viewer").headers["location"] == "/viewer/"
+
+
+def test_missing_viewer_says_how_to_install_it(settings: Settings, tmp_path: Path) -> None:
+    settings.web.port = 0
+    settings.web.viewer_path = tmp_path / "nothing"
+    service = WebService(settings)
+    service.start()
+    try:
+        answer = httpx.get(f"{service.url}/viewer/viewer")
+    finally:
+        service.stop()
+    assert answer.status_code == 503 and "make viewer" in answer.json()["detail"]
+
+
+def test_study_list_shows_the_stored_study(
+    viewer_site: WebService, stored_ct_with_seg: CtWithSeg, chromium: webdriver.Chrome
+) -> None:
+    network = NetworkLog(chromium)
+    chromium.get(f"{viewer_site.url}/viewer/")
+    wait_for(lambda: "Doe, Jane" in chromium.page_source, 60, "the study in the study list")
+    assert "CT\\SEG" in chromium.page_source or "CT/SEG" in chromium.page_source
+    assert [e for e in network.dicomweb() if e.failed] == []
+
+
+def test_ct_renders_and_the_seg_loads_over_it(
+    viewer_site: WebService, stored_ct_with_seg: CtWithSeg, chromium: webdriver.Chrome
+) -> None:
+    study, seg = stored_ct_with_seg.study, stored_ct_with_seg.seg_series
+    network = NetworkLog(chromium)
+    chromium.get(
+        f"{viewer_site.url}/viewer/viewer?StudyInstanceUIDs={study}&initialSeriesInstanceUID={seg}"
+    )
+    wait_for(lambda: skip_tour(chromium), 90, "OHIF's first-visit tour (it dims the page)")
+    wait_for(
+        lambda: shows_an_image(element_pixels(chromium, VIEWPORT)), 90, "the CT in the viewport"
+    )
+    wait_for(
+        lambda: red_overlay_fraction(element_pixels(chromium, VIEWPORT)) > 0.05,
+        90,
+        "the SEG's body mask drawn over the CT",
+    )
+    requested = [e.url for e in network.dicomweb()]
+    assert any(url.endswith(f"/instances/{stored_ct_with_seg.seg_instance}") for url in requested)
+    assert any("/frames/" in url for url in requested)
+    assert "Body mask" in chromium.page_source
+    failed = [f"{e.status or e.error} {e.url}" for e in network.dicomweb() if e.failed]
+    assert failed == []
