@@ -37,11 +37,12 @@ from openjip.index import (
     StudyRecord,
     open_index,
 )
-from openjip.index import opensearch as backend_module
 from openjip.index.opensearch import OpenSearchIndex
-from openjip.index.opensearch_counts import SERIES_SCRIPT, STUDY_SCRIPT
-from openjip.index.opensearch_mappings import PROPERTIES, index_template
-from openjip.index.opensearch_query import INSTANCE_SORT, SERIES_SORT, STUDY_SORT
+from openjip.index.opensearch import cluster as cluster_module
+from openjip.index.opensearch import reads as reads_module
+from openjip.index.opensearch.counts import SERIES_SCRIPT, STUDY_SCRIPT
+from openjip.index.opensearch.mappings import PROPERTIES, index_template
+from openjip.index.opensearch.query import INSTANCE_SORT, SERIES_SORT, STUDY_SORT
 
 # -- the recorder -------------------------------------------------------------------------------
 
@@ -582,10 +583,16 @@ def test_series_conditions_find_studies_through_a_composite_aggregation(
     assert mget.body == {"ids": ["1.3", "1.1"]}
 
 
+def small_pages(monkeypatch: pytest.MonkeyPatch, size: int) -> None:
+    """Pages of ``size`` hits, for the requests and the reads that chunk by pages."""
+    monkeypatch.setattr(cluster_module, "PAGE_SIZE", size)
+    monkeypatch.setattr(reads_module, "PAGE_SIZE", size)
+
+
 def test_composite_pages_follow_the_after_key(
     os_index: OpenSearchIndex, cluster: Cluster, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(backend_module, "PAGE_SIZE", 2)
+    small_pages(monkeypatch, 2)
     page = [{"key": {"date": None, "uid": f"1.{n}"}} for n in range(4)]
     cluster.on(
         "POST",
@@ -675,7 +682,7 @@ def test_instances_without_higher_conditions_search_the_instances(
 def test_instances_are_found_through_their_series_in_chunks(
     os_index: OpenSearchIndex, cluster: Cluster, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(backend_module, "SERIES_PER_CHUNK", 2)
+    monkeypatch.setattr(reads_module, "SERIES_PER_CHUNK", 2)
     cluster.on("POST", "/t-series/_search", _hits(*(_hit({"SeriesInstanceUID": u}) for u in "abc")))
     cluster.on("POST", "/t-instances/_count", (200, {"count": 4}))
     os_index.find_instances(Query(Modality="MR", SOPInstanceUID=[]), with_header=False)
@@ -695,7 +702,7 @@ def test_instances_are_found_through_their_series_in_chunks(
 def test_instance_offsets_skip_whole_chunks_by_count(
     os_index: OpenSearchIndex, cluster: Cluster, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(backend_module, "SERIES_PER_CHUNK", 2)
+    monkeypatch.setattr(reads_module, "SERIES_PER_CHUNK", 2)
     cluster.on("POST", "/t-series/_search", _hits(*(_hit({"SeriesInstanceUID": u}) for u in "abc")))
     cluster.on("POST", "/t-instances/_count", (200, {"count": 4}), (200, {"count": 9}))
     os_index.find_instances(Query(Modality="MR", offset=5, limit=3))
@@ -724,8 +731,8 @@ def test_paging_by_from_and_size(os_index: OpenSearchIndex, cluster: Cluster) ->
 def test_later_pages_use_search_after(
     os_index: OpenSearchIndex, cluster: Cluster, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(backend_module, "PAGE_SIZE", 2)
-    monkeypatch.setattr(backend_module, "MAX_RESULT_WINDOW", 4)
+    small_pages(monkeypatch, 2)
+    monkeypatch.setattr(cluster_module, "MAX_RESULT_WINDOW", 4)
     series = [
         _hit({"SeriesInstanceUID": f"s{n}", "StudyInstanceUID": "st"}, ["st", n, f"s{n}"])
         for n in range(5)
@@ -1288,7 +1295,7 @@ def test_find_run_outputs_filters_by_terms_sorted_by_object_key(
         {
             "query": query,
             "sort": [{"object_key": {"order": "asc"}}],
-            "size": backend_module.PAGE_SIZE,
+            "size": cluster_module.PAGE_SIZE,
             "_source": True,
             "track_total_hits": False,
         }
@@ -1298,7 +1305,7 @@ def test_find_run_outputs_filters_by_terms_sorted_by_object_key(
 def test_found_run_outputs_are_read_from_source_page_by_page(
     os_index: OpenSearchIndex, cluster: Cluster, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(backend_module, "PAGE_SIZE", 2)
+    small_pages(monkeypatch, 2)
     outputs = [output(f"runs/seg/r/mask/1.2/{n}.json", size=n) for n in range(3)]
     hits = [{"_id": o.object_key, "_source": o.to_dict(), "sort": [o.object_key]} for o in outputs]
     cluster.on("POST", "/t-runs/_search", _hits(*hits[:2]), _hits(hits[2]))

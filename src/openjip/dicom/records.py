@@ -28,8 +28,7 @@ from openjip.dicom.fastheader import (
     parse_part10,
 )
 from openjip.dicom.header import dicom_json_header
-from openjip.dicom.uids import check_uid
-from openjip.index.base import InstanceRecord
+from openjip.records import InstanceRecord, check_uid
 
 _UID_FIELDS = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")
 # Every DICOM-keyword field of the record is filled from the header of the same keyword.

@@ -1,38 +1,7 @@
-"""UID validation and the object keys derived from UIDs."""
+"""UID validation and the object keys derived from UIDs (their home is :mod:`openjip.records`,
+below every package that needs them; re-exported here)."""
 
-from __future__ import annotations
+from openjip.records.keys import instance_key
+from openjip.records.uids import InvalidUID, check_uid, is_valid_uid
 
-import re
-
-# PS3.5 9.1: components of digits separated by dots, at most 64 characters. Leading zeros
-# are illegal but common in the field; they do no harm in a key, so they are accepted.
-_UID_PATTERN = re.compile(r"^[0-9]+(\.[0-9]+)*$")
-_MAX_UID_LENGTH = 64
-
-
-class InvalidUID(ValueError):
-    """A UID that is missing or not made of dot-separated digits (at most 64 characters)."""
-
-
-def is_valid_uid(value: object) -> bool:
-    """``True`` when ``value`` is a UID usable in an object key."""
-    return (
-        isinstance(value, str)
-        and 0 < len(value) <= _MAX_UID_LENGTH
-        and _UID_PATTERN.match(value) is not None
-    )
-
-
-def check_uid(value: object, name: str) -> str:
-    """Return ``value`` as a UID string, or raise :class:`InvalidUID` naming the attribute."""
-    if value is None or value == "":
-        raise InvalidUID(f"{name} missing")
-    text = str(value).strip().rstrip("\0")
-    if not is_valid_uid(text):
-        raise InvalidUID(f"{name} invalid: {text[:70]!r}")
-    return text
-
-
-def instance_key(study_uid: str, series_uid: str, sop_uid: str) -> str:
-    """The object key of a received instance: ``dicom/<study>/<series>/<sop>.dcm``."""
-    return f"dicom/{study_uid}/{series_uid}/{sop_uid}.dcm"
+__all__ = ["InvalidUID", "check_uid", "instance_key", "is_valid_uid"]

@@ -1,23 +1,23 @@
-"""Metadata index: the :class:`MetadataIndex` interface, its records, and backends
-(SQLite here; OpenSearch for clusters).
+"""Metadata index: the :class:`MetadataIndex` interface and its backends (SQLite here;
+OpenSearch for clusters). The records and queries it deals in come from :mod:`openjip.records`
+and are re-exported here.
 
 ``open_index(settings)`` returns the backend the settings choose.
 """
 
-from openjip.index.base import (
+from openjip.index.base import IndexUnavailable, MetadataIndex
+from openjip.index.factory import open_index
+from openjip.records import (
     IndexError_,
-    IndexUnavailable,
     InstanceRecord,
     InvalidQuery,
     InvalidRecord,
-    MetadataIndex,
     Query,
     RunOutput,
     SeriesRecord,
     StudyRecord,
     parse_date_range,
 )
-from openjip.index.factory import open_index
 
 __all__ = [
     "IndexError_",

@@ -1,220 +1,41 @@
-"""The MetadataIndex interface and the records it keeps.
+"""The MetadataIndex interface, and the failure that only the index itself can have.
 
-Records carry the normalised fields of DESIGN.md under their DICOM keywords (``PatientID``,
-``SeriesInstanceUID``, ...) so they serialise to what DICOM tools and ``--json`` users expect;
-fields that are ours, not DICOM's, are snake_case (``object_key``, ``received_at``).
-Dates stay DICOM strings (``YYYYMMDD``); times of receipt are UNIX seconds.
+The records it keeps, the :class:`Query` it answers and the errors of bad input live in
+:mod:`openjip.records` (below every package that needs them); they are re-exported here.
 """
 
 from __future__ import annotations
 
 import abc
-import re
-from dataclasses import asdict, dataclass, field
-from typing import Any
 
+from openjip.records.errors import IndexError_, InvalidQuery, InvalidRecord
+from openjip.records.model import (
+    InstanceRecord,
+    RunOutput,
+    SeriesRecord,
+    StudyRecord,
+    require_uids,
+)
+from openjip.records.query import Query, parse_date_range
 
-class IndexError_(Exception):
-    """Any failure of the metadata index."""
+__all__ = [
+    "IndexError_",
+    "IndexUnavailable",
+    "InstanceRecord",
+    "InvalidQuery",
+    "InvalidRecord",
+    "MetadataIndex",
+    "Query",
+    "RunOutput",
+    "SeriesRecord",
+    "StudyRecord",
+    "parse_date_range",
+    "require_uids",
+]
 
 
 class IndexUnavailable(IndexError_):
     """The index cannot be read or written now."""
-
-
-class InvalidQuery(IndexError_, ValueError):
-    """A query the index cannot run (bad date range, negative limit, ...); the message says why."""
-
-
-class InvalidRecord(IndexError_, ValueError):
-    """A record that contradicts the index, e.g. a SeriesInstanceUID already in another study."""
-
-
-@dataclass
-class InstanceRecord:
-    """One stored SOP instance with the study and series fields it was received with."""
-
-    SOPInstanceUID: str
-    SeriesInstanceUID: str
-    StudyInstanceUID: str
-    SOPClassUID: str = ""
-    PatientID: str = ""
-    PatientName: str = ""
-    PatientBirthDate: str = ""
-    PatientSex: str = ""
-    StudyDate: str = ""
-    StudyTime: str = ""
-    StudyDescription: str = ""
-    StudyID: str = ""
-    AccessionNumber: str = ""
-    ReferringPhysicianName: str = ""
-    Modality: str = ""
-    SeriesNumber: int | None = None
-    SeriesDescription: str = ""
-    BodyPartExamined: str = ""
-    Manufacturer: str = ""
-    InstanceNumber: int | None = None
-    TransferSyntaxUID: str = ""
-    object_key: str = ""
-    size: int = 0
-    received_at: float = 0.0
-    source_ae: str = ""
-    derived_from: str = ""
-    """SeriesInstanceUID of the series an analysis result was computed from (empty if received)."""
-    header: dict[str, Any] = field(default_factory=dict)
-    """The full header as DICOM JSON (PS3.18 F.2), bulk data left out."""
-
-    def to_dict(self, *, with_header: bool = False) -> dict[str, Any]:
-        """The record as a JSON-ready dict; the header only when asked for."""
-        data = asdict(self)
-        if not with_header:
-            data.pop("header")
-        return data
-
-
-@dataclass
-class SeriesRecord:
-    """One series: its own fields, its study's fields, counts and completion state."""
-
-    SeriesInstanceUID: str
-    StudyInstanceUID: str
-    PatientID: str = ""
-    PatientName: str = ""
-    StudyDate: str = ""
-    StudyDescription: str = ""
-    AccessionNumber: str = ""
-    Modality: str = ""
-    SeriesNumber: int | None = None
-    SeriesDescription: str = ""
-    BodyPartExamined: str = ""
-    Manufacturer: str = ""
-    NumberOfSeriesRelatedInstances: int = 0
-    size: int = 0
-    first_received_at: float = 0.0
-    last_received_at: float = 0.0
-    source_ae: str = ""
-    derived_from: str = ""
-    complete: bool = False
-    """Set by the completion sweep when no instance arrived for the idle window."""
-    version: int = 0
-    """How many times the series became complete; new instances after that make a new version."""
-
-    def to_dict(self) -> dict[str, Any]:
-        """The record as a JSON-ready dict."""
-        return asdict(self)
-
-
-@dataclass
-class StudyRecord:
-    """One study with its patient fields and counts over its series."""
-
-    StudyInstanceUID: str
-    PatientID: str = ""
-    PatientName: str = ""
-    PatientBirthDate: str = ""
-    PatientSex: str = ""
-    StudyDate: str = ""
-    StudyTime: str = ""
-    StudyDescription: str = ""
-    StudyID: str = ""
-    AccessionNumber: str = ""
-    ReferringPhysicianName: str = ""
-    ModalitiesInStudy: list[str] = field(default_factory=list)
-    NumberOfStudyRelatedSeries: int = 0
-    NumberOfStudyRelatedInstances: int = 0
-    last_received_at: float = 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        """The record as a JSON-ready dict."""
-        return asdict(self)
-
-
-@dataclass
-class RunOutput:
-    """A non-DICOM result of an analysis step (NIfTI, JSON, CSV, ...) stored under ``runs/``."""
-
-    object_key: str
-    workflow: str
-    run_id: str
-    """The Airflow run id in the form object keys hold it (``:`` turned to ``_``), so that a
-    rebuild from the keys gives the same value."""
-    step: str
-    SeriesInstanceUID: str = ""
-    """The source series the step ran on; empty for a step over several series."""
-    size: int = 0
-    created_at: float = 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        """The record as a JSON-ready dict."""
-        return asdict(self)
-
-
-@dataclass
-class Query:
-    """What to look for; every field left empty matches everything.
-
-    ``PatientName`` and ``PatientID`` take DICOM wildcards (``*`` any run, ``?`` one character);
-    so do ``AccessionNumber``, ``Modality`` and ``BodyPartExamined``. A lone ``*`` matches
-    everything. Matching is case-sensitive except for ``PatientName`` (ASCII case ignored).
-    ``StudyDate`` is ``YYYYMMDD``, ``YYYYMMDD-``, ``-YYYYMMDD`` or ``YYYYMMDD-YYYYMMDD``
-    (bounds included; a study without a date matches no range).
-    UID fields take a list (any of them matches). ``text`` searches StudyDescription,
-    SeriesDescription and PatientName: every word must start a word there, case ignored.
-    Patient/study fields match the study, Modality/BodyPartExamined/SeriesInstanceUID a series
-    of it, SOPInstanceUID an instance of it, at every level (a study matches if any series does).
-    """
-
-    PatientID: str = ""
-    PatientName: str = ""
-    StudyDate: str = ""
-    AccessionNumber: str = ""
-    Modality: str = ""
-    BodyPartExamined: str = ""
-    StudyInstanceUID: list[str] = field(default_factory=list)
-    SeriesInstanceUID: list[str] = field(default_factory=list)
-    SOPInstanceUID: list[str] = field(default_factory=list)
-    text: str = ""
-    limit: int | None = None
-    offset: int = 0
-
-    def study_date_range(self) -> tuple[str | None, str | None]:
-        """``StudyDate`` as inclusive (first, last) bounds, ``None`` where open.
-
-        Raises :class:`InvalidQuery` for anything but the four forms above.
-        """
-        return parse_date_range(self.StudyDate, "StudyDate")
-
-
-def require_uids(record: InstanceRecord) -> None:
-    """Raise :class:`InvalidRecord` naming the UIDs an instance record lacks."""
-    missing = [
-        name
-        for name in ("SOPInstanceUID", "SeriesInstanceUID", "StudyInstanceUID")
-        if not getattr(record, name)
-    ]
-    if missing:
-        raise InvalidRecord(f"instance record without {', '.join(missing)}")
-
-
-_DICOM_DATE = re.compile(r"\d{8}")
-
-
-def parse_date_range(value: str, name: str = "date") -> tuple[str | None, str | None]:
-    """A DICOM date or date range (``A``, ``A-``, ``-B``, ``A-B``) as inclusive bounds."""
-    value = value.strip()
-    if not value:
-        return None, None
-    first, dash, last = value.partition("-")
-    if not dash:
-        last = first
-    if not first and not last:
-        raise InvalidQuery(f"{name} {value!r}: expected YYYYMMDD, YYYYMMDD-, -YYYYMMDD or A-B")
-    for bound in (first, last):
-        if bound and not _DICOM_DATE.fullmatch(bound):
-            raise InvalidQuery(f"{name} {value!r}: {bound!r} is not a date YYYYMMDD")
-    if first and last and first > last:
-        raise InvalidQuery(f"{name} {value!r}: the range ends before it starts")
-    return first or None, last or None
 
 
 class MetadataIndex(abc.ABC):

@@ -10,12 +10,11 @@ from typing import TypeVar
 
 from openjip.dicom import InvalidUID, UnreadableInstance, read_instance, record_from_header
 from openjip.index.base import InstanceRecord, InvalidRecord, MetadataIndex, RunOutput
-from openjip.runner.base import RUNS_PREFIX, NotAnOutputKey, parse_output_key
+from openjip.records.keys import DICOM_PREFIX, RUNS_PREFIX, NotAnOutputKey, parse_output_key
 from openjip.storage.base import ObjectInfo, ObjectNotFound, ObjectStore
 
 LOGGER = logging.getLogger(__name__)
 
-DICOM_PREFIX = "dicom/"
 _BATCH = 200
 _PART10_MARKER = (128, b"DICM")
 """Offset and bytes that make an output a DICOM file, as the step runner tells them apart."""

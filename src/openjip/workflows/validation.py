@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from openjip.index.base import Query
 from openjip.operators.manifest import document_path
+from openjip.records import Query
 from openjip.workflows.spec import (
     PARAM_REFERENCE,
     SERIES_PARAM,

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from openjip.index.base import InstanceRecord, SeriesRecord, StudyRecord
-from openjip.index.opensearch_mappings import to_document
+from openjip.index.opensearch.mappings import to_document
 
 RETRY_ON_CONFLICT = 50
 """Retries of a scripted count update that raced other writers of the same document (each is
