@@ -130,3 +130,20 @@ def skip_tour(driver: webdriver.Chrome) -> bool:
             continue
         return True
     return False
+
+
+VIEWPORT = "canvas.cornerstone-canvas"
+"""OHIF's viewport canvas (cornerstone's)."""
+
+
+def wait_for_ct_under_seg(driver: webdriver.Chrome, timeout: float = 90) -> None:
+    """Wait until OHIF shows a CT (not blank) with a SEG's first segment drawn over it."""
+    wait_for(lambda: skip_tour(driver), timeout, "OHIF's first-visit tour (it dims the page)")
+    wait_for(
+        lambda: shows_an_image(element_pixels(driver, VIEWPORT)), timeout, "the CT in the viewport"
+    )
+    wait_for(
+        lambda: red_overlay_fraction(element_pixels(driver, VIEWPORT)) > 0.05,
+        timeout,
+        "the SEG's mask drawn over the CT",
+    )

@@ -8,14 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
-from browser import (
-    NetworkLog,
-    element_pixels,
-    red_overlay_fraction,
-    shows_an_image,
-    skip_tour,
-    wait_for,
-)
+from browser import NetworkLog, wait_for, wait_for_ct_under_seg
 from selenium import webdriver
 
 from openjip.config import Settings
@@ -23,8 +16,6 @@ from openjip.web import WebService
 
 if TYPE_CHECKING:
     from conftest import CtWithSeg  # tests/viewer/conftest.py, only for the annotations
-
-VIEWPORT = "canvas.cornerstone-canvas"
 
 
 def test_viewer_files_config_and_client_routes(viewer_site: WebService) -> None:
@@ -74,15 +65,7 @@ def test_ct_renders_and_the_seg_loads_over_it(
     chromium.get(
         f"{viewer_site.url}/viewer/viewer?StudyInstanceUIDs={study}&initialSeriesInstanceUID={seg}"
     )
-    wait_for(lambda: skip_tour(chromium), 90, "OHIF's first-visit tour (it dims the page)")
-    wait_for(
-        lambda: shows_an_image(element_pixels(chromium, VIEWPORT)), 90, "the CT in the viewport"
-    )
-    wait_for(
-        lambda: red_overlay_fraction(element_pixels(chromium, VIEWPORT)) > 0.05,
-        90,
-        "the SEG's body mask drawn over the CT",
-    )
+    wait_for_ct_under_seg(chromium)
     requested = [e.url for e in network.dicomweb()]
     assert any(url.endswith(f"/instances/{stored_ct_with_seg.seg_instance}") for url in requested)
     assert any("/frames/" in url for url in requested)

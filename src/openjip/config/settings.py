@@ -80,6 +80,11 @@ class WebSettings(BaseModel):
     max_upload_bytes: int = Field(
         4 * 1024**3, gt=0, description="Largest STOW-RS request body accepted, in bytes."
     )
+    public_url: str = Field(
+        "",
+        description="URL browsers reach the web service at, for the links of Airflow's UI to "
+        "the Images page and the viewer; default `http://HOST:PORT`.",
+    )
     viewer_path: Path | None = Field(
         None,
         description="Folder of the OHIF viewer served at /viewer/ (`make viewer` installs it "
@@ -276,6 +281,11 @@ class Settings(BaseSettings):
     def airflow_url(self) -> str:
         """Base URL of the Airflow API and UI, without a trailing slash."""
         return (self.airflow.url or f"http://{self.airflow.host}:{self.airflow.port}").rstrip("/")
+
+    @property
+    def web_url(self) -> str:
+        """Base URL of the web service as browsers reach it, without a trailing slash."""
+        return (self.web.public_url or f"http://{self.web.host}:{self.web.port}").rstrip("/")
 
     @property
     def viewer_path(self) -> Path:

@@ -1,0 +1,169 @@
+"""The Images page of the clinician's path, served by the web service at ``/images/`` and shown
+inside Airflow's UI by the openjip Airflow plugin: search patients, studies and series, see
+thumbnails, select, run a workflow on the selection, open results in the viewer, download
+non-DICOM results. :mod:`search` queries the index, :mod:`runs` starts runs and finds results;
+the page itself is ``static/index.html`` with ``static/images.js``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from openjip.airflow.client import AirflowClient, AirflowError
+from openjip.index import MetadataIndex
+from openjip.records import NotAnOutputKey, parse_output_key
+from openjip.storage import ObjectStore
+from openjip.web.dicomweb.errors import DicomWebError
+from openjip.web.images.runs import (
+    Selection,
+    run_conf,
+    run_outputs,
+    step_states,
+    viewer_url,
+)
+from openjip.web.images.search import search, search_query
+from openjip.workflows.loader import discover_specs, workflow_dirs
+
+BASE = "/images/"
+STATIC = Path(__file__).parent / "static"
+router = APIRouter(tags=["images"])
+
+
+def _index(request: Request) -> MetadataIndex:
+    return request.app.state.backends.index
+
+
+def _store(request: Request) -> ObjectStore:
+    return request.app.state.backends.store
+
+
+def _airflow_refused(error: AirflowError) -> DicomWebError:
+    """Airflow's refusal of a request as the page's error: its 4xx, or 502 when it is down."""
+    return DicomWebError(error.status if 400 <= error.status < 500 else 502, str(error))
+
+
+@router.get(BASE, include_in_schema=False)
+def images_page() -> FileResponse:
+    """The page."""
+    return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
+
+@router.get(BASE + "images.js", include_in_schema=False)
+def images_script() -> FileResponse:
+    """The page's script."""
+    return FileResponse(STATIC / "images.js", media_type="text/javascript")
+
+
+@router.get(BASE + "api/search", summary="Images page: search studies, grouped by patient")
+def search_images(request: Request) -> JSONResponse:
+    """Patients with their studies and series matching name, patient_id, from, to, modality,
+    body_part, description and accession."""
+    return JSONResponse(search(_index(request), search_query(request.query_params)))
+
+
+@router.get(BASE + "api/workflows", summary="Images page: the workflows a selection can run")
+def list_workflows(request: Request) -> JSONResponse:
+    """Every valid workflow spec with the params of its form."""
+    catalog = discover_specs(workflow_dirs(request.app.state.settings))
+    return JSONResponse(
+        [
+            {
+                "id": spec.id,
+                "title": spec.title or spec.id,
+                "description": spec.description,
+                "params": {
+                    name: param.model_dump(mode="json", exclude_none=True)
+                    for name, param in spec.params.items()
+                },
+            }
+            for spec in catalog.specs.values()
+        ]
+    )
+
+
+@router.post(BASE + "api/runs", summary="Images page: run a workflow on a selection")
+async def start_run(request: Request) -> JSONResponse:
+    """Body ``{"workflow", "patients", "studies", "series", "params"}``: the selection is
+    resolved to series and the workflow started in Airflow with the params."""
+    body: Any = await request.json()
+    if not isinstance(body, dict) or not isinstance(body.get("workflow"), str):
+        raise DicomWebError(400, 'the body must be {"workflow": ID, "series": [...], ...}')
+    params = body.get("params", {})
+    if not isinstance(params, dict):
+        raise DicomWebError(400, "params must be an object")
+    settings = request.app.state.settings
+    selection = Selection.from_json(body)
+    series = await run_in_threadpool(selection.resolve, _index(request))
+
+    def trigger() -> dict[str, Any]:
+        client = AirflowClient.from_settings(settings)
+        try:
+            return client.trigger(body["workflow"], None, run_conf(series, params))
+        finally:
+            client.close()
+
+    try:
+        run = await run_in_threadpool(trigger)
+    except AirflowError as error:
+        raise DicomWebError(
+            error.status if 400 <= error.status < 500 else 502, str(error)
+        ) from error
+    run_id = str(run.get("dag_run_id", ""))
+    return JSONResponse(
+        {
+            "dag_id": body["workflow"],
+            "run_id": run_id,
+            "series": series,
+            "airflow_url": f"{settings.airflow_url}/dags/{body['workflow']}/runs/{run_id}",
+        },
+        status_code=201,
+    )
+
+
+@router.get(BASE + "api/runs/{dag_id}/{run_id}", summary="Images page: a run's progress")
+def run_progress(dag_id: str, run_id: str, request: Request) -> JSONResponse:
+    """The run's state, each step's state (a failed one with its reason) and its outputs,
+    each with a download URL."""
+    client = AirflowClient.from_settings(request.app.state.settings)
+    try:
+        run = client.run(dag_id, run_id)
+        steps = step_states(client, dag_id, run_id)
+    except AirflowError as error:
+        raise DicomWebError(
+            error.status if 400 <= error.status < 500 else 502, str(error)
+        ) from error
+    finally:
+        client.close()
+    outputs = run_outputs(_store(request), dag_id, run_id)
+    for output in outputs:
+        output["download"] = f"{BASE}results/{output['key']}"
+    return JSONResponse({"state": run.get("state", ""), "steps": steps, "outputs": outputs})
+
+
+@router.get(BASE + "runs/{dag_id}/{run_id}/viewer", summary="Open a run's result in the viewer")
+def open_in_viewer(dag_id: str, run_id: str, request: Request) -> RedirectResponse:
+    """303 to the viewer showing the run's result over its source study."""
+    return RedirectResponse(viewer_url(_store(request), _index(request), dag_id, run_id), 303)
+
+
+@router.get(BASE + "results/{key:path}", summary="Download a step output")
+def download_output(key: str, request: Request) -> StreamingResponse:
+    """One output file of a run (``runs/...`` keys only)."""
+    try:
+        parts = parse_output_key(key)
+    except NotAnOutputKey as error:
+        raise DicomWebError(404, f"{key!r} is not a run output: {error}") from error
+    store = _store(request)
+    if store.head(key) is None:
+        raise DicomWebError(404, f"no output {key!r}")
+    name = parts.path.rsplit("/", 1)[-1]
+    return StreamingResponse(
+        iter([store.get(key)]),
+        media_type="application/octet-stream",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
