@@ -17,7 +17,7 @@ from openjip.index import MetadataIndex, open_index
 from openjip.phantom import write_ct_series
 from openjip.records import output_prefix
 from openjip.storage import open_store
-from openjip.web.images.runs import Selection
+from openjip.workflows.cohorts import Selection
 
 
 @pytest.fixture
@@ -122,3 +122,19 @@ def test_the_plugin_links_to_the_web_service(settings: Settings) -> None:
     views = {view["destination"]: view for view in plugin_views(settings)}
     assert views["nav"]["href"] == "https://pacs.example/web/images/"
     assert views["dag_run"]["href"].endswith("/images/runs/{DAG_ID}/{RUN_ID}/viewer")
+
+
+def test_cohorts_are_saved_listed_and_run_on(
+    two_patients: dict[str, list[Path]], http: httpx.Client
+) -> None:
+    saved = http.post("/images/api/cohorts", json={"name": "chest 2024", "patients": ["DOE-1"]})
+    assert saved.status_code == 201, saved.text
+    (listed,) = http.get("/images/api/cohorts").json()
+    assert listed["name"] == "chest 2024"
+    assert listed["selection"]["patients"] == ["DOE-1"]
+    empty = http.post("/images/api/cohorts", json={"name": "empty"})
+    assert empty.status_code == 400 and "at least one" in empty.json()["detail"]
+    bad_name = http.post("/images/api/cohorts", json={"name": "../x", "series": ["1.2"]})
+    assert bad_name.status_code == 400 and "cohort name" in bad_name.json()["detail"]
+    missing = http.post("/images/api/runs", json={"workflow": "ct-body-mask", "cohort": "nope"})
+    assert missing.status_code == 400 and "no cohort called 'nope'" in missing.json()["detail"]

@@ -20,13 +20,20 @@ from openjip.records import NotAnOutputKey, parse_output_key
 from openjip.storage import ObjectStore
 from openjip.web.dicomweb.errors import DicomWebError
 from openjip.web.images.runs import (
-    Selection,
     run_conf,
     run_outputs,
     step_states,
     viewer_url,
 )
 from openjip.web.images.search import search, search_query
+from openjip.workflows.cohorts import (
+    Cohort,
+    Selection,
+    SelectionError,
+    list_cohorts,
+    load_cohort,
+    save_cohort,
+)
 from openjip.workflows.loader import discover_specs, workflow_dirs
 
 BASE = "/images/"
@@ -97,8 +104,7 @@ async def start_run(request: Request) -> JSONResponse:
     if not isinstance(params, dict):
         raise DicomWebError(400, "params must be an object")
     settings = request.app.state.settings
-    selection = Selection.from_json(body)
-    series = await run_in_threadpool(selection.resolve, _index(request))
+    series = await run_in_threadpool(_selected_series, request, body)
 
     def trigger() -> dict[str, Any]:
         client = AirflowClient.from_settings(settings)
@@ -123,6 +129,43 @@ async def start_run(request: Request) -> JSONResponse:
         },
         status_code=201,
     )
+
+
+def _selected_series(request: Request, body: dict[str, Any]) -> list[str]:
+    """The series of the body's selection, or of its saved ``cohort``; 400 saying why not."""
+    try:
+        if body.get("cohort"):
+            selection = load_cohort(_store(request), str(body["cohort"])).selection
+        else:
+            selection = Selection.from_json(body)
+        return selection.resolve(_index(request))
+    except SelectionError as error:
+        raise DicomWebError(400, str(error)) from error
+
+
+@router.get(BASE + "api/cohorts", summary="Images page: the saved cohorts")
+def cohorts(request: Request) -> JSONResponse:
+    """Every saved cohort with its selection."""
+    return JSONResponse([cohort.to_json() for cohort in list_cohorts(_store(request))])
+
+
+@router.post(BASE + "api/cohorts", summary="Images page: save a selection as a cohort")
+async def save_selection(request: Request) -> JSONResponse:
+    """Body ``{"name", "description", "patients", "studies", "series"}``; a cohort of the same
+    name is replaced. Workflows with ``input: {kind: cohort, cohort: NAME}`` run on it."""
+    body: Any = await request.json()
+    if not isinstance(body, dict) or not isinstance(body.get("name"), str):
+        raise DicomWebError(400, 'the body must be {"name": NAME, "series": [...], ...}')
+    try:
+        cohort = Cohort(
+            name=body["name"].strip(),
+            selection=Selection.from_json(body),
+            description=str(body.get("description", "")),
+        )
+        saved = await run_in_threadpool(save_cohort, _store(request), cohort)
+    except SelectionError as error:
+        raise DicomWebError(400, str(error)) from error
+    return JSONResponse(saved.to_json(), status_code=201)
 
 
 @router.get(BASE + "api/runs/{dag_id}/{run_id}", summary="Images page: a run's progress")

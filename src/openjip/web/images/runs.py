@@ -1,11 +1,10 @@
-"""Runs started from the Images page and their results: a selection of patients, studies and
-series resolved to series and handed to Airflow; a run's DICOM result opened in the viewer;
-its other outputs (NIfTI, JSON, CSV) downloaded from the object store."""
+"""Runs started from the Images page and their results: a selection (or a cohort) resolved to
+series (:mod:`openjip.workflows.cohorts`) and handed to Airflow; a run's DICOM result opened in
+the viewer; its other outputs (NIfTI, JSON, CSV) downloaded from the object store."""
 
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
@@ -19,42 +18,6 @@ from openjip.storage import ObjectStore
 from openjip.web.dicomweb.errors import DicomWebError
 from openjip.web.viewer import BASE as VIEWER_BASE
 from openjip.workflows.spec import SERIES_PARAM
-
-
-@dataclass
-class Selection:
-    """What a user ticked: whole patients, whole studies, single series."""
-
-    patients: list[str] = field(default_factory=list)
-    studies: list[str] = field(default_factory=list)
-    series: list[str] = field(default_factory=list)
-
-    @classmethod
-    def from_json(cls, body: dict[str, Any]) -> Selection:
-        """The selection of a request body; 400 when a part is not a list of strings."""
-        parts = {}
-        for name in ("patients", "studies", "series"):
-            value = body.get(name, [])
-            if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-                raise DicomWebError(400, f"{name} must be a list of strings")
-            parts[name] = [item.strip() for item in value if item.strip()]
-        return cls(**parts)
-
-    def resolve(self, index: MetadataIndex) -> list[str]:
-        """The SeriesInstanceUIDs of the selection, received series only (no results), in
-        the index's order; 400 when it holds none."""
-        found: list[str] = []
-        queries = [Query(SeriesInstanceUID=self.series)] if self.series else []
-        if self.studies:
-            queries.append(Query(StudyInstanceUID=self.studies))
-        queries += [Query(PatientID=patient) for patient in self.patients]
-        for query in queries:
-            for series in index.find_series(query):
-                if not series.derived_from and series.SeriesInstanceUID not in found:
-                    found.append(series.SeriesInstanceUID)
-        if not found:
-            raise DicomWebError(400, "the selection holds no series to run on")
-        return found
 
 
 def run_conf(series: list[str], params: dict[str, Any]) -> dict[str, Any]:

@@ -1,5 +1,5 @@
-// The Images page: search (api/search), select patients/studies/series, run a workflow on the
-// selection (api/runs), follow the run and open its result in the viewer.
+// The Images page: search (api/search), select patients/studies/series or a saved cohort
+// (api/cohorts), run a workflow on it (api/runs), follow the run, open its result in the viewer.
 "use strict";
 
 const api = (path) => `api/${path}`;
@@ -79,8 +79,9 @@ function selection() {
 
 function updateSelection() {
   const picked = selection();
-  const count = picked.patients.length + picked.studies.length + picked.series.length;
-  $("#selected-count").textContent = count ?
+  const cohort = $("#cohort").value;
+  const count = picked.patients.length + picked.studies.length + picked.series.length + (cohort ? 1 : 0);
+  $("#selected-count").textContent = cohort ? `Cohort ${cohort}` : count ?
     `Selected: ${picked.patients.length} patients, ${picked.studies.length} studies, ${picked.series.length} series` :
     "Nothing selected";
   $("#run").disabled = count === 0 || !$("#workflow").value;
@@ -142,7 +143,8 @@ async function follow(run) {
 }
 
 async function runWorkflow() {
-  const body = { workflow: $("#workflow").value, ...selection(), params: paramValues() };
+  const cohort = $("#cohort").value;
+  const body = { workflow: $("#workflow").value, ...(cohort ? { cohort } : selection()), params: paramValues() };
   const answer = await fetch(api("runs"), {
     method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
   });
@@ -152,6 +154,26 @@ async function runWorkflow() {
   follow(run);
 }
 
+async function loadCohorts(chosen = "") {
+  const answer = await fetch(api("cohorts"));
+  const cohorts = answer.ok ? await answer.json() : [];
+  $("#cohort").replaceChildren(element("option", { value: "" }, "(the selection)"),
+    ...cohorts.map((c) => element("option", { value: c.name, title: c.description }, c.name)));
+  $("#cohort").value = chosen;
+  updateSelection();
+}
+
+async function saveCohort() {
+  const body = { name: $("#cohort-name").value, ...selection() };
+  const answer = await fetch(api("cohorts"), {
+    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+  });
+  const saved = await answer.json();
+  $("#run-status").replaceChildren(answer.ok ? `Saved cohort ${saved.name}` :
+    element("span", { className: "error" }, saved.detail));
+  if (answer.ok) loadCohorts(saved.name);
+}
+
 async function start() {
   const answer = await fetch(api("workflows"));
   workflows = answer.ok ? await answer.json() : [];
@@ -159,7 +181,10 @@ async function start() {
   $("#workflow").addEventListener("change", renderParams);
   $("#search-form").addEventListener("submit", searchImages);
   $("#run").addEventListener("click", runWorkflow);
+  $("#save-cohort").addEventListener("click", saveCohort);
+  $("#cohort").addEventListener("change", updateSelection);
   renderParams();
+  loadCohorts();
   const query = new URLSearchParams(location.search);
   if (query.get("name")) { $("#name").value = query.get("name"); searchImages(); }
 }
