@@ -12,7 +12,7 @@ BENCH_ARGS ?=
 # e.g. make bench QUERY_BENCH_ARGS="--repeat 10 --orthanc-studies 1000"
 QUERY_BENCH_ARGS ?=
 
-.PHONY: help install system-deps viewer run test lint typecheck pytest bench docs clean
+.PHONY: help install system-deps viewer run test lint typecheck pytest bench docs clean fuzz
 # The OHIF viewer the web service serves at /viewer/: npm's @ohif/app, integrity pinned, unpacked
 # (never committed) into VIEWER_DIR, the folder OPENJIP_WEB__VIEWER_PATH names (default
 # $$OPENJIP_HOME/viewer).
@@ -66,6 +66,13 @@ pytest: install system-deps viewer  ## the test suite alone
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test: lint pytest  ## lint, type-check and run every test
+
+FUZZ_SECONDS ?= 300
+FUZZ_ARTIFACTS ?= fuzz-artifacts
+
+fuzz: install  ## long fuzz runs (FUZZ_SECONDS each, default 300): the DICOM header parsers under atheris; failing inputs land in fuzz-artifacts/
+	mkdir -p $(FUZZ_ARTIFACTS)
+	$(BIN)/python tests/fuzz/parser_atheris.py -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=4096 -artifact_prefix=$(FUZZ_ARTIFACTS)/
 
 bench: install system-deps  ## ingest (vs Orthanc, storescp), query (C-FIND vs Orthanc, QIDO) and series-trigger latency benchmarks (root; ~10-20 min, query index built once ~6 min); figures go to bench/results/
 	$(BIN)/python bench/ingest.py $(BENCH_ARGS)

@@ -1,7 +1,7 @@
 """Series-arrival trigger benchmark: from the last instance of a CT series arriving at a local
 site to its ct-body-mask run starting in Airflow, and to the run's SEG being in the index.
 
-A real local site runs here: the receiver (with the completion sweep and the trigger hook),
+A real local site runs here: the receiver (with the completion sweep and its series-arrival runs),
 Airflow's api-server, scheduler and dag-processor (LocalExecutor), all on loopback. dcmtk
 ``storescu`` sends N phantom CT series one after the other; for each series the clock starts
 when storescu returns (the last instance is acknowledged, so stored and indexed). Reported per
@@ -35,7 +35,7 @@ import pydicom
 
 from openjip.airflow.client import AirflowClient, AirflowError, AirflowUnavailable
 from openjip.airflow.local import AirflowComponent
-from openjip.airflow.triggers import SeriesTriggerHook
+from openjip.airflow.series_arrival import SeriesArrivalRuns
 from openjip.config import Settings
 from openjip.config.settings import AirflowSettings, ReceiverSettings
 from openjip.index import MetadataIndex, Query, SeriesRecord, open_index
@@ -107,8 +107,8 @@ def run(series_count: int, slices: int, size: int, idle: float) -> dict[str, Any
     airflow = AirflowComponent(settings)
     airflow.start()
     airflow_start_s = time.monotonic() - started_at
-    hook = SeriesTriggerHook(settings)
-    receiver = ReceiverService(settings, hooks=[hook])
+    runs = SeriesArrivalRuns(settings)
+    receiver = ReceiverService(settings, listeners=[runs])
     receiver.start()
     client = airflow.client()
     index = open_index(settings)
@@ -133,7 +133,7 @@ def run(series_count: int, slices: int, size: int, idle: float) -> dict[str, Any
             print(json.dumps(row), flush=True)
     finally:
         receiver.stop()
-        hook.stop()
+        runs.stop()
         client.close()
         index.close()
         airflow.stop()

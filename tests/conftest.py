@@ -280,18 +280,18 @@ def receiver_factory(
 ) -> Iterator[Callable[..., RunningReceiver]]:
     """Start receivers in this test's OPENJIP_HOME; keyword arguments override
     ``settings.receiver`` fields (e.g. ``allowed_calling_aes=["SCU"]``), ``settings_override``
-    replaces the whole settings, ``hooks`` are series-complete hooks. Stopped afterwards."""
+    replaces the whole settings, ``listeners`` are series-complete listeners. Stopped afterwards."""
     from openjip.receiver import ReceiverService
 
     started: list[Any] = []
 
     def start(
-        settings_override: Settings | None = None, hooks: Any = (), **receiver: Any
+        settings_override: Settings | None = None, listeners: Any = (), **receiver: Any
     ) -> RunningReceiver:
         base = settings_override or settings
         fields = {"port": 0, "workers": 1, **receiver}
         site = base.model_copy(update={"receiver": base.receiver.model_copy(update=fields)})
-        service = ReceiverService(site, hooks=hooks)
+        service = ReceiverService(site, listeners=listeners)
         service.start()
         started.append(service)
         return RunningReceiver(service, site, openjip_home)
@@ -305,3 +305,46 @@ def receiver_factory(
 def running_receiver(receiver_factory: Callable[..., RunningReceiver]) -> RunningReceiver:
     """A receiver on a free port of 127.0.0.1 with a fresh OPENJIP_HOME (one process)."""
     return receiver_factory()
+
+
+# -- a running local Airflow (tests/airflow, tests/site) ------------------------------------
+
+
+@dataclass
+class LocalSite:
+    """A running local Airflow (api-server, scheduler, dag-processor) and its site settings."""
+
+    settings: Settings
+    airflow: Any  # openjip.airflow.local.AirflowComponent (imported only when a test needs it)
+
+    def client(self) -> Any:
+        return self.airflow.client()
+
+
+@pytest.fixture(scope="session")
+def local_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSite]:
+    """The real Airflow stack of a local site, started once per session (it takes a minute)."""
+    from openjip.airflow.local import AirflowComponent
+    from openjip.config.settings import AirflowSettings, ReceiverSettings
+
+    home = tmp_path_factory.mktemp("site")
+    settings = Settings(
+        home=home,
+        airflow=AirflowSettings(port=0, parallelism=2, trigger_retry_seconds=0.5),
+        receiver=ReceiverSettings(
+            port=0, workers=1, series_idle_seconds=2.0, sweep_interval_seconds=0.25
+        ),
+    )
+    airflow = AirflowComponent(settings)
+    airflow.start()
+    try:
+        yield LocalSite(settings, airflow)
+    finally:
+        airflow.stop()
+
+
+@pytest.fixture
+def site_settings(local_site: LocalSite, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """The running site's settings; OPENJIP_HOME points at it for code that reads the env."""
+    monkeypatch.setenv("OPENJIP_HOME", str(local_site.settings.home_dir))
+    return local_site.settings

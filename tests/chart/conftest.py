@@ -78,11 +78,11 @@ def cached_kubernetes_schemas() -> Iterator[None]:
 def analysis_pod(
     render_chart: Renderer, tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, Any]:
-    """The pod the kubernetes StepRunner builds with the settings the chart gives the scheduler
+    """The pod of an analysis step built with the settings the chart gives the scheduler
     (built once: importing Airflow's pod operator takes seconds)."""
     from openjip.config import Settings
     from openjip.runner import StepRequest
-    from openjip.runner.kubernetes import KubernetesStepRunner
+    from openjip.runner.kubernetes import AnalysisPod
 
     (scheduler,) = find(render_chart(), "Deployment", "site-openjip-airflow-scheduler")
     request = StepRequest(
@@ -98,5 +98,5 @@ def analysis_pod(
             if variable["name"].startswith("OPENJIP_"):
                 # Values from Secrets are never part of a pod spec: any text stands in for them.
                 patch.setenv(variable["name"], variable.get("value", "from-a-secret"))
-        pod: dict[str, Any] = KubernetesStepRunner(Settings()).pod_manifest(request)
+        pod: dict[str, Any] = AnalysisPod(Settings()).manifest(request)
     return pod

@@ -11,7 +11,9 @@ from types import ModuleType
 import helm_python
 import pytest
 import yaml
-from chart_objects import REPO, VALUE_SETS
+from chart_objects import CHART_DIR, REPO, VALUE_SETS
+
+ARCHIVE = f"openjip-{yaml.safe_load((CHART_DIR / 'Chart.yaml').read_text())['version']}.tgz"
 
 
 def load_bundle_module() -> ModuleType:
@@ -65,10 +67,10 @@ def test_bundle_writes_a_signed_chart_and_the_image_list(
         ]
     )
     assert code == 0
-    archive = out / "openjip-0.1.0.tgz"
+    archive = out / ARCHIVE
     verified = helm_python.verify(archive, public)
     assert verified["signed_by"] == ["openjip bundle test <bundle@openjip.invalid>"]
-    assert (out / "openjip-0.1.0.tgz.sha256").read_text().split()[0] == helm_python.digest(archive)
+    assert (out / f"{ARCHIVE}.sha256").read_text().split()[0] == helm_python.digest(archive)
     images = (out / "images.txt").read_text().split()
     assert images == sorted(set(images))
     assert all(image.startswith("registry.hospital.local:5000/") for image in images)
@@ -80,7 +82,7 @@ def test_bundle_writes_a_signed_chart_and_the_image_list(
 
 def test_packaged_chart_holds_only_the_chart(tmp_path: Path) -> None:
     chart_bundle.bundle(tmp_path, [])
-    with helm_python.Chart.load(tmp_path / "openjip-0.1.0.tgz") as chart:
+    with helm_python.Chart.load(tmp_path / ARCHIVE) as chart:
         names = {f["name"] for f in chart.files} | {t["name"] for t in chart.templates}
         assert chart.schema is not None
     assert not any("__pycache__" in name or name.endswith(".pyc") for name in names)

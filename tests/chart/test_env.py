@@ -3,6 +3,7 @@ analysis pods the runner builds from it use what the chart creates."""
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 from chart_objects import VALUE_SETS, containers, find, pod_specs
@@ -97,3 +98,57 @@ def test_federation_speaks_https_with_a_tls_secret(render_chart: Any) -> None:
     assert (
         "https://site-openjip-federation:8443/healthz" in healthz["spec"]["containers"][0]["args"]
     )
+
+
+def test_the_receiver_starts_series_arrival_runs_only_with_the_charts_airflow(
+    render_chart: Any,
+) -> None:
+    def receiver_env(values: dict[str, Any]) -> dict[str, Any]:
+        (deployment,) = find(render_chart(values), "Deployment", "site-openjip-receiver")
+        (container,) = containers(deployment["spec"]["template"]["spec"])
+        return {variable["name"]: variable.get("value") for variable in container["env"]}
+
+    with_airflow = receiver_env({})
+    assert with_airflow["OPENJIP_AIRFLOW__URL"] == "http://site-openjip-airflow-api:8080"
+    assert "OPENJIP_AIRFLOW__ENABLED" not in with_airflow  # the setting's default: on
+    without = receiver_env({"airflow": {"enabled": False}})
+    assert without["OPENJIP_AIRFLOW__ENABLED"] == "false"
+    assert "OPENJIP_AIRFLOW__URL" not in without
+
+
+def test_federation_speaks_https_by_default_with_a_generated_certificate(
+    render_chart: Any,
+) -> None:
+    from cryptography import x509
+
+    objects = render_chart({"federation": {"tls": {"hosts": ["fed.hospital-a.example"]}}})
+    (deployment,) = find(objects, "Deployment", "site-openjip-federation")
+    pod = deployment["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    env = {variable["name"]: variable.get("value") for variable in container["env"]}
+    assert env["OPENJIP_FEDERATION__TLS_CERT"].endswith("/tls.crt")
+    assert container["readinessProbe"]["httpGet"]["scheme"] == "HTTPS"
+    volumes = {volume["name"]: volume for volume in pod["volumes"]}
+    assert volumes["tls"]["secret"]["secretName"] == "site-openjip-federation-tls"
+    (secret,) = find(objects, "Secret", "site-openjip-federation-tls")
+    assert secret["type"] == "kubernetes.io/tls"
+    certificate = x509.load_pem_x509_certificate(base64.b64decode(secret["data"]["tls.crt"]))
+    names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert set(names.get_values_for_type(x509.DNSName)) >= {
+        "site-openjip-federation",
+        "fed.hospital-a.example",
+    }
+    (healthz,) = find(objects, "Pod", "site-openjip-test-healthz")
+    assert any(
+        arg.startswith("https://site-openjip-federation:")
+        for arg in healthz["spec"]["containers"][0]["args"]
+    )
+
+
+def test_federation_tls_can_be_turned_off_for_a_terminating_proxy(render_chart: Any) -> None:
+    objects = render_chart({"federation": {"tls": {"enabled": False}}})
+    (deployment,) = find(objects, "Deployment", "site-openjip-federation")
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert "OPENJIP_FEDERATION__TLS_CERT" not in {variable["name"] for variable in container["env"]}
+    assert container["readinessProbe"]["httpGet"]["scheme"] == "HTTP"
+    assert find(objects, "Secret", "site-openjip-federation-tls") == []

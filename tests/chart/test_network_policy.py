@@ -155,7 +155,7 @@ def test_object_store_admits_only_store_clients(render_chart: Any) -> None:
 def test_analysis_pods_reach_only_store_and_index(
     render_chart: Any, analysis_pod: dict[str, Any]
 ) -> None:
-    """The pod the kubernetes StepRunner really builds, against the chart's policies."""
+    """The pod an analysis step really gets, against the chart's policies."""
     objects = render_chart()
     labels = analysis_pod["metadata"]["labels"]
     targets = set()

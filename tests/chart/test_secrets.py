@@ -26,6 +26,7 @@ GENERATED = {
     "site-openjip-postgresql": {"password"},
     "site-openjip-airflow": {"fernet-key", "api-secret-key", "jwt-secret", "admin-password"},
     "site-openjip-federation": {"site.key"},
+    "site-openjip-federation-tls": {"tls.crt", "tls.key"},
 }
 DISCOVERY = {
     "kind": "APIResourceList",
@@ -165,7 +166,7 @@ def test_existing_secrets_named_in_values_replace_generated_ones(render_chart: A
         "minio": {"existingSecret": "site-store-keys"},
         "postgresql": {"existingSecret": "site-db"},
         "airflow": {"existingSecret": "site-airflow"},
-        "federation": {"existingSecret": "site-identity"},
+        "federation": {"existingSecret": "site-identity", "tls": {"secretName": "site-tls"}},
     }
     objects = render_chart(values)
     assert find(objects, "Secret") == []
@@ -177,4 +178,5 @@ def test_existing_secrets_named_in_values_replace_generated_ones(render_chart: A
 
 
 def values_names(values: dict[str, Any]) -> set[str]:
-    return {section["existingSecret"] for section in values.values()}
+    names = {section["existingSecret"] for section in values.values()}
+    return names | {values["federation"]["tls"]["secretName"]}

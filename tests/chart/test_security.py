@@ -70,7 +70,7 @@ def test_rbac_is_namespace_scoped_and_bound_to_pod_launchers_only(render_chart: 
     assert find(objects, "ClusterRole") == [] and find(objects, "ClusterRoleBinding") == []
     (role,) = find(objects, "Role")
     resources = {resource for rule in role["rules"] for resource in rule["resources"]}
-    assert resources == {"pods", "pods/log", "events"}
+    assert resources == {"pods", "pods/log", "pods/exec", "events"}
     assert all("*" not in rule["verbs"] for rule in role["rules"])
     (binding,) = find(objects, "RoleBinding")
     assert binding["roleRef"]["name"] == role["metadata"]["name"]

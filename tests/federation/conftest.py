@@ -14,7 +14,7 @@ from openjip.federation.exchange import Exchange
 from openjip.federation.service import FederationService
 
 REPO = Path(__file__).resolve().parents[2]
-BODY_MASK_SPEC = REPO / "dags" / "workflows" / "ct-body-mask.yaml"
+BODY_MASK_SPEC = Path(__file__).parent / "data" / "shared-body-mask.yaml"
 DIGEST = "sha256:" + "ab" * 32
 OTHER_DIGEST = "sha256:" + "cd" * 32
 
@@ -68,17 +68,22 @@ def make_site(tmp_path: Path) -> Iterator[SiteFactory]:
         tls: tuple[Path, Path] | None = None,
         ca_bundle: Path | None = None,
         max_payload_bytes: int = 256 * 1024,
+        also_allowed: tuple[str, ...] = (),
+        site_web_url: str = "http://127.0.0.1:1",
     ) -> Site:
         home = tmp_path / name
         settings = FederationSettings(
             host="127.0.0.1",
             port=0,
             pull_interval_seconds=0,
-            allowed_operators={ref: digest for ref in operator_refs()} if digest else {},
+            allowed_operators=(
+                {ref: digest for ref in (*operator_refs(), *also_allowed)} if digest else {}
+            ),
             tls_cert=tls[0] if tls else None,
             tls_key=tls[1] if tls else None,
             ca_bundle=ca_bundle,
             max_payload_bytes=max_payload_bytes,
+            site_web_url=site_web_url,
         )
         exchange = Exchange(home, settings)
         exchange.init(name)

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from openjip.cli.main import app
 
 REPO = Path(__file__).resolve().parents[2]
-BODY_MASK_SPEC = REPO / "dags" / "workflows" / "ct-body-mask.yaml"
+BODY_MASK_SPEC = Path(__file__).parent / "data" / "shared-body-mask.yaml"
 
 
 def openjip(home: Path, *args: str, extra_env: dict[str, str] | None = None) -> Any:
@@ -57,7 +57,7 @@ def test_cli_round_trip_between_two_sites(make_site: Any, tmp_path: Path) -> Non
     (pending,) = json.loads(openjip(home, "pending", "--json").stdout)
     approved = openjip(home, "approve", pending["id"][:6])
     assert approved.returncode == 0, approved.stderr
-    assert (home / "workflows" / "ct-body-mask.yaml").exists()
+    assert (home / "workflows" / "shared-body-mask.yaml").exists()
     audit = openjip(home, "audit", "--verify", "--json")
     assert audit.returncode == 0
     assert [entry["event"] for entry in json.loads(audit.stdout)][-2:] == ["fetch", "approve"]

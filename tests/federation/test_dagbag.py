@@ -11,7 +11,7 @@ from airflow.dag_processing.dagbag import DagBag
 
 REPO = Path(__file__).resolve().parents[2]
 DAG_FOLDER = REPO / "dags"
-BODY_MASK_SPEC = DAG_FOLDER / "workflows" / "ct-body-mask.yaml"
+BODY_MASK_SPEC = Path(__file__).parent / "data" / "shared-body-mask.yaml"
 
 
 def _dagbag_of(site: Any, monkeypatch: pytest.MonkeyPatch) -> DagBag:
@@ -29,13 +29,13 @@ def test_approved_workflow_is_a_dag_with_its_origin(
     b.exchange.pull("a")
 
     before = _dagbag_of(b, monkeypatch)
-    assert "federated:a" not in before.dags["ct-body-mask"].tags
+    assert "shared-body-mask" not in before.dags
 
     (pending,) = b.exchange.inbox.pending()
     b.exchange.approve(pending.bundle_id)
     after = _dagbag_of(b, monkeypatch)
 
     assert after.import_errors == {}
-    dag = after.dags["ct-body-mask"]
+    dag = after.dags["shared-body-mask"]
     assert "federated:a" in dag.tags
     assert a.exchange.identity.site_id in (dag.doc_md or "")

@@ -17,13 +17,13 @@ from openjip.federation.bundle import bundle_id, make_bundle
 from openjip.federation.canonical import canonical_json
 
 REPO = Path(__file__).resolve().parents[2]
-BODY_MASK_SPEC = REPO / "dags" / "workflows" / "ct-body-mask.yaml"
+BODY_MASK_SPEC = Path(__file__).parent / "data" / "shared-body-mask.yaml"
 CONVERT_SPEC = REPO / "dags" / "workflows" / "convert-to-nifti.yaml"
 OTHER_DIGEST = "sha256:" + "cd" * 32
 
 
 def published_and_pulled(a: Any, b: Any) -> list[Any]:
-    """A publishes ct-body-mask; B pulls from A."""
+    """A publishes shared-body-mask; B pulls from A."""
     a.exchange.publish(BODY_MASK_SPEC)
     return b.exchange.pull("a")
 
@@ -39,7 +39,7 @@ def test_publish_pull_approve_writes_the_spec_with_its_origin(make_site: Any) ->
 
     results = published_and_pulled(a, b)
 
-    assert [(r.workflow_id, r.outcome) for r in results] == [("ct-body-mask", "pending")]
+    assert [(r.workflow_id, r.outcome) for r in results] == [("shared-body-mask", "pending")]
     assert b.workflow_files() == []
     (pending,) = b.exchange.inbox.pending()
     path = b.exchange.approve(pending.bundle_id[:8])
@@ -65,7 +65,7 @@ def test_auto_policy_needs_no_approval(make_site: Any) -> None:
     results = published_and_pulled(a, b)
 
     assert [r.outcome for r in results] == ["approved"]
-    assert [p.name for p in b.workflow_files()] == ["ct-body-mask.yaml"]
+    assert [p.name for p in b.workflow_files()] == ["shared-body-mask.yaml"]
 
 
 def test_reject_drops_the_bundle_for_good(make_site: Any) -> None:
@@ -89,7 +89,7 @@ def test_a_newer_version_replaces_the_approved_one(make_site: Any) -> None:
     b.trust(a, policy="auto")
     published_and_pulled(a, b)
     published_and_pulled(a, b)
-    spec = yaml.safe_load((b.home / "workflows" / "ct-body-mask.yaml").read_text())
+    spec = yaml.safe_load((b.home / "workflows" / "shared-body-mask.yaml").read_text())
     assert spec["origin"]["sequence"] == 2
 
 
@@ -104,7 +104,9 @@ def test_an_unknown_caller_is_refused(make_site: Any) -> None:
     assert "403" in result.message and "not a peer" in result.message
     assert c.workflow_files() == [] and c.exchange.inbox.pending() == []
     assert last_audit(c)["event"] == "pull-failed"
-    assert last_audit(a)["event"] == "request-refused"
+    a.service.refusals.flush()  # refusals are audited in one entry per interval
+    assert last_audit(a)["event"] == "requests-refused"
+    assert last_audit(a)["details"]["by_reason"] == {"unknown-peer": 1}
 
 
 def _store_bundle(site: Any, bundle: dict[str, Any]) -> None:
@@ -139,7 +141,7 @@ def _tamper(case: str, a: Any, intruder: Any, bundle: dict[str, Any]) -> dict[st
         return raw[:position] + b"t" + raw[position + 1 :]
     if case == "operator-not-allowed":
         # A valid workflow whose operator exists but is not on B's allow-list.
-        other = yaml.safe_load(CONVERT_SPEC.read_text())
+        other = {**yaml.safe_load(CONVERT_SPEC.read_text()), "id": "shared-convert"}
         name, version = other["steps"][0]["operator"].split("@")
         pin = {**bundle["body"]["operators"][0], "name": name, "version": version}
         return _resign(a, bundle, spec=other, workflow_id=other["id"], operators=[pin])
@@ -153,6 +155,8 @@ def _tamper(case: str, a: Any, intruder: Any, bundle: dict[str, Any]) -> dict[st
     if case == "dicom-json-bulk":
         header = {"7FE00010": {"vr": "OW", "InlineBinary": "AAAA"}}
         return _resign(a, bundle, spec={**spec, "description": json.dumps(header)})
+    if case == "retired-format":
+        return _resign(a, bundle, format="openjip-bundle/1")
     if case == "schema":
         broken = {key: value for key, value in spec.items() if key != "steps"}
         return _resign(a, bundle, spec=broken)
@@ -173,6 +177,7 @@ REFUSALS = {
     "dicom-payload": "dicom-payload",
     "dicom-json-bulk": "dicom-payload",
     "schema": "schema",
+    "retired-format": "format",
     "foreign-path": "foreign-path",
 }
 
@@ -184,9 +189,9 @@ def test_bad_bundles_are_refused_and_change_nothing(make_site: Any, case: str) -
     b.trust(a)
     bundle = a.exchange.publish(BODY_MASK_SPEC)
     served = _tamper(case, a, intruder, bundle)
-    (a.exchange.outbox.directory / "ct-body-mask.json").unlink()
+    (a.exchange.outbox.directory / "shared-body-mask.json").unlink()
     if isinstance(served, bytes):
-        (a.exchange.outbox.directory / "ct-body-mask.json").write_bytes(served)
+        (a.exchange.outbox.directory / "shared-body-mask.json").write_bytes(served)
     else:
         _store_bundle(a, served)
     workflows_before = b.workflow_files()
@@ -209,31 +214,84 @@ def test_replay_of_an_older_version_is_refused(make_site: Any) -> None:
     first = a.exchange.publish(BODY_MASK_SPEC)
     b.exchange.pull("a")
     published_and_pulled(a, b)
-    accepted = (b.home / "workflows" / "ct-body-mask.yaml").read_bytes()
+    accepted = (b.home / "workflows" / "shared-body-mask.yaml").read_bytes()
 
     _store_bundle(a, first)
     (result,) = b.exchange.pull("a")
 
     assert result.outcome == "rejected"
     assert last_audit(b)["details"]["reason"] == "replay"
-    assert (b.home / "workflows" / "ct-body-mask.yaml").read_bytes() == accepted
+    assert (b.home / "workflows" / "shared-body-mask.yaml").read_bytes() == accepted
 
 
 def test_a_local_workflow_of_the_same_id_is_not_overwritten(make_site: Any) -> None:
     a, b = make_site("a"), make_site("b")
     a.trust(b)
-    b.trust(a)
-    local = b.home / "workflows" / "ct-body-mask.yaml"
+    b.trust(a, policy="auto")
+    local = b.home / "workflows" / "shared-body-mask.yaml"
     local.parent.mkdir(parents=True)
     local.write_text(BODY_MASK_SPEC.read_text())
+
+    (result,) = published_and_pulled(a, b)
+
+    assert result.outcome == "rejected"
+    assert last_audit(b)["details"]["reason"] == "shadowing"
+    assert local.read_text() == BODY_MASK_SPEC.read_text()
+
+
+def test_a_site_workflow_written_after_the_pull_is_not_overwritten(make_site: Any) -> None:
+    a, b = make_site("a"), make_site("b")
+    a.trust(b)
+    b.trust(a)
     published_and_pulled(a, b)
     (pending,) = b.exchange.inbox.pending()
+    local = b.home / "workflows" / "my-own.yaml"
+    local.parent.mkdir(parents=True)
+    local.write_text(BODY_MASK_SPEC.read_text())  # a site-authored spec of the same id
 
     from openjip.federation.errors import FederationError
 
-    with pytest.raises(FederationError, match="did not come from peer a"):
+    with pytest.raises(FederationError, match="never replaces it"):
         b.exchange.approve(pending.bundle_id)
-    assert local.read_text() == BODY_MASK_SPEC.read_text()
+    assert b.workflow_files() == [local]
+    assert last_audit(b)["event"] == "approve-refused"
+
+
+def test_a_workflow_id_climbing_out_of_the_folder_is_refused(make_site: Any) -> None:
+    """The attack of issue 15: an auto peer's bundle naming ``../../escape/evil``."""
+    a, b = make_site("a"), make_site("b")
+    a.trust(b)
+    b.trust(a, policy="auto")
+    bundle = a.exchange.publish(BODY_MASK_SPEC)
+    evil = _resign(a, bundle, workflow_id="../../escape/evil")
+
+    # What B's pull does with every bundle a peer serves (a hostile peer serves anything).
+    result = b.exchange.receive(b.exchange.peers.get("a"), canonical_json(evil))
+
+    assert result.outcome == "rejected"
+    assert last_audit(b)["details"]["reason"] == "workflow-id"
+    assert list(b.home.parent.rglob("evil*")) == []
+    assert b.workflow_files() == []
+
+
+def test_a_bundle_whose_spec_shadows_a_project_workflow_is_refused(make_site: Any) -> None:
+    """The attack of issue 15: ``zzz-shadow`` carrying ``spec.id: convert-to-nifti``."""
+    convert = yaml.safe_load(CONVERT_SPEC.read_text())
+    operator = convert["steps"][0]["operator"]
+    a, b = make_site("a", also_allowed=(operator,)), make_site("b", also_allowed=(operator,))
+    a.trust(b)
+    b.trust(a, policy="auto")
+    bundle = a.exchange.publish(BODY_MASK_SPEC)
+    name, version = operator.split("@")
+    pin = {**bundle["body"]["operators"][0], "name": name, "version": version}
+    for workflow_id, reason in (("zzz-shadow", "workflow-id"), ("convert-to-nifti", "shadowing")):
+        shadow = _resign(a, bundle, workflow_id=workflow_id, spec=convert, operators=[pin])
+
+        result = b.exchange.receive(b.exchange.peers.get("a"), canonical_json(shadow))
+
+        assert result.outcome == "rejected", workflow_id
+        assert last_audit(b)["details"]["reason"] == reason
+        assert b.workflow_files() == []
 
 
 def test_bundle_ids_are_stable_and_signatures_cover_the_body(make_site: Any) -> None:

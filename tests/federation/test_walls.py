@@ -41,7 +41,7 @@ def test_no_module_of_the_package_imports_storage_or_index() -> None:
 
 
 def test_a_whole_exchange_loads_no_storage_or_index(tmp_path: Path) -> None:
-    spec = Path(__file__).resolve().parents[2] / "dags" / "workflows" / "ct-body-mask.yaml"
+    spec = Path(__file__).parent / "data" / "shared-body-mask.yaml"
     script = f"""
 import sys, yaml
 from pathlib import Path

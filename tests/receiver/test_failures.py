@@ -14,6 +14,7 @@ from pynetdicom.sop_class import CTImageStorage  # type: ignore[attr-defined]
 from receiver_peers import indexed_instances, scu, stored_objects
 
 from openjip.config import Settings
+from openjip.index.sqlite import SQLiteIndex
 
 CT = Path(get_testdata_file("CT_small.dcm"))
 
@@ -62,5 +63,24 @@ def test_store_unavailable_gets_out_of_resources_and_recovers(
         subprocess.run(["mount", "-o", "remount,rw", str(small_filesystem)], check=True)
     assert stored_objects(receiver.settings) == []
     assert indexed_instances(receiver.settings) == []
+    assert _send(receiver).Status == 0x0000
+    assert len(indexed_instances(receiver.settings)) == 1
+
+
+def test_a_removed_index_gets_out_of_resources_until_one_is_back(
+    receiver_factory: Callable[..., Any],
+) -> None:
+    receiver = receiver_factory()
+    index_path = receiver.settings.index_path
+    assert _send(receiver).Status == 0x0000
+    for path in index_path.parent.glob(index_path.name + "*"):
+        path.unlink()
+    status = _send(receiver)
+    assert status.Status == 0xA700
+    assert "index" in status.ErrorComment.lower()
+    assert not index_path.exists()  # nothing acknowledged into a deleted file
+    back = SQLiteIndex(index_path)  # an index is back (empty, as after `rm`; rebuild refills)
+    back.check()
+    back.close()
     assert _send(receiver).Status == 0x0000
     assert len(indexed_instances(receiver.settings)) == 1

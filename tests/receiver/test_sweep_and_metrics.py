@@ -1,7 +1,8 @@
-"""The completion sweep (once per series version, hooks and JSONL events) and the metrics."""
+"""The completion sweep (once per series version, listeners and JSONL events) and the metrics."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 import urllib.request
@@ -16,7 +17,7 @@ from receiver_peers import free_port, scu
 from openjip.index.base import SeriesRecord
 from openjip.index.sqlite import SQLiteIndex
 from openjip.receiver import CompletionSweeper, JsonlEventLog, read_events
-from openjip.receiver.hooks import EVENTS_FILE
+from openjip.receiver.series_complete import EVENTS_FILE
 
 
 def _wait(condition: Callable[[], bool], timeout: float = 20) -> None:
@@ -38,7 +39,7 @@ def test_idle_series_is_completed_once_per_version(
 ) -> None:
     calls: list[SeriesRecord] = []
     receiver = receiver_factory(
-        hooks=[calls.append], series_idle_seconds=0.5, sweep_interval_seconds=0.1
+        listeners=[calls.append], series_idle_seconds=0.5, sweep_interval_seconds=0.1
     )
     _send(receiver, ct_phantom[:-1])
     _wait(lambda: len(calls) == 1)
@@ -78,14 +79,14 @@ def test_concurrent_sweepers_complete_a_series_once(
     assert len(calls) == 1
 
 
-def test_a_failing_hook_does_not_stop_the_others(
+def test_a_failing_listener_does_not_stop_the_others(
     ingest: Any, settings: Any, ct_phantom: list[Path]
 ) -> None:
     ingest(ct_phantom[:2])
     calls: list[SeriesRecord] = []
 
     def broken(series: SeriesRecord) -> None:
-        raise RuntimeError("hook bug")
+        raise RuntimeError("listener bug")
 
     index = SQLiteIndex(settings.index_path)
     try:
@@ -130,3 +131,28 @@ def test_the_event_log_rotates_and_keeps_three_old_files(tmp_path: Path) -> None
     assert newest[-1]["series"] == SeriesRecord("1.2.39", "1.2").to_dict()
     oldest = read_events(tmp_path / "series_complete.jsonl.3")
     assert oldest[0]["series"] != SeriesRecord("1.2.0", "1.2").to_dict()  # dropped
+
+
+def test_a_hook_failing_on_a_full_disk_is_retried_until_it_succeeds(
+    ingest: Any, settings: Any, ct_phantom: list[Path], small_filesystem: Path
+) -> None:
+    ingest(ct_phantom[:2])
+    log = JsonlEventLog(small_filesystem / "events" / "series_complete.jsonl")
+    filler = small_filesystem / "filler"
+    with filler.open("wb") as file, contextlib.suppress(OSError):
+        while True:
+            file.write(b"\0" * 65536)
+            file.flush()
+    index = SQLiteIndex(settings.index_path)
+    try:
+        sweeper = CompletionSweeper(index, [log], idle_seconds=0, interval=1)
+        assert len(sweeper.sweep()) == 1  # complete, but the event could not be written
+        assert sweeper.pending_retries == 1
+        assert sweeper.sweep() == [] and sweeper.pending_retries == 1  # still full
+        filler.unlink()
+        assert sweeper.sweep() == []
+    finally:
+        index.close()
+    assert sweeper.pending_retries == 0
+    (event,) = read_events(log.path)
+    assert event["series"]["complete"] is True  # type: ignore[index]

@@ -1,4 +1,4 @@
-"""The pod the kubernetes StepRunner would start, built by a real KubernetesPodOperator and
+"""The pod of an analysis step in kubernetes mode, built by a real KubernetesPodOperator and
 validated against the Kubernetes schemas with kubernetes-validate --strict."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import yaml
 
 from openjip.config import Settings
 from openjip.runner import StepRequest
-from openjip.runner.kubernetes import REQUEST_ENV, KubernetesStepRunner, request_from_json
+from openjip.runner.kubernetes import REQUEST_ENV, AnalysisPod, request_from_json
 from openjip.workflows.spec import ResourcesSpec
 
 KUBERNETES_VERSIONS = ["1.29.0", "1.33.0"]
@@ -48,7 +48,7 @@ def kubernetes_settings(openjip_home: Path, monkeypatch: pytest.MonkeyPatch) -> 
 @pytest.fixture
 def gpu_pod(kubernetes_settings: Settings) -> dict[str, Any]:
     request = _request(resources=ResourcesSpec(cpu="2", memory="8Gi", gpu=1))
-    return KubernetesStepRunner(kubernetes_settings).pod_manifest(request)
+    return AnalysisPod(kubernetes_settings).manifest(request)
 
 
 @pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
@@ -124,7 +124,7 @@ def test_pod_gets_endpoints_as_values_and_credentials_by_secret_reference(
 
 
 def test_cpu_only_step_takes_the_operator_resources(kubernetes_settings: Settings) -> None:
-    pod = KubernetesStepRunner(kubernetes_settings).pod_manifest(_request())
+    pod = AnalysisPod(kubernetes_settings).manifest(_request())
     step = pod["spec"]["initContainers"][1]
     assert step["resources"]["requests"] == {"cpu": "1", "memory": "2Gi"}
     assert "nvidia.com/gpu" not in step["resources"]["limits"]

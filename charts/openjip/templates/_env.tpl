@@ -31,6 +31,13 @@ the names follow src/openjip/config/settings.py. Each helper renders list items 
 {{- .Values.federation.existingSecret | default (include "openjip.componentName" (dict "ctx" . "component" "federation")) -}}
 {{- end -}}
 
+{{/* The Secret of the federation service's certificate; empty when TLS is off. */}}
+{{- define "openjip.federationTLSSecretName" -}}
+{{- if .Values.federation.tls.enabled -}}
+{{- .Values.federation.tls.secretName | default (include "openjip.componentName" (dict "ctx" . "component" "federation-tls")) -}}
+{{- end -}}
+{{- end -}}
+
 {{- define "openjip.opensearchURL" -}}
 {{- if .Values.opensearch.enabled -}}
 {{- printf "http://%s:9200" (include "openjip.componentName" (dict "ctx" . "component" "opensearch")) -}}
@@ -95,7 +102,7 @@ the names follow src/openjip/config/settings.py. Each helper renders list items 
 {{- end }}
 {{- end -}}
 
-{{/* How the receiver and Airflow's own tasks reach Airflow's REST API (series-arrival triggers). */}}
+{{/* How the receiver (series-arrival runs) and Airflow's own tasks reach Airflow's REST API. */}}
 {{- define "openjip.env.airflowClient" -}}
 {{- if .Values.airflow.enabled }}
 - name: OPENJIP_AIRFLOW__URL
@@ -107,6 +114,10 @@ the names follow src/openjip/config/settings.py. Each helper renders list items 
     secretKeyRef:
       name: {{ include "openjip.airflowSecretName" . }}
       key: admin-password
+{{- else }}
+# No workflow engine: the receiver starts no series-arrival runs.
+- name: OPENJIP_AIRFLOW__ENABLED
+  value: "false"
 {{- end }}
 {{- end -}}
 
@@ -125,8 +136,8 @@ the names follow src/openjip/config/settings.py. Each helper renders list items 
 {{- end -}}
 
 {{/*
-The labels the kubernetes StepRunner (src/openjip/runner/kubernetes.py) gives every analysis
-pod: the NetworkPolicies admit pods carrying them to the object store and the index, nothing else.
+The labels the pod of every analysis step carries (src/openjip/runner/kubernetes.py): the
+NetworkPolicies admit pods carrying them to the object store and the index, nothing else.
 */}}
 {{- define "openjip.analysisPodSelector" -}}
 app.kubernetes.io/name: openjip-step
@@ -165,7 +176,7 @@ specs in $OPENJIP_HOME/workflows; deliberately no storage, index or Airflow sett
   value: 0.0.0.0
 - name: OPENJIP_FEDERATION__PORT
   value: "8443"
-{{- if .Values.federation.tls.secretName }}
+{{- if include "openjip.federationTLSSecretName" . }}
 - name: OPENJIP_FEDERATION__TLS_CERT
   value: /var/run/secrets/openjip/federation-tls/tls.crt
 - name: OPENJIP_FEDERATION__TLS_KEY

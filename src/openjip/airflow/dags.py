@@ -8,12 +8,15 @@ valid specs' DAGs load as usual.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from airflow.sdk import DAG, Param
+from airflow.sdk import DAG, BaseOperator, Param
 
 from openjip.airflow.operators import AnalysisOperator, SelectSeriesOperator
+from openjip.config import Settings, get_settings
+from openjip.runner.factory import step_backend
 from openjip.workflows.loader import discover_specs, workflow_dirs
 from openjip.workflows.spec import SERIES_PARAM, ParamSpec, WorkflowSpec
 from openjip.workflows.validation import SpecInvalid
@@ -71,8 +74,21 @@ def series_param(spec: WorkflowSpec) -> Param:
     )
 
 
-def build_dag(spec: WorkflowSpec, source: Path | None = None) -> DAG:
+def step_task_class(settings: Settings) -> type[BaseOperator]:
+    """The task of a step: the local runner's, or in ``kubernetes`` mode a pod task."""
+    if step_backend(settings) == "kubernetes":
+        from openjip.airflow.pod_tasks import AnalysisPodOperator
+
+        return AnalysisPodOperator
+    return AnalysisOperator
+
+
+def build_dag(
+    spec: WorkflowSpec, source: Path | None = None, settings: Settings | None = None
+) -> DAG:
     """The DAG of one valid spec: pick the series, then each step after its dependencies."""
+    settings = settings or get_settings()
+    step_task = step_task_class(settings)
     params = {SERIES_PARAM: series_param(spec)}
     params.update({name: airflow_param(param) for name, param in spec.params.items()})
     doc = f"{spec.description}\n\nSpec `{spec.id}` version {spec.version}"
@@ -109,14 +125,13 @@ def build_dag(spec: WorkflowSpec, source: Path | None = None) -> DAG:
                 "workflow_id": spec.id,
                 "step": step.model_dump(mode="json"),
                 "retries": step.retries,
+                "execution_timeout": timedelta(minutes=settings.airflow.step_timeout_minutes),
                 "doc_md": step.description or None,
             }
             if step.per_series:
-                tasks[step.name] = AnalysisOperator.partial(**arguments).expand(
-                    series_uid=select.output
-                )
+                tasks[step.name] = step_task.partial(**arguments).expand(series_uid=select.output)
             else:
-                tasks[step.name] = AnalysisOperator(**arguments, series_uids=select.output)
+                tasks[step.name] = step_task(**arguments, series_uids=select.output)
         for step in spec.steps:
             if not step.depends_on:
                 select >> tasks[step.name]
@@ -127,13 +142,11 @@ def build_dag(spec: WorkflowSpec, source: Path | None = None) -> DAG:
 
 def build_dags(dirs: list[Path] | None = None) -> dict[str, DAG]:
     """Every DAG of the workflow folders (default: those of the current settings), by id."""
-    if dirs is None:
-        from openjip.config import get_settings
-
-        dirs = workflow_dirs(get_settings())
-    catalog = discover_specs(dirs)
+    settings = get_settings()
+    catalog = discover_specs(workflow_dirs(settings) if dirs is None else dirs)
     dags = {
-        spec_id: build_dag(spec, catalog.paths[spec_id]) for spec_id, spec in catalog.specs.items()
+        spec_id: build_dag(spec, catalog.paths[spec_id], settings)
+        for spec_id, spec in catalog.specs.items()
     }
     if catalog.rejected:
         placeholder = RejectedSpecs(dag_id=REJECTED_DAG_ID, schedule=None)

@@ -2,8 +2,9 @@
 
 Both are thin: :class:`SelectSeriesOperator` turns the run's conf (or the spec's index query)
 into a list of SeriesInstanceUIDs; :class:`AnalysisOperator` turns its step and the run's params
-into a :class:`~openjip.runner.StepRequest` and hands it to the StepRunner the settings choose.
-A failing step fails its task with the step's own message.
+into a :class:`~openjip.runner.StepRequest` (:func:`step_request`) and hands it to the local
+StepRunner. A failing step fails its task with the step's own message. In ``kubernetes`` mode
+steps are pod tasks instead (:mod:`openjip.airflow.pod_tasks`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 from airflow.sdk import BaseOperator, XComArg
 from airflow.sdk.exceptions import AirflowException
 
+from openjip.runner.base import StepRequest
 from openjip.workflows.spec import (
     SERIES_PARAM,
     InputSpec,
@@ -100,31 +102,51 @@ class AnalysisOperator(BaseOperator):
         self.series_uids = series_uids
 
     def execute(self, context: Any) -> dict[str, Any]:
-        """Run the step through the configured StepRunner; return what it produced."""
+        """Run the step through the local StepRunner; return what it produced."""
         from openjip.config import get_settings
-        from openjip.runner import StepFailed, StepRequest, open_runner
+        from openjip.runner import StepFailed, open_runner
 
-        step = StepSpec.model_validate(self.step)
-        # By now Airflow has rendered series_uids from the select_series XCom into a list.
-        series = [self.series_uid] if self.series_uid else list(self.series_uids or [])  # type: ignore[arg-type]
-        params = {
-            name: resolve_param_value(value, context["params"])
-            for name, value in step.params.items()
-        }
-        request = StepRequest(
-            dag_id=self.workflow_id,
-            run_id=context["run_id"],
-            step=step.name,
-            operator=step.operator,
-            series_uids=series,
-            params=params,
-            input_from=step.input_from,
-            resources=step.resources,
+        request = step_request(
+            self.workflow_id, self.step, self.series_uid, self.series_uids, context
         )
-        self.log.info("step %s (%s) on %s with %s", step.name, step.operator, series, params)
+        self.log.info(
+            "step %s (%s) on %s with %s",
+            request.step,
+            request.operator,
+            request.series_uids,
+            request.params,
+        )
         try:
             outcome = open_runner(get_settings()).run(request, context)
         except StepFailed as failure:
-            raise AirflowException(f"step {step.name} failed on {series}: {failure}") from failure
-        self.log.info("step %s produced %s", step.name, outcome.to_dict())
+            raise AirflowException(
+                f"step {request.step} failed on {request.series_uids}: {failure}"
+            ) from failure
+        self.log.info("step %s produced %s", request.step, outcome.to_dict())
         return outcome.to_dict()
+
+
+def step_request(
+    workflow_id: str,
+    step_spec: dict[str, Any],
+    series_uid: str | None,
+    series_uids: list[str] | XComArg | None,
+    context: Any,
+) -> StepRequest:
+    """What a step task runs: its step with the run's params, on its series (one when mapped,
+    else those ``select_series`` found — rendered into a list by Airflow by now)."""
+    step = StepSpec.model_validate(step_spec)
+    series = [series_uid] if series_uid else list(series_uids or [])  # type: ignore[arg-type]
+    params = {
+        name: resolve_param_value(value, context["params"]) for name, value in step.params.items()
+    }
+    return StepRequest(
+        dag_id=workflow_id,
+        run_id=context["run_id"],
+        step=step.name,
+        operator=step.operator,
+        series_uids=series,
+        params=params,
+        input_from=step.input_from,
+        resources=step.resources,
+    )

@@ -15,6 +15,7 @@ import typer
 from rich.table import Table
 
 from openjip.cli.environment import configure_logging, console, err_console, fail, load_settings
+from openjip.cli.federation_questions import ask, question_app
 from openjip.federation.errors import FederationError
 from openjip.federation.exchange import Exchange
 
@@ -25,6 +26,8 @@ app = typer.Typer(
 )
 peer_app = typer.Typer(name="peer", help="Trusted peer sites.", no_args_is_help=True)
 app.add_typer(peer_app)
+app.add_typer(question_app)
+app.command()(ask)
 
 JSON_OPTION = typer.Option(False, "--json", help="Print JSON instead of a table.")
 
@@ -83,6 +86,11 @@ def peer_add(
     policy: str = typer.Option(
         "manual", "--policy", help="manual: a person approves each bundle; auto: accept verified."
     ),
+    questions: str = typer.Option(
+        "manual",
+        "--questions",
+        help="Statistics questions of this peer: manual (a person approves), auto, refuse.",
+    ),
 ) -> None:
     """Trust a peer site.
 
@@ -90,12 +98,16 @@ def peer_add(
     """
     if policy not in ("manual", "auto"):
         fail(f"--policy must be manual or auto, not {policy!r}", code=2)
+    if questions not in ("manual", "auto", "refuse"):
+        fail(f"--questions must be manual, auto or refuse, not {questions!r}", code=2)
     exchange = _exchange()
     try:
-        peer = exchange.peers.add(name, url, public_key, policy)  # type: ignore[arg-type]
+        peer = exchange.peers.add(name, url, public_key, policy, questions)  # type: ignore[arg-type]
     except FederationError as error:
         fail(str(error))
-    exchange.audit.append("peer-add", peer=name, url=url, site_id=peer.site_id, policy=policy)
+    exchange.audit.append(
+        "peer-add", peer=name, url=url, site_id=peer.site_id, policy=policy, questions=questions
+    )
     console.print(f"peer {name} added (site id {peer.site_id}, policy {policy})")
 
 
@@ -109,9 +121,9 @@ def peer_list(as_json: bool = JSON_OPTION) -> None:
     if as_json:
         _print_json([{**peer.model_dump(), "site_id": peer.site_id} for peer in peers])
         return
-    table = Table("name", "url", "policy", "site id")
+    table = Table("name", "url", "policy", "questions", "site id")
     for peer in peers:
-        table.add_row(peer.name, peer.url, peer.policy, peer.site_id)
+        table.add_row(peer.name, peer.url, peer.policy, peer.questions, peer.site_id)
     console.print(table)
 
 

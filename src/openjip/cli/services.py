@@ -1,4 +1,5 @@
-"""``openjip receiver`` and ``openjip web``: one service of a site in the foreground."""
+"""``openjip receiver`` and ``openjip web``: one service of a site in the foreground, built by
+the site's one assembly (:mod:`openjip.site.components`), as the chart's containers run them."""
 
 from __future__ import annotations
 
@@ -21,15 +22,18 @@ Port = Annotated[
 def receiver(host: Host = None, port: Port = None) -> None:
     """Run the DICOM receiver (C-ECHO, C-STORE) in the foreground; Ctrl-C stops it.
 
+    With Airflow on (OPENJIP_AIRFLOW__ENABLED, the default), completed series start the
+    workflows whose series-arrival rule they match.
+
     Example: openjip receiver --host 127.0.0.1 --port 11112
     """
     settings = load_settings()
     settings.receiver.host = host or settings.receiver.host
     settings.receiver.port = settings.receiver.port if port is None else port
     configure_logging(settings)
-    from openjip.site import ReceiverComponent, run_site
+    from openjip.site import receiver_components, run_site
 
-    raise typer.Exit(run_site([ReceiverComponent(settings)]))
+    raise typer.Exit(run_site(receiver_components(settings)))
 
 
 @app.command()
@@ -42,7 +46,6 @@ def web(host: Host = None, port: Port = None) -> None:
     settings.web.host = host or settings.web.host
     settings.web.port = settings.web.port if port is None else port
     configure_logging(settings)
-    from openjip.site import run_site
-    from openjip.web import WebService
+    from openjip.site import run_site, web_components
 
-    raise typer.Exit(run_site([WebService(settings)]))
+    raise typer.Exit(run_site(web_components(settings)))

@@ -11,7 +11,7 @@ app = typer.Typer(name="site", help="Run a whole site.", no_args_is_help=True)
 
 @app.command()
 def up() -> None:
-    """Run a local site in the foreground: DICOM receiver and web service; Ctrl-C stops all.
+    """Run a local site in the foreground: Airflow, DICOM receiver, web service; Ctrl-C stops all.
 
     Ports and paths come from the OPENJIP_ settings (see docs/configuration.md).
 

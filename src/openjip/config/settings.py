@@ -34,7 +34,64 @@ class ReceiverSettings(BaseModel):
     max_pdu: int = Field(
         0, ge=0, description="Maximum PDU length we receive, in bytes; 0 means unlimited."
     )
-    max_associations: int = Field(64, ge=1, description="Concurrent associations per process.")
+    max_associations: int = Field(
+        64,
+        ge=1,
+        description="Associations open at once on the whole receiver (all its processes).",
+    )
+    reserved_for_known_aes: int = Field(
+        8,
+        ge=0,
+        description="Of `max_associations`, how many only known AEs (the calling-AE allow-list "
+        "and the C-MOVE destinations) may use, so unknown callers never starve them.",
+    )
+    max_associations_per_ae: int = Field(
+        32, ge=1, description="Associations open at once from one calling AE title."
+    )
+    max_connections_per_address: int = Field(
+        32,
+        ge=1,
+        description="Connections open at once from one source address (negotiating or "
+        "established).",
+    )
+    max_negotiating: int = Field(
+        64,
+        ge=1,
+        description="Connections whose A-ASSOCIATE-RQ has not fully arrived, kept at once; at "
+        "the cap a new connection pushes out the oldest one of the busiest address.",
+    )
+    association_request_timeout: float = Field(
+        30.0,
+        gt=0,
+        description="Seconds a new connection has to send its whole A-ASSOCIATE-RQ.",
+    )
+    idle_timeout: float = Field(
+        60.0,
+        gt=0,
+        description="Seconds an association may stay silent, between PDUs or inside one, "
+        "before it is aborted.",
+    )
+    pdu_timeout: float = Field(
+        120.0, gt=0, description="Seconds one whole PDU may take to arrive once it began."
+    )
+    message_timeout: float = Field(
+        900.0,
+        gt=0,
+        description="Seconds one whole DIMSE message (command and dataset) may take to arrive, "
+        "and the longest wait for a peer's response during C-MOVE/C-GET.",
+    )
+    release_timeout: float = Field(
+        10.0,
+        gt=0,
+        description="Seconds the peer has to close the connection after the association was "
+        "released or aborted.",
+    )
+    pdata_reader: Literal["openjip", "pynetdicom"] = Field(
+        "openjip",
+        description="Who reads P-DATA of established associations: openjip's own reader "
+        "(streams C-STORE datasets to disk, ~3 ms less CPU per instance) or pynetdicom's "
+        "(the fallback, should openjip's reader misbehave with a peer).",
+    )
     workers: int = Field(
         0,
         ge=0,
@@ -64,6 +121,18 @@ class ReceiverSettings(BaseModel):
         ge=0,
         le=65535,
         description="Port of the receiver's own /metrics endpoint on `host`; 0 disables it.",
+    )
+
+
+class DicomSettings(BaseModel):
+    """How DICOM headers are read, wherever instances arrive (C-STORE, STOW-RS, results)."""
+
+    max_sequence_depth: int = Field(
+        64,
+        ge=1,
+        le=128,
+        description="Deepest nesting of sequences an instance may have; deeper ones are refused "
+        "(0xC000 / STOW failure) instead of recursing without bound.",
     )
 
 
@@ -175,7 +244,34 @@ class FederationSettings(BaseModel):
         300.0, ge=0, description="How often `serve` pulls from peers; 0 turns periodic pulls off."
     )
     request_max_age_seconds: int = Field(
-        300, gt=0, description="Signed requests older (or further in the future) are refused."
+        300, gt=0, description="Signed requests older than this are refused."
+    )
+    replay_cache_entries: int = Field(
+        100_000,
+        gt=0,
+        description="Nonces of signed requests remembered within `request_max_age_seconds`; "
+        "when full, further requests get 503 instead of risking a replay.",
+    )
+    refusal_audit_interval_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="Refused requests are summed up in one audit entry per interval.",
+    )
+    refusals_per_address: int = Field(
+        100,
+        gt=0,
+        description="Refused requests per address and interval before it gets 429 unread.",
+    )
+    site_web_url: str = Field(
+        "http://127.0.0.1:8042",
+        description="This site's own web service, which answers statistics questions and "
+        "patient-data screens for the federation service (which never reads the index).",
+    )
+    question_min_cell: int = Field(
+        5,
+        ge=1,
+        description="Statistics cells counting fewer series are withheld; a peer's question "
+        "can raise this minimum, never lower it.",
     )
     allowed_operators: dict[str, str] = Field(
         default_factory=dict,
@@ -190,7 +286,9 @@ class AirflowSettings(BaseModel):
     """The workflow engine (Airflow) and how analysis steps run."""
 
     enabled: bool = Field(
-        True, description="`openjip site up` starts Airflow and the series-arrival triggers."
+        True,
+        description="The site has Airflow: the receiver starts the workflows a completed series "
+        "matches (however it is started) and `openjip site up` starts a local Airflow.",
     )
     host: str = Field("127.0.0.1", description="Address the local Airflow api-server binds to.")
     port: int = Field(8080, ge=0, le=65535, description="Port of the local Airflow api-server.")
@@ -215,6 +313,16 @@ class AirflowSettings(BaseModel):
         "empty follows `mode`.",
     )
     namespace: str = Field("openjip", description="Kubernetes namespace of analysis pods.")
+    deferrable_pods: bool = Field(
+        True,
+        description="Analysis pod tasks wait for their pod in Airflow's triggerer (deferrable) "
+        "instead of holding a worker slot.",
+    )
+    step_timeout_minutes: float = Field(
+        240.0,
+        gt=0,
+        description="An analysis step's task fails after this long (its pod is deleted).",
+    )
     step_image: str = Field(
         "ghcr.io/openjip/openjip:0.1.0",
         description="openjip image that fetches inputs and publishes outputs in analysis pods.",
@@ -229,6 +337,12 @@ class AirflowSettings(BaseModel):
     )
     trigger_retry_seconds: float = Field(
         5.0, gt=0, description="How often queued series-arrival triggers are retried."
+    )
+    recover_completed_hours: float = Field(
+        24.0,
+        ge=0,
+        description="On start the receiver queues again the series-arrival runs of series "
+        "completed this many hours back (Airflow keeps one run per series version); 0: none.",
     )
 
 
@@ -252,6 +366,7 @@ class Settings(BaseSettings):
     log_level: str = Field("INFO", description="Log level of the services.")
     receiver: ReceiverSettings = Field(default_factory=ReceiverSettings)
     web: WebSettings = Field(default_factory=WebSettings)
+    dicom: DicomSettings = Field(default_factory=DicomSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
     index: IndexSettings = Field(default_factory=IndexSettings)
     federation: FederationSettings = Field(default_factory=FederationSettings)

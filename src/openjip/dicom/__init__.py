@@ -7,13 +7,8 @@ the bytes they received untouched.
 
 from openjip.dicom.fastheader import ParsedInstance
 from openjip.dicom.header import BULK_DATA_TAGS, dicom_json_header
-from openjip.dicom.records import (
-    UnreadableInstance,
-    instance_record,
-    read_header,
-    read_instance,
-    record_from_header,
-)
+from openjip.dicom.reading import UnreadableInstance, read_instance
+from openjip.dicom.records import instance_record, record_from_header
 from openjip.dicom.uids import InvalidUID, check_uid, instance_key, is_valid_uid
 
 __all__ = [
@@ -26,7 +21,6 @@ __all__ = [
     "instance_key",
     "instance_record",
     "is_valid_uid",
-    "read_header",
     "read_instance",
     "record_from_header",
 ]

@@ -6,21 +6,42 @@ the encoded bytes once (little endian, explicit or implicit VR), writes DICOM JS
 leaves bulk data out and checks every length against the data, so a truncated instance is
 caught without touching pixel values. Anything unusual (big endian, deflate, code
 extensions, odd VRs) raises :class:`FastPathUnsupported` and the caller falls back to
-pydicom.
+pydicom. Values become DICOM JSON through the normalisation of :mod:`openjip.dicom.header`,
+the one pydicom's path uses too.
+
+Whatever the bytes, only this module's exceptions and :class:`~openjip.dicom.header.NestingTooDeep`
+leave it: every length is checked against the data before it is used, and sequences nest at
+most ``max_depth`` levels.
 """
 
 from __future__ import annotations
 
 import base64
-import math
 import struct
 from dataclasses import dataclass
 from typing import Any
 
 from pydicom.charset import python_encoding
 from pydicom.datadict import dictionary_VR
+from pydicom.uid import UID
 
-from openjip.dicom.header import BULK_DATA_TAGS, INLINE_BINARY_LIMIT
+from openjip.dicom.header import (
+    BULK_DATA_TAGS,
+    DEFAULT_CHARSET_VRS,
+    DEFAULT_MAX_SEQUENCE_DEPTH,
+    INLINE_BINARY_LIMIT,
+    MULTI_TEXT_VRS,
+    NUMBER_STRING_VRS,
+    SINGLE_TEXT_VRS,
+    NestingTooDeep,
+    floats_json,
+    left_out,
+    numbers_json,
+    person_names_json,
+    sequence_json,
+    text_json,
+)
+from openjip.dicom.uids import is_valid_uid
 
 
 class FastPathUnsupported(Exception):
@@ -47,12 +68,10 @@ class ParsedInstance:
 
 _IMPLICIT_LE = "1.2.840.10008.1.2"
 _UNSUPPORTED_SYNTAXES = frozenset({"1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99"})
+_SPECIFIC_CHARACTER_SET = 0x00080005
 _LONG_VRS = frozenset(
     {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
 )
-_TEXT_VRS = frozenset({"SH", "LO", "UC"})
-_SINGLE_TEXT_VRS = frozenset({"ST", "LT", "UT", "UR"})
-_ASCII_VRS = frozenset({"AE", "AS", "CS", "DA", "DT", "TM", "UI"})
 _BINARY_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN"})
 _NUMBER_FORMATS = {
     "US": "H",
@@ -64,46 +83,18 @@ _NUMBER_FORMATS = {
     "UV": "Q",
     "SV": "q",
 }
+_NUMBER_STRUCTS = {vr: struct.Struct("<" + fmt) for vr, fmt in _NUMBER_FORMATS.items()}
 _UNDEFINED = 0xFFFFFFFF
 _ITEM, _ITEM_END, _SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 _PIXEL_DATA = 0x7FE00010
 _UNPACK_EXPLICIT = struct.Struct("<HH2sH").unpack_from
-_VALID_VRS = [
-    "AE",
-    "AS",
-    "AT",
-    "CS",
-    "DA",
-    "DS",
-    "DT",
-    "FD",
-    "FL",
-    "IS",
-    "LO",
-    "LT",
-    "OB",
-    "OD",
-    "OF",
-    "OL",
-    "OV",
-    "OW",
-    "PN",
-    "SH",
-    "SL",
-    "SQ",
-    "SS",
-    "ST",
-    "SV",
-    "TM",
-    "UC",
-    "UI",
-    "UL",
-    "UN",
-    "UR",
-    "US",
-    "UT",
-    "UV",
-]
+# fmt: off
+_VALID_VRS = (
+    "AE", "AS", "AT", "CS", "DA", "DS", "DT", "FD", "FL", "IS", "LO", "LT",
+    "OB", "OD", "OF", "OL", "OV", "OW", "PN", "SH", "SL", "SQ", "SS", "ST",
+    "SV", "TM", "UC", "UI", "UL", "UN", "UR", "US", "UT", "UV",
+)
+# fmt: on
 _EXPLICIT_VRS = {vr.encode(): (vr, vr.encode() in _LONG_VRS) for vr in _VALID_VRS}
 _UNPACK_U32 = struct.Struct("<L").unpack_from
 _UNPACK_U16 = struct.Struct("<H").unpack_from
@@ -126,17 +117,21 @@ def _implicit_vr(tag: int, signed_pixels: bool = False) -> str:
 
 
 class _Reader:
-    def __init__(self, buf: bytes | memoryview, implicit: bool) -> None:
+    def __init__(self, buf: bytes | memoryview, implicit: bool, max_depth: int) -> None:
         self.buf = buf
         self.implicit = implicit
         self.encoding = "iso8859"
         self.signed_pixels = False
         self._implicit_vrs: dict[int, str] = {}
+        self._depth_left = max_depth
+        self._max_depth = max_depth
 
     def header(self, pos: int, end: int) -> tuple[int, int, str, int]:
         """Return (tag, value position, VR, length) of the element at ``pos``."""
         if pos + 8 > end:
             raise MalformedInstance(f"truncated: element header at byte {pos}")
+        if pos + 8 > len(self.buf):
+            raise BeyondBuffer
         group, element, raw_vr, short_length = _UNPACK_EXPLICIT(self.buf, pos)
         tag = group << 16 | element
         if group == 0xFFFE or self.implicit:
@@ -154,6 +149,8 @@ class _Reader:
         if long_length:
             if pos + 12 > end:
                 raise MalformedInstance(f"truncated: element header at byte {pos}")
+            if pos + 12 > len(self.buf):
+                raise BeyondBuffer
             return tag, pos + 12, vr, _UNPACK_U32(self.buf, pos + 8)[0]
         return tag, pos + 8, vr, short_length
 
@@ -178,7 +175,8 @@ class _Reader:
             if length == _UNDEFINED:
                 if vr == "SQ" or (vr == "UN" and self.implicit):
                     items, pos = self.sequence(value_pos, end, undefined=True)
-                    result[f"{tag:08X}"] = _sequence_json(items)
+                    if not left_out(tag):
+                        result[f"{tag:08X}"] = sequence_json(items)
                 elif tag == _PIXEL_DATA and top:
                     pos = self.encapsulated(value_pos, end)
                     after_pixels = True
@@ -193,11 +191,12 @@ class _Reader:
                 )
             if vr == "SQ":
                 items, _ = self.sequence(value_pos, value_end, undefined=False)
-                result[f"{tag:08X}"] = _sequence_json(items)
-            elif tag & 0xFFFF != 0 and not after_pixels and not _is_bulk(tag, vr, length):
-                value = self.value(vr, value_pos, value_end)
-                if tag == 0x00080005 and top:
-                    self._set_charset(value)
+                if not left_out(tag):
+                    result[f"{tag:08X}"] = sequence_json(items)
+            elif not left_out(tag) and not after_pixels and not _is_bulk(tag, vr, length):
+                value = self.value(tag, vr, value_pos, value_end)
+                if tag == _SPECIFIC_CHARACTER_SET:
+                    self._set_charset(value, top)
                 elif tag == 0x00280103 and top:  # PixelRepresentation decides US or SS
                     self.signed_pixels = value.get("Value") == [1]
                     self._implicit_vrs.clear()
@@ -207,6 +206,15 @@ class _Reader:
         return result, pos
 
     def sequence(self, pos: int, end: int, *, undefined: bool) -> tuple[list[dict[str, Any]], int]:
+        if self._depth_left == 0:
+            raise NestingTooDeep(self._max_depth)
+        self._depth_left -= 1
+        try:
+            return self._items(pos, end, undefined=undefined)
+        finally:
+            self._depth_left += 1
+
+    def _items(self, pos: int, end: int, *, undefined: bool) -> tuple[list[dict[str, Any]], int]:
         items: list[dict[str, Any]] = []
         while pos < end:
             tag, value_pos, _, length = self.header(pos, end)
@@ -237,34 +245,30 @@ class _Reader:
                 raise MalformedInstance("truncated: pixel data fragment runs past the data")
             pos = value_pos + length
 
-    def value(self, vr: str, start: int, end: int) -> dict[str, Any]:
+    def value(self, tag: int, vr: str, start: int, end: int) -> dict[str, Any]:
         if end > len(self.buf):
             raise BeyondBuffer
         raw = bytes(self.buf[start:end])
         if not raw:
             return {"vr": vr}
-        if vr in _ASCII_VRS:
-            text = raw.decode("ascii", "replace").rstrip(" \0")
-            return _strings(vr, [part.strip(" \0") for part in text.split("\\")])
-        if vr in _TEXT_VRS:
-            text = raw.decode(self.encoding, "replace")
-            return _strings(vr, [part.strip(" \0") for part in text.split("\\")])
-        if vr in _SINGLE_TEXT_VRS:
-            return _strings(vr, [raw.decode(self.encoding, "replace").rstrip(" \0")])
+        if vr in DEFAULT_CHARSET_VRS or vr in NUMBER_STRING_VRS:
+            parts = raw.decode("latin-1").rstrip(" \0").split("\\")
+            if vr in NUMBER_STRING_VRS:
+                return numbers_json(tag, vr, parts)
+            return text_json(vr, parts)
+        if vr in MULTI_TEXT_VRS:
+            return text_json(vr, raw.decode(self.encoding, "replace").split("\\"))
+        if vr in SINGLE_TEXT_VRS:
+            return text_json(vr, [raw.decode(self.encoding, "replace")])
         if vr == "PN":
             names = raw.decode(self.encoding, "replace").rstrip(" \0").split("\\")
-            return {"vr": vr, "Value": [_person_name(name) for name in names]}
-        if vr in ("IS", "DS"):
-            return _numbers(vr, raw)
-        fmt = _NUMBER_FORMATS.get(vr)
-        if fmt is not None:
-            size = struct.calcsize("<" + fmt)
-            if len(raw) % size:
+            return person_names_json(names)
+        number = _NUMBER_STRUCTS.get(vr)
+        if number is not None:
+            if len(raw) % number.size:
                 raise FastPathUnsupported(f"{vr} value of {len(raw)} bytes")
-            values = list(struct.unpack(f"<{len(raw) // size}{fmt}", raw))
-            if vr in ("FL", "FD") and not all(math.isfinite(v) for v in values):
-                return {"vr": vr}
-            return {"vr": vr, "Value": values}
+            values = [item[0] for item in number.iter_unpack(raw)]
+            return floats_json(vr, values) if vr in ("FL", "FD") else {"vr": vr, "Value": values}
         if vr == "AT":
             if len(raw) % 4:
                 raise FastPathUnsupported("AT value not a multiple of 4 bytes")
@@ -275,12 +279,24 @@ class _Reader:
             return {"vr": vr, "InlineBinary": base64.b64encode(raw).decode("ascii")}
         raise FastPathUnsupported(f"VR {vr}")
 
-    def _set_charset(self, value: dict[str, Any]) -> None:
+    def _set_charset(self, value: dict[str, Any], top: bool) -> None:
         terms = [term for term in value.get("Value", []) if term]
         if len(terms) > 1 or (terms and terms[0] not in python_encoding):
             raise FastPathUnsupported(f"character set {terms}")
-        if terms:
-            self.encoding = python_encoding[terms[0]]
+        encoding = python_encoding[terms[0]] if terms else "iso8859"
+        if top:
+            self.encoding = encoding
+        elif encoding != self.encoding:  # an item with its own character set
+            raise FastPathUnsupported(f"character set {terms} inside a sequence item")
+
+
+def check_transfer_syntax(transfer_syntax: str) -> None:
+    """:class:`MalformedInstance` unless ``transfer_syntax`` is one pydicom knows: a garbled
+    one must not be read as if it were explicit VR little endian."""
+    if not transfer_syntax:
+        raise MalformedInstance("file meta has no TransferSyntaxUID")
+    if not is_valid_uid(transfer_syntax) or not UID(transfer_syntax).is_transfer_syntax:
+        raise MalformedInstance(f"{transfer_syntax[:70]!r} is not a known transfer syntax")
 
 
 def _is_bulk(tag: int, vr: str, length: int) -> bool:
@@ -292,66 +308,34 @@ def _is_bulk(tag: int, vr: str, length: int) -> bool:
     return vr in _BINARY_VRS and length > INLINE_BINARY_LIMIT
 
 
-def _strings(vr: str, values: list[str]) -> dict[str, Any]:
-    if values == [""]:
-        return {"vr": vr}
-    return {"vr": vr, "Value": [value if value else None for value in values]}
-
-
-def _person_name(name: str) -> dict[str, str] | None:
-    name = name.strip(" ")
-    if not name:
-        return None
-    groups = name.split("=")
-    result = {"Alphabetic": groups[0]}
-    if len(groups) > 1 and groups[1]:
-        result["Ideographic"] = groups[1]
-    if len(groups) > 2 and groups[2]:
-        result["Phonetic"] = groups[2]
-    return result
-
-
-def _numbers(vr: str, raw: bytes) -> dict[str, Any]:
-    values: list[int | float | None] = []
-    for part in raw.decode("ascii", "replace").split("\\"):
-        text = part.strip(" \0")
-        if not text:
-            values.append(None)
-            continue
-        try:
-            number = float(text) if vr == "DS" else int(text)
-        except ValueError:
-            return {"vr": vr}  # unreadable number: keep the element, drop the value
-        if isinstance(number, float) and not math.isfinite(number):
-            return {"vr": vr}
-        values.append(number)
-    return {"vr": vr, "Value": values} if any(v is not None for v in values) else {"vr": vr}
-
-
-def _sequence_json(items: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"vr": "SQ", "Value": items} if items else {"vr": "SQ"}
-
-
-def parse_part10(buf: bytes | memoryview, size: int | None = None) -> ParsedInstance:
+def parse_part10(
+    buf: bytes | memoryview,
+    size: int | None = None,
+    *,
+    max_depth: int = DEFAULT_MAX_SEQUENCE_DEPTH,
+) -> ParsedInstance:
     """Parse file meta and dataset of a Part-10 file held in ``buf``.
 
     With ``size``, ``buf`` is only the start of a file of ``size`` bytes: enough when the
     header lies in it and the pixel data, which is skipped, reaches to the end. Otherwise
-    :class:`BeyondBuffer` is raised and the whole file is needed.
+    :class:`BeyondBuffer` is raised and the whole file is needed. Sequences nested deeper
+    than ``max_depth`` raise :class:`~openjip.dicom.header.NestingTooDeep`.
     """
     end = len(buf) if size is None else size
     try:
-        return _parse_part10(buf, end)
+        return _parse_part10(buf, end, max_depth)
     except struct.error as exc:  # an element header past the end of ``buf``
+        if size is None:
+            raise MalformedInstance("truncated: an element header runs past the data") from exc
         raise BeyondBuffer from exc
 
 
-def _parse_part10(buf: bytes | memoryview, end: int) -> ParsedInstance:
+def _parse_part10(buf: bytes | memoryview, end: int, max_depth: int) -> ParsedInstance:
     if len(buf) < min(end, 132):
         raise BeyondBuffer
     if end < 132 or bytes(buf[128:132]) != b"DICM":
         raise MalformedInstance("not a DICOM Part-10 file (no DICM prefix)")
-    meta_reader = _Reader(buf, implicit=False)
+    meta_reader = _Reader(buf, implicit=False, max_depth=0)
     pos = 132
     transfer_syntax = source_ae = ""
     while pos + 8 <= end and _UNPACK_U16(buf, pos)[0] == 0x0002:
@@ -360,17 +344,16 @@ def _parse_part10(buf: bytes | memoryview, end: int) -> ParsedInstance:
             raise MalformedInstance("truncated or invalid file meta information")
         if value_pos + length > len(buf):
             raise BeyondBuffer
-        if tag == 0x00020010:
-            transfer_syntax = bytes(buf[value_pos : value_pos + length]).decode("ascii", "replace")
-            transfer_syntax = transfer_syntax.strip(" \0")
-        elif tag == 0x00020016:
-            source_ae = bytes(buf[value_pos : value_pos + length]).decode("ascii", "replace")
-            source_ae = source_ae.strip(" \0")
+        if tag in (0x00020010, 0x00020016):  # TransferSyntaxUID, SourceApplicationEntityTitle
+            text = bytes(buf[value_pos : value_pos + length]).decode("latin-1").strip(" \0")
+            if tag == 0x00020010:
+                transfer_syntax = text
+            else:
+                source_ae = text
         pos = value_pos + length
-    if not transfer_syntax:
-        raise MalformedInstance("file meta has no TransferSyntaxUID")
+    check_transfer_syntax(transfer_syntax)
     if transfer_syntax in _UNSUPPORTED_SYNTAXES:
         raise FastPathUnsupported(f"transfer syntax {transfer_syntax}")
-    reader = _Reader(buf, implicit=transfer_syntax == _IMPLICIT_LE)
+    reader = _Reader(buf, implicit=transfer_syntax == _IMPLICIT_LE, max_depth=max_depth)
     header, _ = reader.dataset(pos, end, top=True)
     return ParsedInstance(transfer_syntax, header, source_ae)

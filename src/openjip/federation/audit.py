@@ -2,11 +2,15 @@
 to a JSONL file in which each entry carries the hash of the one before it.
 
 Editing, removing or reordering any line breaks the chain, which :func:`verify_chain` reports.
+Every entry names its ``format``: version 2 hashes RFC 8785 canonical JSON; entries without a
+format are version 1 (sorted-key ``json.dumps``) and are verified by that rule, so logs written
+before the change still verify.
 """
 
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import time
@@ -15,9 +19,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from openjip.federation.canonical import canonical_json, digest
+from openjip.federation.canonical import canonical_json, digest, legacy_json
 
 GENESIS = "0" * 64
+AUDIT_FORMAT = "openjip-audit/2"
+
+
+def _entry_hash(entry: dict[str, Any]) -> str | None:
+    """The hash an entry should carry, by its format version; ``None`` for an unknown one."""
+    found = entry.get("format")
+    if found == AUDIT_FORMAT:
+        return digest(entry)
+    if found is None:
+        return hashlib.sha256(legacy_json(entry)).hexdigest()
+    return None
 
 
 @dataclass(frozen=True)
@@ -62,6 +77,7 @@ class AuditLog:
                 tail = json.loads(last)
                 previous, sequence = tail["hash"], tail["seq"] + 1
             entry: dict[str, Any] = {
+                "format": AUDIT_FORMAT,
                 "seq": sequence,
                 "time": round(time.time(), 3),
                 "event": event,
@@ -101,7 +117,10 @@ class AuditLog:
                     breaks.append(ChainBreak(number, "not an audit entry"))
                     previous = ""
                     continue
-                if digest(entry) != stated:
+                expected = _entry_hash(entry)
+                if expected is None:
+                    breaks.append(ChainBreak(number, f"unknown entry format {entry['format']!r}"))
+                elif expected != stated:
                     breaks.append(ChainBreak(number, "entry was altered (hash mismatch)"))
                 if entry.get("prev") != previous:
                     breaks.append(ChainBreak(number, "chain link broken (entry removed/reordered)"))

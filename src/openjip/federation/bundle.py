@@ -20,7 +20,12 @@ from openjip.federation.errors import BundleRejected
 from openjip.federation.identity import SiteIdentity, verify_signature
 from openjip.federation.peers import Peer
 
-BUNDLE_FORMAT = "openjip-bundle/1"
+BUNDLE_FORMAT = "openjip-bundle/2"
+"""Version 2: signed over RFC 8785 canonical JSON. A change of the signed form is a new
+version, so a peer tells an old bundle from a forged one."""
+_RETIRED_FORMATS = {
+    "openjip-bundle/1": "signed over sorted-key json.dumps, not RFC 8785 canonical JSON",
+}
 _DIGEST = re.compile(r"@(sha256:[0-9a-f]{64})$")
 
 
@@ -87,8 +92,17 @@ def parse_signed_bundle(raw: bytes, peer: Peer) -> dict[str, Any]:
     ):
         raise BundleRejected("malformed", "bundle must be {'body': {...}, 'signature': '...'}")
     body = bundle["body"]
-    if body.get("format") != BUNDLE_FORMAT:
-        raise BundleRejected("malformed", f"unknown bundle format {body.get('format')!r}")
+    found = body.get("format")
+    if found in _RETIRED_FORMATS:
+        raise BundleRejected(
+            "format",
+            f"bundle format {found} ({_RETIRED_FORMATS[found]}) is no longer accepted; "
+            f"the publisher must publish again with an openjip that writes {BUNDLE_FORMAT}",
+        )
+    if found != BUNDLE_FORMAT:
+        raise BundleRejected(
+            "format", f"unknown bundle format {found!r}; this site reads {BUNDLE_FORMAT}"
+        )
     publisher = body.get("publisher")
     if not isinstance(publisher, dict) or publisher.get("public_key") != peer.public_key:
         raise BundleRejected(

@@ -1,4 +1,5 @@
-"""Pulling from a peer over HTTP(S): signed requests, responses read only up to the size cap."""
+"""Talking to a peer over HTTP(S): signed requests (RFC 9421), responses read only up to the
+size cap."""
 
 from __future__ import annotations
 
@@ -44,21 +45,28 @@ class PeerClient:
 
     def _get(self, path: str) -> bytes:
         """Body of a signed GET, cut one byte past the cap so the caller can tell it was too big."""
-        headers = sign_request(self.identity, "GET", path)
+        status, body = self.request("GET", path)
+        if status != 200:
+            raise FederationError(
+                f"peer {self.peer.name} answered {status} to {path}: "
+                f"{body[:200].decode(errors='replace')}"
+            )
+        return body
+
+    def request(self, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
+        """Status and body (cut one byte past the cap) of a signed request."""
+        url = f"{self.peer.url}{path}"
+        headers = sign_request(self.identity, method, url, audience=self.peer.site_id, body=body)
+        if body:
+            headers["Content-Type"] = "application/json"
         try:
-            with self._client.stream("GET", path, headers=headers) as response:
-                if response.status_code != 200:
-                    response.read()
-                    raise FederationError(
-                        f"peer {self.peer.name} answered {response.status_code} to {path}: "
-                        f"{response.text[:200]}"
-                    )
-                body = bytearray()
+            with self._client.stream(method, url, headers=headers, content=body) as response:
+                received = bytearray()
                 for chunk in response.iter_bytes():
-                    body.extend(chunk)
-                    if len(body) > self.max_bytes:
+                    received.extend(chunk)
+                    if len(received) > self.max_bytes:
                         break
-                return bytes(body[: self.max_bytes + 1])
+                return response.status_code, bytes(received[: self.max_bytes + 1])
         except httpx.HTTPError as error:
             raise FederationError(
                 f"cannot reach peer {self.peer.name} at {self.peer.url}: {error}"

@@ -23,6 +23,9 @@ from openjip.federation.identity import SiteIdentity, init_identity, load_identi
 from openjip.federation.inbox import Inbox, PendingBundle
 from openjip.federation.outbox import Outbox
 from openjip.federation.peers import Peer, PeerRegistry
+from openjip.federation.placement import approved_spec_path, check_workflow_id
+from openjip.federation.questions import QuestionDesk
+from openjip.statistics.loopback import LoopbackClient
 
 
 @dataclass(frozen=True)
@@ -55,14 +58,30 @@ def _spec_errors(spec: dict[str, Any]) -> list[str]:
 class Exchange:
     """Publishing, pulling and deciding on workflow bundles for one site."""
 
-    def __init__(self, home: Path, settings: FederationSettings) -> None:
+    def __init__(
+        self,
+        home: Path,
+        settings: FederationSettings,
+        *,
+        protected_workflow_dirs: list[Path] | None = None,
+    ) -> None:
+        from openjip.workflows.loader import PROJECT_WORKFLOWS
+
         self.settings = settings
         self.directory = home / "federation"
         self.workflows_dir = home / "workflows"
+        self.protected_workflow_dirs = (
+            [PROJECT_WORKFLOWS] if protected_workflow_dirs is None else protected_workflow_dirs
+        )
+        """Folders of the site's own workflows, which no federated spec may replace."""
         self.peers = PeerRegistry(self.directory / "peers.json")
         self.outbox = Outbox(self.directory / "published")
         self.inbox = Inbox(self.directory / "inbox")
         self.audit = AuditLog(self.directory / "audit.jsonl")
+        self.loopback = LoopbackClient(settings.site_web_url, home)
+        self.questions = QuestionDesk(
+            self.directory / "questions", self.audit, self.loopback, self.client
+        )
         self._identity: SiteIdentity | None = None
 
     @property
@@ -138,9 +157,19 @@ class Exchange:
         except FederationError:
             return None
 
+    def _target(self, body: dict[str, Any]) -> Path:
+        """Where the bundle's spec would be written (refusing traversal and shadowing)."""
+        return approved_spec_path(
+            self.workflows_dir,
+            self.protected_workflow_dirs,
+            check_workflow_id(body),
+            str(body["publisher"]["site_id"]),
+        )
+
     def _verify_content(self, bundle: dict[str, Any]) -> None:
         body = bundle["body"]
         spec = body["spec"]
+        self._target(body)
         check_no_foreign_paths(spec)
         errors = _spec_errors(spec)
         if errors:
@@ -202,13 +231,7 @@ class Exchange:
         peers = [self.peers.get(peer_name)] if peer_name else self.peers.entries()
         results: list[PullResult] = []
         for peer in peers:
-            client = PeerClient(
-                self.identity,
-                peer,
-                max_bytes=self.settings.max_payload_bytes,
-                ca_bundle=self.settings.ca_bundle,
-            )
-            with client:
+            with self.client(peer) as client:
                 try:
                     listing = client.list_bundles()
                     for entry in listing:
@@ -219,14 +242,27 @@ class Exchange:
                     results.append(PullResult(peer.name, "", "unreachable", str(error)))
         return results
 
+    def client(self, peer: Peer) -> PeerClient:
+        """A client signing this site's requests to ``peer`` (use it as a context manager)."""
+        return PeerClient(
+            self.identity,
+            peer,
+            max_bytes=self.settings.max_payload_bytes,
+            ca_bundle=self.settings.ca_bundle,
+        )
+
     # Deciding -----------------------------------------------------------------------------
 
     def approve(self, identifier: str, *, decided_by: str = "cli") -> Path:
         """Write the pending bundle's spec into the site's workflow folder (atomically)."""
         pending = self.inbox.get_pending(identifier)
-        target = self.workflows_dir / f"{pending.workflow_id}.yaml"
-        self._refuse_to_replace_local(target, pending)
         body = pending.bundle["body"]
+        try:
+            # Checked again: the site may have written a workflow of that id since the pull.
+            target = self._target(body)
+        except BundleRejected as error:
+            self._audit_decision("approve-refused", pending, decided_by, reason=error.reason)
+            raise FederationError(str(error)) from error
         spec = dict(body["spec"])
         spec["origin"] = {
             "peer": pending.peer,
@@ -240,18 +276,6 @@ class Exchange:
         self.inbox.mark_accepted(pending)
         self._audit_decision("approve", pending, decided_by, path=str(target))
         return target
-
-    def _refuse_to_replace_local(self, target: Path, pending: PendingBundle) -> None:
-        if not target.exists():
-            return
-        existing = yaml.safe_load(target.read_text()) or {}
-        origin = existing.get("origin") if isinstance(existing, dict) else None
-        site_id = pending.bundle["body"]["publisher"]["site_id"]
-        if not isinstance(origin, dict) or origin.get("site_id") != site_id:
-            raise FederationError(
-                f"{target} holds a workflow of the same id that did not come from peer "
-                f"{pending.peer}; rename one of them first"
-            )
 
     def reject(self, identifier: str, *, decided_by: str = "cli") -> PendingBundle:
         """Drop a pending bundle for good."""

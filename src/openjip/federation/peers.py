@@ -13,6 +13,7 @@ from openjip.federation.files import read_json, write_json
 from openjip.federation.identity import decode_public_key, site_id_of
 
 Policy = Literal["manual", "auto"]
+QuestionPolicy = Literal["manual", "auto", "refuse"]
 
 
 class Peer(BaseModel):
@@ -22,6 +23,9 @@ class Peer(BaseModel):
     url: str
     public_key: str
     policy: Policy = "manual"
+    questions: QuestionPolicy = "manual"
+    """How this site answers the peer's statistics questions: a person decides (``manual``),
+    at once (``auto``) or never (``refuse``)."""
 
     @property
     def site_id(self) -> str:
@@ -53,7 +57,14 @@ class PeerRegistry:
         """The peer whose key has this site id, or ``None``."""
         return next((peer for peer in self.entries() if peer.site_id == site_id), None)
 
-    def add(self, name: str, url: str, public_key: str, policy: Policy = "manual") -> Peer:
+    def add(
+        self,
+        name: str,
+        url: str,
+        public_key: str,
+        policy: Policy = "manual",
+        questions: QuestionPolicy = "manual",
+    ) -> Peer:
         """Trust a new peer; the name and the key must not be known already."""
         decode_public_key(public_key)
         parsed = urlparse(url)
@@ -61,7 +72,11 @@ class PeerRegistry:
             raise FederationError(f"peer URL must be http(s)://host[:port], not {url!r}")
         try:
             peer = Peer(
-                name=name, url=url.rstrip("/"), public_key=public_key.strip(), policy=policy
+                name=name,
+                url=url.rstrip("/"),
+                public_key=public_key.strip(),
+                policy=policy,
+                questions=questions,
             )
         except ValueError as error:
             raise FederationError(f"invalid peer name {name!r}: letters, digits, . _ -") from error

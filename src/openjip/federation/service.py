@@ -1,8 +1,9 @@
 """The federation HTTP service: serves this site's signed bundles to authenticated peers,
 answers ``/healthz`` and ``/metrics``, and pulls from peers periodically.
 
-Routes: ``GET /v1/site`` (public identity), ``GET /v1/bundles`` and
-``GET /v1/bundles/{workflow_id}`` (peers only, signed requests). Request bodies are capped and
+Routes: ``GET /v1/site`` (public identity); to signed requests of peers only
+``GET /v1/bundles``, ``GET /v1/bundles/{workflow_id}``, ``POST /v1/questions`` (a statistics
+question) and ``GET /v1/questions/{question_id}`` (its state). Request bodies are capped and
 refused when they look like DICOM; there is no route that takes or returns images.
 """
 
@@ -10,77 +11,51 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 from fastapi import FastAPI, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
 
 from openjip import __version__
 from openjip.asgi import ThreadedServer
-from openjip.federation.auth import AuthenticationFailed, authenticate
-from openjip.federation.errors import BundleRejected, FederationError
+from openjip.federation.auth import NonceCache
+from openjip.federation.errors import FederationError
 from openjip.federation.exchange import Exchange
-from openjip.federation.guard import check_payload
+from openjip.federation.gate import FederationGate, GateConfig
+from openjip.federation.questions import QUESTIONS_ROUTE
+from openjip.federation.refusals import RefusalTally
 
 log = logging.getLogger(__name__)
 
 
-def create_app(exchange: Exchange) -> FastAPI:
-    """The federation app of one site (its own metrics registry, so sites can share a process)."""
+def create_app(exchange: Exchange, refusals: RefusalTally) -> FederationGate:
+    """The federation app of one site behind its gate (own metrics registry, so sites can
+    share a process)."""
+    settings = exchange.settings
     registry = CollectorRegistry()
-    requests = Counter(
-        "openjip_federation_requests_total",
-        "Requests answered by the federation service.",
-        ["route", "status"],
-        registry=registry,
-    )
-    refused = Counter(
-        "openjip_federation_refused_total",
-        "Requests refused, by reason (unauthenticated, unknown peer, oversized, dicom).",
-        ["reason"],
-        registry=registry,
+    config = GateConfig(
+        peers=exchange.peers,
+        own_site_id=lambda: exchange.identity.site_id,
+        nonces=NonceCache(settings.request_max_age_seconds, settings.replay_cache_entries),
+        refusals=refusals,
+        max_body_bytes=settings.max_payload_bytes,
+        requests=Counter(
+            "openjip_federation_requests_total",
+            "Requests answered by the federation service, by route template and status.",
+            ["route", "status"],
+            registry=registry,
+        ),
+        refused=Counter(
+            "openjip_federation_refused_total",
+            "Requests refused, by reason (unsigned, bad-signature, unknown-peer, replay, "
+            "wrong-audience, oversized, dicom-payload, rate-limited, ...).",
+            ["reason"],
+            registry=registry,
+        ),
     )
     app = FastAPI(title="openjip federation", version=__version__)
-
-    @app.middleware("http")
-    async def guard_and_count(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        route = (
-            request.url.path
-            if not request.url.path.startswith("/v1/bundles/")
-            else ("/v1/bundles/{workflow_id}")
-        )
-        body = await request.body()
-        declared = request.headers.get("content-length", "0")
-        try:
-            if declared.isdigit() and int(declared) > exchange.settings.max_payload_bytes:
-                raise BundleRejected("oversized", "request body exceeds the size limit")
-            check_payload(body, max_bytes=exchange.settings.max_payload_bytes)
-            if not route.startswith(("/healthz", "/metrics", "/v1/site")):
-                request.state.peer = authenticate(
-                    request.headers,
-                    request.method,
-                    request.url.path,
-                    body,
-                    exchange.peers,
-                    max_age_seconds=exchange.settings.request_max_age_seconds,
-                )
-        except BundleRejected as error:
-            refused.labels(error.reason).inc()
-            status = 413 if error.reason == "oversized" else 415
-            response: Response = JSONResponse({"detail": str(error)}, status_code=status)
-        except AuthenticationFailed as error:
-            refused.labels("unauthenticated" if error.status == 401 else "unknown-peer").inc()
-            exchange.audit.append(
-                "request-refused", path=request.url.path, status=error.status, message=str(error)
-            )
-            response = JSONResponse({"detail": str(error)}, status_code=error.status)
-        else:
-            response = await call_next(request)
-        requests.labels(route, str(response.status_code)).inc()
-        return response
 
     @app.get("/healthz")
     def healthz() -> JSONResponse:
@@ -127,7 +102,19 @@ def create_app(exchange: Exchange) -> FastAPI:
         exchange.audit.append("serve", peer=request.state.peer.name, workflow_id=workflow_id)
         return Response(raw, media_type="application/json")
 
-    return app
+    @app.post(QUESTIONS_ROUTE)
+    async def ask(request: Request) -> JSONResponse:
+        status, body = await run_in_threadpool(
+            exchange.questions.receive, request.state.peer, await request.body()
+        )
+        return JSONResponse(body, status_code=status)
+
+    @app.get(QUESTIONS_ROUTE + "/{question_id}")
+    def question(question_id: str, request: Request) -> JSONResponse:
+        status, body = exchange.questions.status(request.state.peer, question_id)
+        return JSONResponse(body, status_code=status)
+
+    return FederationGate(app, config)
 
 
 class FederationService:
@@ -138,8 +125,13 @@ class FederationService:
     def __init__(self, exchange: Exchange, *, log_level: str = "info") -> None:
         settings = exchange.settings
         self.exchange = exchange
+        self.refusals = RefusalTally(
+            exchange.audit,
+            interval_seconds=settings.refusal_audit_interval_seconds,
+            per_address_limit=settings.refusals_per_address,
+        )
         self.server = ThreadedServer(
-            create_app(exchange),
+            create_app(exchange, self.refusals),
             settings.host,
             settings.port,
             name="federation",
@@ -148,7 +140,7 @@ class FederationService:
             tls_key=settings.tls_key,
         )
         self._stop = threading.Event()
-        self._puller: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
 
     @property
     def url(self) -> str:
@@ -160,38 +152,48 @@ class FederationService:
         return [f"federation {self.url}/v1/bundles  {self.url}/healthz"]
 
     def start(self) -> None:
-        """Serve, and start periodic pulls when an interval is configured."""
+        """Serve, sum up refusals every interval, and pull periodically when configured."""
         self.exchange.identity  # noqa: B018 - fail at start, not at the first request, without one
         self.server.start()
-        interval = self.exchange.settings.pull_interval_seconds
-        if interval > 0:
-            self._stop.clear()
-            self._puller = threading.Thread(
-                target=self._pull_periodically,
-                args=(interval,),
-                name="federation-pull",
-                daemon=True,
+        self._stop.clear()
+        settings = self.exchange.settings
+        loops = [
+            ("federation-refusals", self._flush_refusals, settings.refusal_audit_interval_seconds)
+        ]
+        if settings.pull_interval_seconds > 0:
+            loops.append(("federation-pull", self._pull, settings.pull_interval_seconds))
+        for name, work, interval in loops:
+            thread = threading.Thread(
+                target=self._every, args=(interval, work), name=name, daemon=True
             )
-            self._puller.start()
+            thread.start()
+            self._threads.append(thread)
 
-    def _pull_periodically(self, interval: float) -> None:
+    def _every(self, interval: float, work: Callable[[], None]) -> None:
         while not self._stop.wait(interval):
-            try:
-                for result in self.exchange.pull():
-                    log.info(
-                        "pull %s %s: %s %s",
-                        result.peer,
-                        result.workflow_id,
-                        result.outcome,
-                        result.message,
-                    )
-            except FederationError as error:
-                log.warning("periodic pull failed: %s", error)
+            work()
+
+    def _flush_refusals(self) -> None:
+        self.refusals.flush()
+
+    def _pull(self) -> None:
+        try:
+            for result in self.exchange.pull():
+                log.info(
+                    "pull %s %s: %s %s",
+                    result.peer,
+                    result.workflow_id,
+                    result.outcome,
+                    result.message,
+                )
+        except FederationError as error:
+            log.warning("periodic pull failed: %s", error)
 
     def stop(self) -> None:
-        """Stop pulling and serving."""
+        """Stop pulling and serving; the last refusals are written to the audit log."""
         self._stop.set()
-        if self._puller is not None:
-            self._puller.join(10)
-            self._puller = None
+        for thread in self._threads:
+            thread.join(10)
+        self._threads = []
         self.server.stop()
+        self.refusals.flush()

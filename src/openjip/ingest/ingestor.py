@@ -15,6 +15,7 @@ from openjip.dicom import (
     read_instance,
     record_from_header,
 )
+from openjip.dicom.header import DEFAULT_MAX_SEQUENCE_DEPTH
 from openjip.index.base import InstanceRecord, InvalidRecord, MetadataIndex
 from openjip.storage.base import ObjectStore
 
@@ -54,17 +55,33 @@ class Ingestor:
         index: MetadataIndex,
         *,
         clock: Callable[[], float] = time.time,
+        max_sequence_depth: int = DEFAULT_MAX_SEQUENCE_DEPTH,
     ) -> None:
         self.store = store
         self.index = index
         self._clock = clock
+        self._max_depth = max_sequence_depth
 
     def ingest_file(
-        self, path: Path, *, source_ae: str, derived_from: str = "", move: bool = False
+        self,
+        path: Path,
+        *,
+        source_ae: str,
+        derived_from: str = "",
+        move: bool = False,
+        sop_instance_uid: str = "",
     ) -> IngestResult:
-        """Ingest the Part-10 file at ``path``; with ``move`` the file may be consumed."""
-        parsed = _parse(path)
+        """Ingest the Part-10 file at ``path``; with ``move`` the file may be consumed.
+
+        ``sop_instance_uid``, when given, is the instance the sender named (a C-STORE's
+        Affected SOP Instance UID): a dataset with another SOP Instance UID is refused.
+        """
+        parsed = self.parse(path)
         record = self._record(parsed, path.stat().st_size, source_ae, derived_from)
+        if sop_instance_uid and record.SOPInstanceUID != sop_instance_uid:
+            raise InvalidInstance(
+                f"SOPInstanceUID {record.SOPInstanceUID} is not the request's {sop_instance_uid}"
+            )
         started = time.perf_counter()
         self.store.put_file(record.object_key, path, move=move)
         store_seconds = time.perf_counter() - started
@@ -80,11 +97,11 @@ class Ingestor:
     ) -> IngestResult:
         """Ingest a whole Part-10 file given as bytes; stored exactly as given.
 
-        ``parsed`` is the caller's own :func:`read_instance` of ``data``, when it has one, so
-        the header is not read twice.
+        ``parsed`` is the caller's own :meth:`parse` of ``data``, when it has one, so the
+        header is not read twice.
         """
         if parsed is None:
-            parsed = _parse(data)
+            parsed = self.parse(data)
         record = self._record(parsed, len(data), source_ae, derived_from)
         started = time.perf_counter()
         self.store.put(record.object_key, data)
@@ -115,9 +132,9 @@ class Ingestor:
         record.derived_from = derived_from
         return record
 
-
-def _parse(source: Path | bytes) -> ParsedInstance:
-    try:
-        return read_instance(source)
-    except UnreadableInstance as exc:
-        raise InvalidInstance(str(exc)) from exc
+    def parse(self, source: Path | bytes) -> ParsedInstance:
+        """The header of ``source``; :class:`InvalidInstance` saying why it cannot be read."""
+        try:
+            return read_instance(source, max_depth=self._max_depth)
+        except UnreadableInstance as exc:
+            raise InvalidInstance(str(exc)) from exc

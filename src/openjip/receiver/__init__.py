@@ -1,7 +1,7 @@
 """The DICOM receiver (DIMSE SCP): C-ECHO and C-STORE into the object store and index,
-the series-completion sweep with its hooks, and the receiver's Prometheus metrics."""
+the series-completion sweep with its listeners, and the receiver's Prometheus metrics."""
 
-from openjip.receiver.hooks import JsonlEventLog, SeriesCompleteHook, read_events
+from openjip.receiver.series_complete import JsonlEventLog, SeriesCompleteListener, read_events
 from openjip.receiver.service import ReceiverService
 from openjip.receiver.sweeper import CompletionSweeper
 
@@ -9,6 +9,6 @@ __all__ = [
     "CompletionSweeper",
     "JsonlEventLog",
     "ReceiverService",
-    "SeriesCompleteHook",
+    "SeriesCompleteListener",
     "read_events",
 ]

@@ -42,17 +42,9 @@ from openjip.index import (
     SeriesRecord,
     StudyRecord,
 )
-from openjip.receiver.status import Status
+from openjip.receiver.status import Find, Status
 
 LOGGER = logging.getLogger(__name__)
-
-PENDING = Status(0xFF00, "pending: a match follows")
-CANCELLED = Status(0xFE00, "cancelled by C-CANCEL")
-QUERY_OUT_OF_RESOURCES = Status(0xA700, "refused: out of resources (index unavailable)")
-IDENTIFIER_MISMATCH = Status(
-    0xA900, "error: identifier does not match SOP class (bad or missing QueryRetrieveLevel)"
-)
-UNABLE_TO_PROCESS = Status(0xC000, "error: unable to process (undecodable identifier, bad value)")
 
 PATIENT_ROOT_LEVELS = ("PATIENT", "STUDY", "SERIES", "IMAGE")
 STUDY_ROOT_LEVELS = ("STUDY", "SERIES", "IMAGE")
@@ -128,7 +120,7 @@ def decode_identifier(event: evt.Event) -> Dataset:
         for element in identifier:
             _ = element.value
     except Exception as exc:  # any decode failure of peer data is the peer's error, not ours
-        raise BadIdentifier(UNABLE_TO_PROCESS, f"cannot decode identifier: {exc}") from exc
+        raise BadIdentifier(Find.UNABLE_TO_PROCESS, f"cannot decode identifier: {exc}") from exc
     return identifier
 
 
@@ -136,13 +128,13 @@ def parse_identifier(identifier: Dataset, model: str) -> ParsedIdentifier:
     """Level and keys of an identifier; raises :class:`BadIdentifier`."""
     levels = LEVELS_OF_MODEL.get(model)
     if levels is None:
-        raise BadIdentifier(IDENTIFIER_MISMATCH, f"unsupported information model {model}")
+        raise BadIdentifier(Find.IDENTIFIER_MISMATCH, f"unsupported information model {model}")
     level = str(identifier.get("QueryRetrieveLevel", "") or "").strip().upper()
     if not level:
-        raise BadIdentifier(IDENTIFIER_MISMATCH, "QueryRetrieveLevel (0008,0052) is missing")
+        raise BadIdentifier(Find.IDENTIFIER_MISMATCH, "QueryRetrieveLevel (0008,0052) is missing")
     if level not in levels:
         raise BadIdentifier(
-            IDENTIFIER_MISMATCH, f"level {level} not in this model ({', '.join(levels)})"
+            Find.IDENTIFIER_MISMATCH, f"level {level} not in this model ({', '.join(levels)})"
         )
     parsed = ParsedIdentifier(level, [], Query())
     for element in identifier:
@@ -304,11 +296,11 @@ def search(index: MetadataIndex, parsed: ParsedIdentifier) -> list[MatchView]:
             instances = index.find_instances(parsed.query, with_header=header_needed)
             views = [MatchView(item, _INSTANCE_FIELDS) for item in instances]
     except InvalidQuery as exc:
-        raise BadIdentifier(UNABLE_TO_PROCESS, str(exc)) from exc
+        raise BadIdentifier(Find.UNABLE_TO_PROCESS, str(exc)) from exc
     except IndexUnavailable as exc:
-        raise BadIdentifier(QUERY_OUT_OF_RESOURCES, f"index unavailable: {exc}") from exc
+        raise BadIdentifier(Find.OUT_OF_RESOURCES, f"index unavailable: {exc}") from exc
     except IndexError_ as exc:
-        raise BadIdentifier(UNABLE_TO_PROCESS, f"index: {exc}") from exc
+        raise BadIdentifier(Find.UNABLE_TO_PROCESS, f"index: {exc}") from exc
     return [view for view in views if _passes(view, parsed.filters)]
 
 
@@ -330,7 +322,7 @@ def _passes(view: MatchView, filters: list[Key]) -> bool:
             if not matches(key.vr, key.value, values):
                 return False
         except InvalidMatchValue as exc:
-            raise BadIdentifier(UNABLE_TO_PROCESS, f"{key.keyword or key.tag}: {exc}") from exc
+            raise BadIdentifier(Find.UNABLE_TO_PROCESS, f"{key.keyword or key.tag}: {exc}") from exc
     return True
 
 
@@ -341,11 +333,11 @@ def check_filters(parsed: ParsedIdentifier) -> None:
         try:
             matches(key.vr, key.value, [])
         except InvalidMatchValue as exc:
-            raise BadIdentifier(UNABLE_TO_PROCESS, f"{key.keyword or key.tag}: {exc}") from exc
+            raise BadIdentifier(Find.UNABLE_TO_PROCESS, f"{key.keyword or key.tag}: {exc}") from exc
     try:
         parsed.query.study_date_range()
     except InvalidQuery as exc:
-        raise BadIdentifier(UNABLE_TO_PROCESS, str(exc)) from exc
+        raise BadIdentifier(Find.UNABLE_TO_PROCESS, str(exc)) from exc
 
 
 def response_identifier(view: MatchView, parsed: ParsedIdentifier, ae_title: str) -> Dataset:
@@ -398,6 +390,6 @@ class FindHandler:
             if number and number % PACE_EVERY == 0:
                 _let_dul_catch_up(event.assoc)
             if event.is_cancelled:
-                yield CANCELLED.code, None
+                yield Find.CANCELLED.code, None
                 return
-            yield PENDING.code, response_identifier(view, parsed, self.ae_title)
+            yield Find.PENDING.code, response_identifier(view, parsed, self.ae_title)

@@ -6,57 +6,45 @@ each command set into a pydicom Dataset, and the response back again: ~3 ms of C
 instance, more than storing and indexing it. A P-DATA-TF PDU received in state Sta6
 (association established) leaves the state machine where it is (action DT-2), so reading it
 here changes nothing pynetdicom keeps track of. PDUs of other types, and the PDVs of any
-message but a C-STORE request with a dataset, are handed to pynetdicom as its own reader
-would hand them. A C-STORE response is one P-DATA-TF PDU, written by the DUL thread, which
-is also where pynetdicom writes (DT-1), so writes never interleave.
+message but a C-STORE request, are handed to pynetdicom as its own reader would hand them.
+A C-STORE response is one P-DATA-TF PDU, written by the DUL thread, which is also where
+pynetdicom writes (DT-1), so writes never interleave.
 
-Layouts: PDU and PDV item, PS3.8 9.3.5; message control header, PS3.8 E.2; command sets are
-always implicit VR little endian, PS3.7 6.3.1; C-STORE fields, PS3.7 9.3.1.
+Every C-STORE request gets a response: a request missing a field, naming invalid UIDs or
+failing in any way while stored is refused with a status and an error comment, and its temp
+file is removed whatever happens. All PDVs of one message must stay on its presentation
+context; a peer that breaks the protocol, or lets a time limit pass, is aborted.
 """
 
 from __future__ import annotations
 
 import logging
-import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from pynetdicom.dul import DULServiceProvider
 from pynetdicom.pdu_primitives import P_DATA
 
+from openjip.receiver.commands import (
+    COMMAND_FRAGMENT,
+    LAST_FRAGMENT,
+    P_DATA_TF,
+    PDU_HEADER,
+    PDU_TYPES,
+    PDV_HEADER,
+    StoreRequest,
+    decode_command,
+    encode_store_response,
+    p_data_tf,
+)
 from openjip.receiver.filemeta import PREAMBLE, encode_file_meta
-from openjip.receiver.status import Status, error_comment
-from openjip.receiver.transport import IncomingFile, receive
-
-if TYPE_CHECKING:  # scp imports this module (through reactive)
-    from openjip.receiver.scp import StoreService
+from openjip.receiver.incoming import IncomingFile
+from openjip.receiver.status import Status, Store
+from openjip.receiver.store import Answer, StoreService, check_command_uids
+from openjip.receiver.transport import Stalled, TimedSocket
 
 LOGGER = logging.getLogger(__name__)
-
-P_DATA_TF = 0x04
-PDU_TYPES = range(0x01, 0x08)
-COMMAND_FRAGMENT = 0x01
-LAST_FRAGMENT = 0x02
-
-AFFECTED_SOP_CLASS_UID = 0x0002
-COMMAND_FIELD = 0x0100
-MESSAGE_ID = 0x0110
-MESSAGE_ID_BEING_RESPONDED_TO = 0x0120
-COMMAND_DATA_SET_TYPE = 0x0800
-STATUS = 0x0900
-ERROR_COMMENT = 0x0902
-AFFECTED_SOP_INSTANCE_UID = 0x1000
-
-C_STORE_RQ = 0x0001
-C_STORE_RSP = 0x8001
-NO_DATA_SET = 0x0101
-
-_PDU_HEADER = struct.Struct(">BBL")
-_PDV_HEADER = struct.Struct(">LBB")
-_ELEMENT_HEADER = struct.Struct("<HHL")
-_US = struct.Struct("<H")
 
 _CHUNK = 512 * 1024
 """Bytes of dataset gathered from the socket before one write to the file."""
@@ -66,114 +54,23 @@ _MAX_OTHER_PDU = 1024 * 1024
 """Release and abort PDUs are 10 bytes; any other PDU is an error in an established
 association, but is still read (up to this size) so that pynetdicom answers it properly."""
 
-# pynetdicom's events for "transport connection closed" and "invalid PDU received".
+# pynetdicom's event for "transport connection closed".
 _CONNECTION_CLOSED = "Evt17"
-_INVALID_PDU = "Evt19"
 
 
 class ProtocolViolation(Exception):
     """The peer sent something the standard does not allow; the association is aborted."""
 
 
-def decode_command(data: bytes | bytearray) -> dict[int, bytes] | None:
-    """The elements of an implicit VR little endian command set by element number, with
-    their raw values; ``None`` when it is not a well-formed group 0000."""
-    elements: dict[int, bytes] = {}
-    offset, end = 0, len(data)
-    while offset < end:
-        if end - offset < _ELEMENT_HEADER.size:
-            return None
-        group, element, length = _ELEMENT_HEADER.unpack_from(data, offset)
-        offset += _ELEMENT_HEADER.size
-        if group != 0x0000 or offset + length > end:
-            return None
-        elements[element] = bytes(data[offset : offset + length])
-        offset += length
-    return elements
-
-
-def encode_command(elements: list[tuple[int, bytes]]) -> bytes:
-    """A command set of even-length ``(element, value)`` pairs in ascending order, with its
-    group length first."""
-    body = b"".join(
-        _ELEMENT_HEADER.pack(0x0000, element, len(value)) + value for element, value in elements
-    )
-    return _ELEMENT_HEADER.pack(0x0000, 0x0000, 4) + struct.pack("<L", len(body)) + body
-
-
-def encode_store_response(request: StoreRequest, status: Status, comment: str = "") -> bytes:
-    """The C-STORE-RSP command set answering ``request``."""
-    elements = [
-        (AFFECTED_SOP_CLASS_UID, request.sop_class_uid_value),
-        (COMMAND_FIELD, _US.pack(C_STORE_RSP)),
-        (MESSAGE_ID_BEING_RESPONDED_TO, _US.pack(request.message_id)),
-        (COMMAND_DATA_SET_TYPE, _US.pack(NO_DATA_SET)),
-        (STATUS, _US.pack(status.code)),
-    ]
-    if comment:
-        text = error_comment(comment).encode("ascii", "replace")
-        elements.append((ERROR_COMMENT, text + b" " * (len(text) % 2)))
-    elements.append((AFFECTED_SOP_INSTANCE_UID, request.sop_instance_uid_value))
-    return encode_command(elements)
-
-
-def p_data_tf(context_id: int, control: int, fragment: bytes) -> bytes:
-    """One P-DATA-TF PDU holding one PDV."""
-    item_length = len(fragment) + 2
-    return (
-        _PDU_HEADER.pack(P_DATA_TF, 0, item_length + 4)
-        + _PDV_HEADER.pack(item_length, context_id, control)
-        + fragment
-    )
-
-
-def _uid(value: bytes) -> str:
-    return value.rstrip(b"\0 ").decode("ascii", "replace")
-
-
-@dataclass(frozen=True)
-class StoreRequest:
-    """The fields of a C-STORE request the receiver uses, with the UIDs' raw values (which
-    the response repeats as they came)."""
-
-    context_id: int
-    message_id: int
-    sop_class_uid_value: bytes
-    sop_instance_uid_value: bytes
-
-    @classmethod
-    def from_command(cls, context_id: int, command: dict[int, bytes]) -> StoreRequest | None:
-        """The request, if ``command`` is a well-formed C-STORE-RQ with a dataset."""
-        try:
-            (field,) = _US.unpack(command[COMMAND_FIELD])
-            (message_id,) = _US.unpack(command[MESSAGE_ID])
-            (data_set_type,) = _US.unpack(command[COMMAND_DATA_SET_TYPE])
-            sop_class = command[AFFECTED_SOP_CLASS_UID]
-            sop_instance = command[AFFECTED_SOP_INSTANCE_UID]
-        except (KeyError, struct.error):
-            return None
-        if field != C_STORE_RQ or data_set_type == NO_DATA_SET:
-            return None
-        return cls(context_id, message_id, sop_class, sop_instance)
-
-    @property
-    def sop_class_uid(self) -> str:
-        """Affected SOP Class UID."""
-        return _uid(self.sop_class_uid_value)
-
-    @property
-    def sop_instance_uid(self) -> str:
-        """Affected SOP Instance UID."""
-        return _uid(self.sop_instance_uid_value)
-
-
 @dataclass
 class _Receiving:
-    """A C-STORE request whose dataset is arriving."""
+    """A C-STORE request whose dataset is arriving: into ``file``, or, when the request is
+    refused already (``refusal``), nowhere."""
 
     request: StoreRequest
-    file: IncomingFile
+    file: IncomingFile | None
     context_abstract_syntax: str
+    refusal: Answer | None = None
 
 
 class PDataReader:
@@ -184,17 +81,27 @@ class PDataReader:
         dul: DULServiceProvider,
         service: StoreService,
         incoming_dir: Path,
+        timed: TimedSocket,
         *,
         calling_ae: Callable[[], str],
     ) -> None:
         self._dul = dul
         self._service = service
         self._incoming_dir = incoming_dir
+        self._timed = timed
         self._calling_ae = calling_ae
         self._command = bytearray()
+        self._context_id: int | None = None
+        """Presentation context of the message being received (``None`` between messages)."""
         self._receiving: _Receiving | None = None
         self._spare: IncomingFile | None = None
-        self._chunk = memoryview(bytearray(_CHUNK))
+        self._chunk: memoryview | None = None
+        """Allocated with the first dataset: an idle association costs no 512 kB."""
+
+    @property
+    def in_message(self) -> bool:
+        """Whether a message (command or dataset) is being received."""
+        return self._context_id is not None
 
     @property
     def _forwarding(self) -> bool:
@@ -202,20 +109,22 @@ class PDataReader:
         (its DIMSE layer keeps a message only until it is complete)."""
         return self._dul.assoc.dimse.message is not None
 
-    @property
-    def _socket(self) -> Any:
-        assert self._dul.socket is not None and self._dul.socket.socket is not None
-        return self._dul.socket.socket
-
     def read_pdu(self) -> None:
         """Read and act on one PDU; the socket has data. Failures become pynetdicom events
         (connection closed, invalid PDU), which abort the association."""
         try:
             self._read_pdu()
         except ProtocolViolation as exc:
-            LOGGER.error("Invalid PDU from %s: %s", self._calling_ae(), exc)
+            # Aborted here, not by pynetdicom (AA-8), which would go on reading the rest of
+            # the broken message as PDUs until the release timeout.
+            LOGGER.error("Invalid PDU from %s, aborting: %s", self._calling_ae(), exc)
             self.discard()
-            self._dul.event_queue.put(_INVALID_PDU)
+            self._timed.abort()
+            self._dul.event_queue.put(_CONNECTION_CLOSED)
+        except Stalled as exc:
+            LOGGER.warning("Association with %s aborted: %s", self._calling_ae(), exc)
+            self.discard()
+            self._dul.event_queue.put(_CONNECTION_CLOSED)
         except (OSError, EOFError) as exc:
             LOGGER.info("Connection lost: %s", exc or "closed by peer")
             self.discard()
@@ -225,15 +134,16 @@ class PDataReader:
         """Forget a dataset being received (the association ends without its response) and
         the temp file made ready for the next one."""
         if self._receiving is not None:
-            self._receiving.file.remove()
+            if self._receiving.file is not None:
+                self._receiving.file.remove()
             self._receiving = None
         if self._spare is not None:
             self._spare.remove()
             self._spare = None
 
     def _read_pdu(self) -> None:
-        header = self._recv(_PDU_HEADER.size)
-        pdu_type, _, length = _PDU_HEADER.unpack(header)
+        header = self._recv(PDU_HEADER.size)
+        pdu_type, _, length = PDU_HEADER.unpack(header)
         if pdu_type not in PDU_TYPES:
             raise ProtocolViolation(f"unknown PDU type 0x{pdu_type:02X}")
         if pdu_type != P_DATA_TF:
@@ -242,15 +152,22 @@ class PDataReader:
             self._hand_over_pdu(header + self._recv(length))
             return
         while length:
-            if length < _PDV_HEADER.size:
+            if length < PDV_HEADER.size:
                 raise ProtocolViolation("P-DATA-TF shorter than its PDV item")
-            item_length, context_id, control = _PDV_HEADER.unpack(self._recv(_PDV_HEADER.size))
+            item_length, context_id, control = PDV_HEADER.unpack(self._recv(PDV_HEADER.size))
             if item_length < 2 or item_length + 4 > length:
                 raise ProtocolViolation(f"PDV item length {item_length} out of its PDU")
             length -= item_length + 4
             self._read_pdv(context_id, control, item_length - 2)
 
     def _read_pdv(self, context_id: int, control: int, size: int) -> None:
+        if self._context_id is None:
+            self._context_id = context_id
+        elif context_id != self._context_id:
+            raise ProtocolViolation(
+                f"fragment on presentation context {context_id} inside a message on "
+                f"context {self._context_id}"
+            )
         if control & COMMAND_FRAGMENT:
             if self._receiving is not None or self._forwarding:
                 raise ProtocolViolation("command fragment inside a dataset")
@@ -264,6 +181,7 @@ class PDataReader:
             self._receive_data(size)
             if control & LAST_FRAGMENT:
                 receiving, self._receiving = self._receiving, None
+                self._context_id = None
                 self._answer(receiving)
         else:
             self._forward(context_id, control, self._recv(size))
@@ -277,7 +195,21 @@ class PDataReader:
         context = self._dul.assoc._accepted_cx.get(context_id)
         if context is None:
             raise ProtocolViolation(f"C-STORE on presentation context {context_id}, not accepted")
+        abstract_syntax = str(context.abstract_syntax)
+        refusal = (
+            (Store.CANNOT_UNDERSTAND, request.problem)
+            if request.problem
+            else check_command_uids(request.sop_class_uid, request.sop_instance_uid)
+        )
+        if not request.has_data_set:
+            self._context_id = None
+            self._refuse(request, refusal or (Store.CANNOT_UNDERSTAND, "no dataset"))
+            return
+        if refusal is not None:
+            self._receiving = _Receiving(request, None, abstract_syntax, refusal)
+            return
         file, self._spare = self._spare or IncomingFile(self._incoming_dir), None
+        self._receiving = _Receiving(request, file, abstract_syntax)
         file.write(
             PREAMBLE
             + encode_file_meta(
@@ -287,39 +219,50 @@ class PDataReader:
                 source_ae=self._calling_ae(),
             )
         )
-        self._receiving = _Receiving(request, file, str(context.abstract_syntax))
 
     def _receive_data(self, size: int) -> None:
         assert self._receiving is not None
-        chunk, sock, file = self._chunk, self._socket, self._receiving.file
+        if self._chunk is None:
+            self._chunk = memoryview(bytearray(_CHUNK))
+        chunk, timed, file = self._chunk, self._timed, self._receiving.file
         while size:
             filled, wanted = 0, min(size, len(chunk))
             while filled < wanted:
-                count = sock.recv_into(chunk[filled:wanted])
+                count = timed.recv_into(chunk[filled:wanted])
                 if not count:
                     raise EOFError
                 filled += count
-            file.write(chunk[:filled])
+            if file is not None:
+                file.write(chunk[:filled])
             size -= filled
 
     def _answer(self, receiving: _Receiving) -> None:
-        request = receiving.request
-        receiving.file.close()
-        status, comment = self._service.store(
-            Path(receiving.file.name),
-            write_error=receiving.file.error,
-            sop_class_uid=request.sop_class_uid,
-            context_abstract_syntax=receiving.context_abstract_syntax,
-            calling_ae=self._calling_ae(),
-        )
-        self._respond(request, status, comment)
-        # While the sender gets its next instance ready: tidy up (a stored file was moved
-        # away already), and create the next temp file, which waits for the file system's
-        # journal whenever another thread's fsync is committing it.
-        receiving.file.remove()
+        request, file = receiving.request, receiving.file
+        if file is None:
+            assert receiving.refusal is not None
+            self._refuse(request, receiving.refusal)
+            return
+        try:
+            status, comment = self._service.store(
+                file,
+                sop_class_uid=request.sop_class_uid,
+                sop_instance_uid=request.sop_instance_uid,
+                context_abstract_syntax=receiving.context_abstract_syntax,
+                calling_ae=self._calling_ae(),
+            )
+            self._respond(request, status, comment)
+        finally:
+            # While the sender gets its next instance ready: tidy up (a stored file was moved
+            # away already), and create the next temp file, which waits for the file system's
+            # journal whenever another thread's fsync is committing it.
+            file.remove()
         spare = IncomingFile(self._incoming_dir)
         if spare.error is None:
             self._spare = spare
+
+    def _refuse(self, request: StoreRequest, refusal: Answer) -> None:
+        self._service.refused(*refusal, self._calling_ae())
+        self._respond(request, *refusal)
 
     def _respond(self, request: StoreRequest, status: Status, comment: str) -> None:
         command = encode_store_response(request, status, comment)
@@ -327,7 +270,7 @@ class PDataReader:
         peer_maximum = self._dul.assoc.requestor.maximum_length
         size = peer_maximum - 6 if peer_maximum else len(command)
         fragments = [command[offset : offset + size] for offset in range(0, len(command), size)]
-        self._socket.sendall(
+        self._timed.socket.sendall(
             b"".join(
                 p_data_tf(
                     request.context_id,
@@ -344,6 +287,8 @@ class PDataReader:
         pdv = [context_id, bytes([control]) + fragment]  # pynetdicom checks for a list
         primitive.presentation_data_value_list = [pdv]  # type: ignore[list-item]
         self._dul.assoc.dimse.receive_primitive(primitive)
+        if not self._forwarding:  # the message is complete (or was dropped)
+            self._context_id = None
 
     def _hand_over_pdu(self, data: bytes) -> None:
         """A PDU other than P-DATA-TF, to pynetdicom's state machine."""
@@ -355,7 +300,7 @@ class PDataReader:
         self._dul._recv_pdu.put(pdu)
 
     def _recv(self, size: int) -> bytes:
-        data = receive(self._socket, size)
+        data = self._timed.recv(size)
         if len(data) < size:
             raise EOFError
         return data

@@ -6,9 +6,12 @@ decoded message. With one sender every instance waits on both, ~1.5 ms of a ~4 m
 Here the DUL thread blocks in ``select`` on its socket and a wake-up pipe (written when a
 response is queued) and the association thread blocks on the DIMSE message queue, so each
 side wakes the moment there is work. Once the association is established the DUL thread
-reads P-DATA itself (:mod:`openjip.receiver.pdata`): C-STORE requests are received and
-answered there, without pynetdicom's state machine, DIMSE decoding or association thread.
-Sockets read whole PDUs in large pieces instead of 4 KiB ones.
+reads P-DATA itself (:mod:`openjip.receiver.pdata`, unless ``receiver.pdata_reader`` is
+``pynetdicom``): C-STORE requests are received and answered there, without pynetdicom's
+state machine, DIMSE decoding or association thread. Sockets read whole PDUs in large pieces
+instead of 4 KiB ones, within the association's time limits
+(:class:`openjip.receiver.transport.TimedSocket`), starting with the A-ASSOCIATE-RQ the gate
+already read.
 
 These are subclasses of pynetdicom internals; ``pynetdicom`` is pinned to 3.0.x for them and
 the receiver tests exercise every path.
@@ -23,18 +26,23 @@ import queue
 import select
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from pynetdicom import evt
 from pynetdicom._globals import MODE_ACCEPTOR
 from pynetdicom.association import Association
+from pynetdicom.dimse import DIMSEServiceProvider
+from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.dul import DULServiceProvider
 from pynetdicom.pdu import A_ABORT_RQ
 from pynetdicom.transport import AssociationSocket, RequestHandler
 
+from openjip.receiver.admission import Admission
 from openjip.receiver.pdata import PDataReader
-from openjip.receiver.transport import ReceiverServer, receive
+from openjip.receiver.status import Store, error_comment
+from openjip.receiver.transport import ReceiverServer, Stalled, TimedSocket
 
 LOGGER = logging.getLogger(__name__)
 
@@ -53,6 +61,8 @@ class WakingDUL(DULServiceProvider):
         self.daemon = True
         self.pdata: PDataReader | None = None
         """Reads the PDUs of the established association; set by the request handler."""
+        self.timed: TimedSocket | None = None
+        """The association's socket with its time limits; set by the request handler."""
 
     def wake(self) -> None:
         """Make the reactor look at its queues now."""
@@ -103,16 +113,17 @@ class WakingDUL(DULServiceProvider):
                         pass
                     elif self._read_transport():
                         self._idle_timer.restart()
+                    try:
+                        event = self.event_queue.get(block=False)
+                    except queue.Empty:
+                        idle = True
+                        continue
+                    # Actions decode what the peer sent (DT-2: its DIMSE messages).
+                    self.state_machine.do_action(event)
                 except Exception as exc:  # noqa: BLE001 - as pynetdicom: abort, never hang
                     LOGGER.error("Exception in DUL reactor, aborting association: %s", exc)
                     self._abort_on_error()
                     return
-                try:
-                    event = self.event_queue.get(block=False)
-                except queue.Empty:
-                    idle = True
-                    continue
-                self.state_machine.do_action(event)
                 idle = False
         finally:
             if self.pdata is not None:
@@ -123,8 +134,21 @@ class WakingDUL(DULServiceProvider):
 
     def _read_transport(self) -> bool:
         """pynetdicom's ``_is_transport_event``, except that an established association's
-        PDUs are read by :attr:`pdata`."""
-        if self.pdata is None or self.state_machine.current_state != "Sta6":
+        PDUs are read by :attr:`pdata`; each PDU and message starts its time limit."""
+        if self.timed is not None:
+            pdata = self.pdata
+            if self.assoc.dimse.message is not None or (pdata is not None and pdata.in_message):
+                self.timed.message_started()
+            else:
+                self.timed.message_ended()
+            self.timed.pdu_started()
+        state = self.state_machine.current_state
+        if state == "Sta13" and self.socket is not None:
+            # Released or aborted: whatever the peer still sends is not read (pynetdicom
+            # would parse it as PDUs, waiting on garbage); the connection ends now.
+            self.socket.close()
+            return True
+        if self.pdata is None or state != "Sta6":
             return self._is_transport_event()
         if self.socket is None or not self.socket.ready:
             return False
@@ -157,14 +181,65 @@ class WakingUserQueue(queue.Queue[Any]):
         self._assoc.dimse.msg_queue.put((None, None))  # no message: just look again
 
 
+class OneContextDIMSE(DIMSEServiceProvider):
+    """pynetdicom's DIMSE layer, except that a message whose fragments change presentation
+    context aborts the association (pynetdicom would take each fragment as it comes)."""
+
+    def __init__(self, assoc: Association) -> None:
+        super().__init__(assoc)
+        self._context_id: int | None = None
+
+    def receive_primitive(self, primitive: Any) -> None:
+        for context_id, _ in primitive.presentation_data_value_list:
+            if self._context_id is None:
+                self._context_id = context_id
+            elif context_id != self._context_id:
+                LOGGER.error(
+                    "Fragment on presentation context %d inside a message on context %d",
+                    context_id,
+                    self._context_id,
+                )
+                self.message = None
+                self.dul.event_queue.put("Evt19")  # invalid PDU: A-ABORT
+                return
+        super().receive_primitive(primitive)
+        if self.message is None:
+            self._context_id = None
+
+
 class ReactiveAssociation(Association):
     """An acceptor association whose reactor waits on the DIMSE queue instead of polling."""
 
-    def __init__(self, ae: Any, mode: str) -> None:
+    def __init__(self, ae: Any, mode: str, on_finished: Callable[[], None]) -> None:
         super().__init__(ae, mode)
         self.dul = WakingDUL(self)
         self.dul.to_user_queue = WakingUserQueue(self)
+        self.dimse = OneContextDIMSE(self)
         self.daemon = True
+        self._on_finished = on_finished
+
+    def run(self) -> None:
+        """The association, then the report that it ended (its admission is freed)."""
+        try:
+            super().run()
+        finally:
+            self._on_finished()
+
+    def _serve_request(self, msg: Any, context_id: int) -> None:
+        """pynetdicom's, except that a C-STORE request missing a field is answered with
+        0xC000 (pynetdicom logs and drops it, and the sender waits for ever)."""
+        if isinstance(msg, C_STORE) and not msg.is_valid_request and not self._sent_release:
+            missing = [k for k in msg.REQUEST_KEYWORDS if getattr(msg, k, None) is None]
+            response: Any = C_STORE()
+            response.MessageIDBeingRespondedTo = msg.MessageID or 0
+            response.AffectedSOPClassUID = msg.AffectedSOPClassUID
+            response.AffectedSOPInstanceUID = msg.AffectedSOPInstanceUID
+            response.Status = Store.CANNOT_UNDERSTAND.code
+            response.ErrorComment = error_comment(f"{', '.join(missing)} missing in the request")
+            LOGGER.warning("C-STORE request without %s refused", ", ".join(missing))
+            self.dimse.send_msg(response, context_id)
+            return
+        super()._serve_request(msg, context_id)
 
     def _run_reactor(self) -> None:
         """pynetdicom's acceptor loop, blocking on the message queue between checks."""
@@ -207,38 +282,73 @@ class ReactiveAssociation(Association):
 
 
 class WholePDUSocket(AssociationSocket):
-    """Reads the requested bytes in large pieces (:func:`.transport.receive`), not 4 KiB."""
+    """Reads the requested bytes through the association's :class:`TimedSocket`, in large
+    pieces (not 4 KiB), starting with the A-ASSOCIATE-RQ the gate read already."""
+
+    def __init__(self, assoc: Association, timed: TimedSocket, already_read: bytes) -> None:
+        super().__init__(assoc, client_socket=timed.socket)
+        self.timed = timed
+        self._already_read = already_read
+
+    @property
+    def ready(self) -> bool:
+        return bool(self._already_read) or bool(super().ready)
 
     def recv(self, nr_bytes: int) -> bytearray:
-        assert self.socket is not None
-        return bytearray(receive(self.socket, nr_bytes))
+        data = b""
+        if self._already_read:
+            data, self._already_read = (
+                self._already_read[:nr_bytes],
+                self._already_read[nr_bytes:],
+            )
+        try:
+            if len(data) < nr_bytes:
+                data += self.timed.recv(nr_bytes - len(data))
+        except Stalled as exc:  # pynetdicom ends the association on the short read
+            LOGGER.warning("Association aborted: %s", exc)
+        return bytearray(data)
 
 
 class ReactiveRequestHandler(RequestHandler):
-    """Creates :class:`ReactiveAssociation` objects on :class:`WholePDUSocket` sockets."""
+    """Creates :class:`ReactiveAssociation` objects on :class:`WholePDUSocket` sockets for
+    the connections the gate admitted."""
+
+    server: ReceiverServer
+
+    def __init__(
+        self, request: Any, client_address: Any, server: ReceiverServer, admission: Admission
+    ) -> None:
+        self.admission = admission
+        super().__init__(request, client_address, server)
 
     def _create_association(self) -> Association:
-        assoc = ReactiveAssociation(self.ae, MODE_ACCEPTOR)
-        assoc._server = self.server
+        server, admission = self.server, self.admission
+        assoc = ReactiveAssociation(
+            self.ae, MODE_ACCEPTOR, on_finished=lambda: server.on_finished(admission)
+        )
+        assoc._server = server
         timestamp = datetime.strftime(datetime.now(), "%Y%m%d%H%M%S")
         assoc.name = f"AcceptorThread@{timestamp}"
-        assoc.set_socket(WholePDUSocket(assoc, client_socket=self.request))
+        timed = TimedSocket(self.request, server.timeouts)
+        assoc.set_socket(WholePDUSocket(assoc, timed, admission.request))
         assoc.acceptor.maximum_length = self.ae.maximum_pdu_size
-        assoc.acceptor.ae_title = self.server.ae_title
+        assoc.acceptor.ae_title = server.ae_title
         assoc.acceptor.address_info = self.local
         assoc.acceptor.implementation_class_uid = self.ae.implementation_class_uid
         assoc.acceptor.implementation_version_name = self.ae.implementation_version_name
-        assoc.acceptor.supported_contexts = list(self.server.contexts)
+        assoc.acceptor.supported_contexts = list(server.contexts)
         assoc.requestor.address_info = self.remote
-        server = self.server
-        assert isinstance(assoc.dul, WakingDUL) and isinstance(server, ReceiverServer)
-        assoc.dul.pdata = PDataReader(
-            assoc.dul,
-            server.store_service,
-            server.incoming_dir,
-            calling_ae=lambda: str(assoc.requestor.ae_title),
-        )
-        handlers: dict[Any, Any] = self.server._handlers
+        assert isinstance(assoc.dul, WakingDUL)
+        assoc.dul.timed = timed
+        if server.own_pdata_reader:
+            assoc.dul.pdata = PDataReader(
+                assoc.dul,
+                server.store_service,
+                server.incoming_dir,
+                timed,
+                calling_ae=lambda: str(assoc.requestor.ae_title),
+            )
+        handlers: dict[Any, Any] = server._handlers
         for event, bound in handlers.items():
             if event.is_intervention and bound:
                 assoc.bind(event, *bound)

@@ -34,16 +34,12 @@ from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 from openjip.config.settings import MoveDestination
 from openjip.index import IndexError_, IndexUnavailable, InstanceRecord, MetadataIndex
 from openjip.receiver.find import (
-    CANCELLED,
-    IDENTIFIER_MISMATCH,
-    PENDING,
-    QUERY_OUT_OF_RESOURCES,
-    UNABLE_TO_PROCESS,
     BadIdentifier,
     ParsedIdentifier,
     decode_identifier,
     parse_identifier,
 )
+from openjip.receiver.status import Retrieve
 from openjip.storage.base import ObjectStore, StorageError, check_key
 from openjip.storage.local import LocalObjectStore
 
@@ -159,24 +155,25 @@ class InstanceSource:
         key = UNIQUE_KEY_OF_LEVEL[parsed.level]
         if not any(k.keyword == key and k.value for k in parsed.keys):
             raise BadIdentifier(
-                IDENTIFIER_MISMATCH, f"{parsed.level} level retrieve needs a value for {key}"
+                Retrieve.IDENTIFIER_MISMATCH,
+                f"{parsed.level} level retrieve needs a value for {key}",
             )
         try:
             return self.index.find_instances(parsed.query)
         except IndexUnavailable as exc:
-            raise BadIdentifier(QUERY_OUT_OF_RESOURCES, f"index unavailable: {exc}") from exc
+            raise BadIdentifier(Retrieve.OUT_OF_RESOURCES, f"index unavailable: {exc}") from exc
         except IndexError_ as exc:
-            raise BadIdentifier(UNABLE_TO_PROCESS, f"index: {exc}") from exc
+            raise BadIdentifier(Retrieve.UNABLE_TO_PROCESS, f"index: {exc}") from exc
 
     def sendable(self, records: list[InstanceRecord], is_cancelled: Any) -> Iterator[StatusYield]:
         """Pending (status, instance) pairs, the last a cancel status if C-CANCEL came."""
         with tempfile.TemporaryDirectory(dir=self._scratch()) as scratch:
             for number, record in enumerate(records):
                 if is_cancelled():
-                    yield CANCELLED.code, None
+                    yield Retrieve.CANCELLED.code, None
                     return
                 path = self._file(record, Path(scratch) / f"{number}.dcm")
-                yield PENDING.code, StoredInstance(record, path)
+                yield Retrieve.PENDING.code, StoredInstance(record, path)
                 if path.parent == Path(scratch):
                     path.unlink(missing_ok=True)
 

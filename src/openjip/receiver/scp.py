@@ -1,44 +1,36 @@
 """The DIMSE service of one receiver process: a pynetdicom AE answering C-ECHO, C-STORE and
 the Query/Retrieve services.
 
-Every C-STORE goes through :class:`openjip.ingest.Ingestor`: success (0x0000) is sent only
-after the instance is durable in the object store and indexed. C-STORE requests are read and
-answered by :mod:`openjip.receiver.pdata`, which calls :class:`StoreService`.
+Every C-STORE goes through :class:`openjip.receiver.store.StoreService`: success (0x0000) is
+sent only after the instance is durable in the object store and indexed. C-STORE requests are
+read and answered by :mod:`openjip.receiver.pdata`, or with ``receiver.pdata_reader =
+pynetdicom`` by pynetdicom and :class:`openjip.receiver.store.StoreHandler`. The server
+binds nothing; it serves what the gate admits (:meth:`ReceiverServer.hand_over`).
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from pydicom import config as pydicom_config
-from pynetdicom import (
-    AE,
-    ALL_TRANSFER_SYNTAXES,
-    AllStoragePresentationContexts,
-    _config,
-    evt,
-    sop_class,
-)
-from pynetdicom.service_class import StorageServiceClass
+from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts, _config, evt
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 
+import openjip.receiver.metrics as metrics
 from openjip.config import ReceiverSettings
-from openjip.index.base import IndexError_
-from openjip.ingest import Ingestor, InvalidInstance
-from openjip.receiver import metrics, status
+from openjip.ingest import Ingestor
 from openjip.receiver.query_retrieve import (
     STORAGE_TRANSFER_SYNTAXES,
     add_query_retrieve_contexts,
     query_retrieve_handlers,
 )
 from openjip.receiver.reactive import ReactiveRequestHandler
-from openjip.receiver.status import Status
-from openjip.receiver.transport import ReceiverServer
-from openjip.storage.base import StorageError
+from openjip.receiver.status import Echo
+from openjip.receiver.store import StoreHandler, StoreService
+from openjip.receiver.transport import ReceiverServer, Timeouts
 
 LOGGER = logging.getLogger(__name__)
 
@@ -57,7 +49,12 @@ def build_ae(settings: ReceiverSettings) -> AE:
     ae = AE(ae_title=settings.ae_title)
     ae.maximum_pdu_size = settings.max_pdu
     ae.maximum_associations = settings.max_associations
-    ae.network_timeout = 120
+    # After the gate, the only waits of the ACSE (ARTIM) are for the peer's close after a
+    # release or abort; the idle timer ends silent associations; the DIMSE timeout bounds
+    # waits for responses during C-MOVE/C-GET.
+    ae.acse_timeout = settings.release_timeout
+    ae.network_timeout = settings.idle_timeout
+    ae.dimse_timeout = settings.message_timeout
     ae.require_calling_aet = list(settings.allowed_calling_aes)
     ae.require_called_aet = settings.require_called_ae
     ae.add_supported_context(Verification, ALL_TRANSFER_SYNTAXES)
@@ -71,72 +68,8 @@ def build_ae(settings: ReceiverSettings) -> AE:
     return ae
 
 
-class StoreService:
-    """Answers C-STORE requests by ingesting the received file (see :mod:`.pdata`)."""
-
-    def __init__(self, ingestor: Ingestor) -> None:
-        self.ingestor = ingestor
-
-    def store(
-        self,
-        path: Path,
-        *,
-        write_error: OSError | None,
-        sop_class_uid: str,
-        context_abstract_syntax: str,
-        calling_ae: str,
-    ) -> tuple[Status, str]:
-        """Ingest the dataset received into ``path``; the status and error comment to send."""
-        result, comment = self._store(
-            path, write_error, sop_class_uid, context_abstract_syntax, calling_ae
-        )
-        if result.code != status.SUCCESS.code:
-            metrics.FAILURES.labels(status=f"0x{result.code:04X}").inc()
-            LOGGER.warning(
-                "C-STORE from %s refused with 0x%04X: %s", calling_ae, result.code, comment
-            )
-        return result, comment
-
-    def _store(
-        self,
-        path: Path,
-        write_error: OSError | None,
-        sop_class_uid: str,
-        context_abstract_syntax: str,
-        calling_ae: str,
-    ) -> tuple[Status, str]:
-        if not _is_storage(context_abstract_syntax):
-            return status.SOP_CLASS_NOT_SUPPORTED, "not a storage presentation context"
-        if sop_class_uid != context_abstract_syntax:
-            return (
-                status.SOP_CLASS_NOT_SUPPORTED,
-                f"SOP class {sop_class_uid} not of this context",
-            )
-        if write_error is not None:
-            return status.OUT_OF_RESOURCES, f"cannot write: {write_error.strerror}"
-        try:
-            result = self.ingestor.ingest_file(path, source_ae=calling_ae, move=True)
-        except InvalidInstance as exc:
-            return status.CANNOT_UNDERSTAND, exc.reason
-        except StorageError as exc:
-            return status.OUT_OF_RESOURCES, f"store unavailable: {exc}"
-        except IndexError_ as exc:
-            return status.OUT_OF_RESOURCES, f"index unavailable: {exc}"
-        except OSError as exc:
-            return status.OUT_OF_RESOURCES, f"cannot write: {exc.strerror}"
-        metrics.INSTANCES.inc()
-        metrics.BYTES.inc(result.record.size)
-        metrics.STORE_SECONDS.observe(result.store_seconds)
-        return status.SUCCESS, ""
-
-
-@functools.lru_cache(maxsize=1024)
-def _is_storage(abstract_syntax: str) -> bool:
-    return sop_class.uid_to_service_class(abstract_syntax) is StorageServiceClass
-
-
 def _on_echo(event: evt.Event) -> int:
-    return status.SUCCESS.code
+    return Echo.SUCCESS.code
 
 
 def _on_open(event: evt.Event) -> None:
@@ -152,30 +85,36 @@ def make_server(
     ingestor: Ingestor,
     incoming_dir: Path,
     *,
-    listen: bool = True,
-    on_close: Callable[[], Any] | None = None,
+    address: tuple[str, int],
+    on_finished: Callable[[Any], None],
 ) -> ReceiverServer:
-    """A started-up (not yet serving) server; ``listen=False`` for handed-over connections."""
+    """A server for the associations the gate admits on ``address``; ``on_finished`` is
+    called with each one's admission when it ended."""
     configure_pynetdicom()
     incoming_dir.mkdir(parents=True, exist_ok=True)
     ae = build_ae(settings)
+    store_service = StoreService(ingestor)
     handlers: list[Any] = [
         (evt.EVT_C_ECHO, _on_echo),
         (evt.EVT_CONN_OPEN, _on_open),
         (evt.EVT_CONN_CLOSE, _on_close),
         *query_retrieve_handlers(settings, ingestor, incoming_dir),
     ]
-    if on_close is not None:
-        handlers.append((evt.EVT_CONN_CLOSE, lambda event: on_close()))
+    own_reader = settings.pdata_reader == "openjip"
+    if not own_reader:
+        handlers.append((evt.EVT_C_STORE, StoreHandler(store_service, incoming_dir)))
     server = ae.make_server(
-        (settings.host, settings.port),
+        address,
         evt_handlers=handlers,
         server_class=ReceiverServer,
-        store_service=StoreService(ingestor),
+        store_service=store_service,
         incoming_dir=incoming_dir,
-        listen=listen,
+        timeouts=Timeouts(
+            idle=settings.idle_timeout, pdu=settings.pdu_timeout, message=settings.message_timeout
+        ),
+        own_pdata_reader=own_reader,
+        on_finished=on_finished,
         request_handler=ReactiveRequestHandler,
     )
     assert isinstance(server, ReceiverServer)
-    ae._servers.append(server)  # so AE.shutdown() stops it, as with start_server()
     return server

@@ -1,9 +1,9 @@
 """``ReceiverService``: the DICOM receiver of a site, in one process or several.
 
-With ``receiver.workers`` = 1 everything runs in this process. With more, this process
-accepts connections and hands each to the least busy worker process (see
-:mod:`openjip.receiver.workers`); the completion sweep, the hooks and the metrics endpoint
-always run here.
+This process always runs the gate (:mod:`openjip.receiver.gate`), which accepts and admits
+connections. With ``receiver.workers`` = 1 the associations run here too; with more, each
+goes to the least busy worker process (see :mod:`openjip.receiver.workers`). The completion
+sweep, its listeners and the metrics endpoint always run here.
 """
 
 from __future__ import annotations
@@ -15,46 +15,26 @@ import signal
 import tempfile
 import threading
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.multiprocess import MultiProcessCollector
 
+import openjip.receiver.metrics as metrics
 from openjip.config import Settings
 from openjip.index import MetadataIndex, open_index
 from openjip.ingest import Ingestor
-from openjip.receiver import metrics
-from openjip.receiver.hooks import EVENTS_FILE, JsonlEventLog, SeriesCompleteHook
+from openjip.receiver.admission import AdmissionPolicy
+from openjip.receiver.gate import Gate, listen
+from openjip.receiver.incoming import process_incoming_dir
 from openjip.receiver.scp import make_server
+from openjip.receiver.series_complete import EVENTS_FILE, JsonlEventLog, SeriesCompleteListener
 from openjip.receiver.sweeper import CompletionSweeper
 from openjip.receiver.transport import ReceiverServer
+from openjip.receiver.workers import WorkerPool
 from openjip.storage import ObjectStore, open_store
 
 LOGGER = logging.getLogger(__name__)
-
-
-def incoming_root(settings: Settings) -> Path:
-    """Where received datasets are written before they are stored.
-
-    For the local store this is inside its root (same filesystem, so storing is a rename;
-    the ``~`` keeps it out of every listing); otherwise under ``OPENJIP_HOME``.
-    """
-    if settings.storage.backend == "local":
-        return settings.storage_path / "~incoming"
-    return settings.home_dir / "incoming"
-
-
-def process_incoming_dir(settings: Settings) -> Path:
-    """This process's own incoming directory; leftovers of dead processes are removed."""
-    root = incoming_root(settings)
-    root.mkdir(parents=True, exist_ok=True)
-    for entry in root.iterdir():
-        if entry.name.isdigit() and not _alive(int(entry.name)):
-            shutil.rmtree(entry, ignore_errors=True)
-    directory = root / str(os.getpid())
-    directory.mkdir(exist_ok=True)
-    return directory
 
 
 def default_workers() -> int:
@@ -65,18 +45,8 @@ def default_workers() -> int:
     return 2 * len(os.sched_getaffinity(0))
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def default_hooks(settings: Settings) -> list[SeriesCompleteHook]:
-    """Hooks every site has: the JSONL event log under ``OPENJIP_HOME``."""
+def default_listeners(settings: Settings) -> list[SeriesCompleteListener]:
+    """Listeners every site has: the JSONL event log under ``OPENJIP_HOME``."""
     return [
         JsonlEventLog(
             settings.home_dir / EVENTS_FILE, max_bytes=settings.receiver.event_log_max_bytes
@@ -87,15 +57,18 @@ def default_hooks(settings: Settings) -> list[SeriesCompleteHook]:
 class ReceiverService:
     """The receiver: C-ECHO/C-STORE on ``receiver.host:port``, completion sweep, metrics."""
 
-    def __init__(self, settings: Settings, hooks: Sequence[SeriesCompleteHook] = ()) -> None:
+    def __init__(
+        self, settings: Settings, listeners: Sequence[SeriesCompleteListener] = ()
+    ) -> None:
         self.settings = settings
-        self.hooks = [*default_hooks(settings), *hooks]
+        self.listeners = [*default_listeners(settings), *listeners]
         configured = settings.receiver.workers
         self.workers = configured if configured > 0 else default_workers()
         self._store: ObjectStore | None = None
         self._index: MetadataIndex | None = None
         self._server: ReceiverServer | None = None
-        self._pool: Any = None
+        self._gate: Gate | None = None
+        self._pool: WorkerPool | None = None
         self._sweeper: CompletionSweeper | None = None
         self._metrics_server: Any = None
         self._metrics_dir: str | None = None
@@ -134,19 +107,24 @@ class ReceiverService:
         settings = self.settings
         assert self._store is not None and self._index is not None
         if self.workers == 1:
-            ingestor = Ingestor(self._store, self._index)
-            self._server = make_server(settings.receiver, ingestor, process_incoming_dir(settings))
-            threading.Thread(
-                target=self._server.serve_forever,
-                kwargs={"poll_interval": 0.2},
-                name="openjip-receiver",
-                daemon=True,
-            ).start()
-            host, port = self._server.server_address[:2]
+            listener = listen(settings.receiver)
+            host, port = listener.getsockname()[:2]
+            policy = AdmissionPolicy(settings.receiver)
+            self._server = make_server(
+                settings.receiver,
+                Ingestor(
+                    self._store,
+                    self._index,
+                    max_sequence_depth=settings.dicom.max_sequence_depth,
+                ),
+                process_incoming_dir(settings),
+                address=(host, port),
+                on_finished=policy.release,
+            )
+            self._gate = Gate(listener, policy, self._server.hand_over, settings=settings.receiver)
+            self._gate.start()
             registry = metrics.REGISTRY
         else:
-            from openjip.receiver.workers import WorkerPool
-
             self._metrics_dir = tempfile.mkdtemp(prefix="openjip-metrics-")
             self._pool = WorkerPool(settings, self.workers, metrics_dir=self._metrics_dir)
             host, port = self._pool.start()
@@ -159,7 +137,7 @@ class ReceiverService:
             )
         self._sweeper = CompletionSweeper(
             self._index,
-            self.hooks,
+            self.listeners,
             idle_seconds=settings.receiver.series_idle_seconds,
             interval=settings.receiver.sweep_interval_seconds,
         )
@@ -185,8 +163,11 @@ class ReceiverService:
     def _shutdown(self) -> None:
         if self._sweeper is not None:
             self._sweeper.stop()
+        if self._gate is not None:
+            self._gate.stop()
+            self._gate = None
         if self._server is not None:
-            self._server.ae.shutdown()
+            self._server.stop()
             self._server = None
         if self._pool is not None:
             self._pool.stop()

@@ -1,140 +1,174 @@
-"""What openjip changes in pynetdicom's transport for speed and safety.
+"""The socket of one association: reads bounded in time and in memory, and the server that
+turns admitted connections into pynetdicom associations.
 
-- Received datasets stream into a temp file (:class:`IncomingFile`) in the receiver's
-  *incoming* directory, on the object store's filesystem, so storing is a rename, not a copy.
-  A failed write (disk full) is remembered and answered with 0xA700 instead of aborting the
-  association.
-- Accepted sockets get ``TCP_NODELAY`` (pynetdicom never sets it; without it every response
-  waits for a delayed ACK).
-- A server can also take connections accepted by another process (``hand_over``).
+- :class:`TimedSocket` reads for both P-DATA readers (openjip's and pynetdicom's): no wait
+  for a byte lasts longer than ``idle_timeout``, no PDU longer than ``pdu_timeout`` from its
+  first byte, no DIMSE message longer than ``message_timeout``; a peer that lets one pass is
+  sent an A-ABORT and its connection ends (:class:`Stalled`). Reads go in pieces of at most
+  512 kB, so memory follows what actually arrives, not what a length field announced.
+- :class:`ReceiverServer` binds nothing: the gate (:mod:`openjip.receiver.gate`) accepts
+  connections, reads their A-ASSOCIATE-RQ and hands each admitted one to
+  :meth:`ReceiverServer.hand_over`, which starts its association with ``TCP_NODELAY``
+  (pynetdicom never sets it; without it every response waits for a delayed ACK).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import os
 import socket
-import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pynetdicom.transport import ThreadedAssociationServer
-
-if TYPE_CHECKING:
-    from openjip.receiver.scp import StoreService
 
 LOGGER = logging.getLogger(__name__)
 
 _PIECE = 512 * 1024
+A_ABORT = bytes([0x07, 0, 0, 0, 0, 4, 0, 0, 0x02, 0x00])
+"""A-ABORT PDU, source: service provider, no reason given (PS3.8 9.3.8)."""
 
 
-class IncomingFile:
-    """A temp file a received dataset is written into; write errors are kept, not raised,
-    so the association survives and the C-STORE gets a proper failure status."""
+@dataclass(frozen=True)
+class Timeouts:
+    """The time limits of an established association, in seconds."""
 
-    def __init__(self, directory: Path) -> None:
-        self.error: OSError | None = None
-        self._fd: int | None = None
-        self.name = ""
+    idle: float
+    pdu: float
+    message: float
+
+
+class Stalled(TimeoutError):
+    """The peer let a time limit pass; it was sent an A-ABORT."""
+
+
+class TimedSocket:
+    """A connected socket whose reads keep the association's time limits."""
+
+    def __init__(self, sock: socket.socket, timeouts: Timeouts) -> None:
+        self.socket = sock
+        self.timeouts = timeouts
+        sock.settimeout(timeouts.idle)
+        self._pdu_deadline = float("inf")
+        self._message_deadline = float("inf")
+        self._shortened = False
+
+    def pdu_started(self) -> None:
+        """A PDU begins: it must be whole within ``pdu_timeout``."""
+        self._pdu_deadline = time.monotonic() + self.timeouts.pdu
+
+    def message_started(self) -> None:
+        """A DIMSE message begins: it must be whole within ``message_timeout``."""
+        if self._message_deadline == float("inf"):
+            self._message_deadline = time.monotonic() + self.timeouts.message
+
+    def message_ended(self) -> None:
+        """The message is complete; only PDU and idle limits apply until the next."""
+        self._message_deadline = float("inf")
+
+    @property
+    def in_message(self) -> bool:
+        """Whether a message is being received."""
+        return self._message_deadline != float("inf")
+
+    def recv(self, size: int) -> bytes:
+        """``size`` bytes, fewer only when the peer closed the connection."""
+        parts: list[bytes] = []
+        while size > 0:
+            self._before_wait()
+            data = self._call(self.socket.recv, min(size, _PIECE))
+            if not data:
+                break
+            parts.append(data)
+            size -= len(data)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def recv_into(self, buffer: memoryview) -> int:
+        """Read into ``buffer``; 0 when the peer closed the connection."""
+        self._before_wait()
+        count: int = self._call(self.socket.recv_into, buffer)
+        return count
+
+    def _before_wait(self) -> None:
+        deadline = min(self._pdu_deadline, self._message_deadline)
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            what = "PDU" if deadline == self._pdu_deadline else "DIMSE message"
+            limit = self.timeouts.pdu if what == "PDU" else self.timeouts.message
+            self._stalled(f"{what} not complete within {limit:g} s")
+        if remaining < self.timeouts.idle:  # the next wait may not outlast the deadline
+            self.socket.settimeout(remaining)
+            self._shortened = True
+        elif self._shortened:
+            self.socket.settimeout(self.timeouts.idle)
+            self._shortened = False
+
+    def _call(self, read: Callable[[Any], Any], argument: Any) -> Any:
         try:
-            self._fd, self.name = _create_temp(directory)
-        except OSError as exc:  # store gone, read-only or full: the C-STORE gets 0xA700
-            self.error = exc
+            return read(argument)
+        except TimeoutError:
+            if self._shortened:
+                self._before_wait()  # raises: the deadline passed
+            self._stalled(f"no data for {self.timeouts.idle:g} s")
 
-    def write(self, data: bytes | bytearray | memoryview) -> None:
-        """Write all of ``data`` unless an earlier write failed."""
-        if self.error is not None or self._fd is None:
-            return
-        view = memoryview(data)
-        try:
-            while view:
-                view = view[os.write(self._fd, view) :]
-        except OSError as exc:
-            self.error = exc
+    def _stalled(self, reason: str) -> None:
+        self.abort()
+        raise Stalled(reason)
 
-    def close(self) -> None:
-        """Close the file (idempotent)."""
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-
-    def remove(self) -> None:
-        """Close and delete the file unless it was stored (moved away) already."""
-        self.close()
-        if self.name:
-            try:
-                os.unlink(self.name)
-            except FileNotFoundError:
-                pass
-            except OSError as exc:  # swept at the next start (service.process_incoming_dir)
-                LOGGER.warning("cannot remove %s: %s", self.name, exc)
-
-
-def receive(sock: socket.socket, size: int) -> bytes:
-    """``size`` bytes from ``sock``, fewer only when the peer closed the connection; read in
-    pieces of at most 512 kB, so memory follows what actually arrives, not what a (perhaps
-    hostile) length field announced."""
-    parts: list[bytes] = []
-    while size > 0:
-        data = sock.recv(min(size, _PIECE))
-        if not data:
-            break
-        parts.append(data)
-        size -= len(data)
-    return parts[0] if len(parts) == 1 else b"".join(parts)
-
-
-def _create_temp(directory: Path) -> tuple[int, str]:
-    try:
-        return tempfile.mkstemp(suffix=".dcm", dir=directory)
-    except FileNotFoundError:
-        # The directory went away (store remounted, cleaned up): make it again once.
-        directory.mkdir(parents=True, exist_ok=True)
-        return tempfile.mkstemp(suffix=".dcm", dir=directory)
+    def abort(self) -> None:
+        """Send an A-ABORT, if the peer still reads; never waits long."""
+        with contextlib.suppress(OSError):
+            self.socket.settimeout(1.0)
+            self.socket.send(A_ABORT)
 
 
 class ReceiverServer(ThreadedAssociationServer):
-    """pynetdicom's threaded server with ``TCP_NODELAY``, and what its associations store
-    C-STORE requests with: a store service and an incoming directory.
-
-    With ``listen=False`` it binds nothing and serves connections given to
-    :meth:`hand_over` (accepted by the parent process).
-    """
+    """pynetdicom's association server without a listening socket of its own, and what its
+    associations need: a store service, an incoming directory, the time limits, which
+    P-DATA reader to use, and whom to tell that an association ended (``on_finished`` with
+    what the gate admitted)."""
 
     daemon_threads = True
-    request_queue_size = 128
 
     def __init__(
         self,
         *args: Any,
-        store_service: StoreService,
+        store_service: Any,
         incoming_dir: Path,
-        listen: bool = True,
+        timeouts: Timeouts,
+        own_pdata_reader: bool,
+        on_finished: Callable[[Any], None],
         **kwargs: Any,
     ) -> None:
         self.store_service = store_service
         self.incoming_dir = incoming_dir
-        self._listen = listen
+        self.timeouts = timeouts
+        self.own_pdata_reader = own_pdata_reader
+        self.on_finished = on_finished
         super().__init__(*args, **kwargs)
 
     def server_bind(self) -> None:
-        if self._listen:
-            super().server_bind()
+        """Nothing: the gate owns the listening socket."""
 
     def server_activate(self) -> None:
-        if self._listen:
-            super().server_activate()
-
-    def get_request(self) -> tuple[socket.socket, tuple[str, int]]:
-        client, address = super().get_request()
-        client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return client, address
+        """Nothing: the gate owns the listening socket."""
 
     def service_actions(self) -> None:
         """Nothing: pynetdicom runs a full ``gc.collect()`` here every 60 polls, which stalls
         every association of the process for tens of milliseconds."""
 
-    def hand_over(self, client: socket.socket, address: tuple[str, int]) -> None:
-        """Serve a connection accepted elsewhere, in a new thread."""
+    def hand_over(self, client: socket.socket, admission: Any) -> None:
+        """Start the association of an admitted connection (its A-ASSOCIATE-RQ was read by
+        the gate and is in ``admission.request``)."""
         client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.process_request(client, address)
+        handler: Any = self.RequestHandlerClass
+        handler(client, admission.address, self, admission)
+
+    def stop(self) -> None:
+        """Abort every association of this server's AE."""
+        for assoc in self.ae.active_associations:
+            assoc.abort()
+        self.server_close()

@@ -1,70 +1,81 @@
 """Several receiver processes behind one port.
 
-The parent process accepts each TCP connection and hands it (``SCM_RIGHTS``) to the worker
-process with the fewest open associations, so every association runs whole in one worker and
-the load is even however the senders' ports hash (``SO_REUSEPORT`` distributes by a hash of
-the address pair and often puts three of four senders on one process). Workers exit when the
-parent goes away: their end of the channel reads EOF.
+The parent process runs the gate (:mod:`openjip.receiver.gate`): it accepts each TCP
+connection, reads its A-ASSOCIATE-RQ and admits it, then hands it (``SCM_RIGHTS``, with the
+request it read) to the worker process with the fewest open associations, so every
+association runs whole in one worker and the load is even however the senders' ports hash
+(``SO_REUSEPORT`` distributes by a hash of the address pair and often puts three of four
+senders on one process). A worker reports each ended association back on the same channel,
+which the gate watches; the connection limits therefore hold for the whole receiver. Workers
+exit when the parent goes away: their end of the channel reads EOF.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import multiprocessing
 import os
 import signal
 import socket
-import threading
 from typing import Any
 
 from openjip.config import Settings
+from openjip.receiver.admission import Admission, AdmissionPolicy
+from openjip.receiver.gate import Gate, listen
 
 LOGGER = logging.getLogger(__name__)
 
 _READY = b"R"
+_PIECE = 32 * 1024
+"""Bytes of a handed-over A-ASSOCIATE-RQ per channel message (one message stays small)."""
 
 
 class WorkerPool:
-    """Worker processes plus the accepting socket and thread of the parent."""
+    """Worker processes plus the parent's gate."""
 
     def __init__(self, settings: Settings, count: int, *, metrics_dir: str) -> None:
         self.settings = settings
         self.count = count
         self.metrics_dir = metrics_dir
         self._context = multiprocessing.get_context("spawn")
-        self._busy: Any = self._context.Array("i", count)
+        self._busy = [0] * count
         self._channels: list[socket.socket | None] = []
         self._processes: list[Any] = []
-        self._listener: socket.socket | None = None
-        self._thread: threading.Thread | None = None
+        self._admitted: dict[int, tuple[Admission, int]] = {}
+        self._policy = AdmissionPolicy(settings.receiver)
+        self._gate: Gate | None = None
 
     def start(self) -> tuple[str, int]:
         """Start the workers, wait until each is ready, then accept; returns the address."""
         receiver = self.settings.receiver
         # Bind first: a port in use fails here, before any worker exists.
-        self._listener = socket.create_server((receiver.host, receiver.port), backlog=128)
+        listener = listen(receiver)
+        host, port = listener.getsockname()[:2]
+        self._gate = Gate(listener, self._policy, self._hand_over, settings=receiver)
         try:
-            self._start_workers()
+            self._start_workers((str(host), int(port)))
         except BaseException:
             self.stop()
             raise
-        self._thread = threading.Thread(target=self._accept, name="openjip-accept", daemon=True)
-        self._thread.start()
-        host, port = self._listener.getsockname()[:2]
+        for worker_id, channel in enumerate(self._channels):
+            assert channel is not None
+            self._gate.watch(channel, functools.partial(self._ended, worker_id))
+        self._gate.start()
         return str(host), int(port)
 
-    def _start_workers(self) -> None:
+    def _start_workers(self, address: tuple[str, int]) -> None:
         previous = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = self.metrics_dir
         try:
             for worker_id in range(self.count):
-                # Datagram-like: one connection per message, never two merged.
+                # Datagram-like: one message per send, never two merged.
                 parent_end, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
                 process = self._context.Process(
                     target=worker_main,
-                    args=(self.settings, worker_id, child_end, self._busy),
+                    args=(self.settings, address, child_end),
                     name=f"openjip-receiver-{worker_id}",
                     daemon=True,
                 )
@@ -84,12 +95,8 @@ class WorkerPool:
 
     def stop(self) -> None:
         """Stop accepting; workers abort open associations and exit."""
-        if self._listener is not None:
-            with contextlib.suppress(OSError):
-                self._listener.shutdown(socket.SHUT_RDWR)
-            self._listener.close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        if self._gate is not None:
+            self._gate.stop()
         for channel in self._channels:
             if channel is not None:
                 channel.close()
@@ -99,77 +106,130 @@ class WorkerPool:
                 process.kill()
                 process.join()
 
-    def _least_busy(self) -> int:
-        with self._busy.get_lock():
-            candidates = [i for i, channel in enumerate(self._channels) if channel is not None]
-            if not candidates:
-                raise RuntimeError("no receiver worker is alive")
-            chosen = min(candidates, key=lambda i: self._busy[i])
-            self._busy[chosen] += 1
-            return chosen
-
-    def _accept(self) -> None:
-        assert self._listener is not None
-        while True:
-            try:
-                client, address = self._listener.accept()
-            except OSError:
-                return  # listener shut down by stop()
-            with client:
-                self._hand_over(client, address)
-
-    def _hand_over(self, client: socket.socket, address: tuple[str, int]) -> None:
-        message = json.dumps(list(address[:2])).encode()
-        while True:
-            try:
-                worker_id = self._least_busy()
-            except RuntimeError:
-                LOGGER.error("no receiver worker alive; dropping connection from %s", address)
+    def _hand_over(self, client: socket.socket, admission: Admission) -> None:
+        """The gate's dispatch: to the least busy live worker (in the gate's thread)."""
+        with client:
+            while True:
+                alive = [i for i, channel in enumerate(self._channels) if channel is not None]
+                if not alive:
+                    raise RuntimeError("no receiver worker is alive")
+                worker_id = min(alive, key=lambda i: self._busy[i])
+                channel = self._channels[worker_id]
+                assert channel is not None
+                try:
+                    _send(channel, client, admission)
+                except OSError as exc:
+                    LOGGER.error("receiver worker %d is gone (%s)", worker_id, exc)
+                    self._worker_gone(worker_id)
+                    continue
+                self._busy[worker_id] += 1
+                self._admitted[admission.number] = (admission, worker_id)
                 return
-            channel = self._channels[worker_id]
-            assert channel is not None
-            try:
-                socket.send_fds(channel, [message], [client.fileno()])
-                return
-            except OSError as exc:
-                LOGGER.error("receiver worker %d is gone (%s)", worker_id, exc)
-                self._channels[worker_id] = None
+
+    def _ended(self, worker_id: int) -> None:
+        """A worker reported an ended association (or its channel closed)."""
+        channel = self._channels[worker_id]
+        if channel is None:
+            return
+        try:
+            message = channel.recv(64)
+        except OSError:
+            message = b""
+        if not message:
+            self._worker_gone(worker_id)
+            return
+        admitted = self._admitted.pop(int(message), None)
+        if admitted is not None:
+            self._busy[worker_id] -= 1
+            self._policy.release(admitted[0])
+
+    def _worker_gone(self, worker_id: int) -> None:
+        channel = self._channels[worker_id]
+        if channel is None:
+            return
+        self._channels[worker_id] = None
+        assert self._gate is not None
+        self._gate.unwatch(channel)
+        channel.close()
+        for number, (admission, owner) in list(self._admitted.items()):
+            if owner == worker_id:
+                del self._admitted[number]
+                self._policy.release(admission)
 
 
-def worker_main(settings: Settings, worker_id: int, channel: socket.socket, busy: Any) -> None:
+def _send(channel: socket.socket, client: socket.socket, admission: Admission) -> None:
+    header = {
+        "number": admission.number,
+        "address": list(admission.address),
+        "calling_ae": admission.calling_ae,
+        "known": admission.known,
+        "size": len(admission.request),
+    }
+    socket.send_fds(channel, [json.dumps(header).encode()], [client.fileno()])
+    request = admission.request
+    for offset in range(0, len(request), _PIECE):
+        channel.sendall(request[offset : offset + _PIECE])
+
+
+def _receive(channel: socket.socket) -> tuple[socket.socket, Admission] | None:
+    message, fds, _, _ = socket.recv_fds(channel, 4096, 1)
+    if not message:
+        return None
+    for extra in fds[1:]:
+        os.close(extra)
+    header = json.loads(message)
+    parts, size = [], header["size"]
+    while size > 0:
+        part = channel.recv(_PIECE)
+        if not part:
+            return None
+        parts.append(part)
+        size -= len(part)
+    if not fds:
+        return None
+    admission = Admission(
+        (str(header["address"][0]), int(header["address"][1])),
+        header["calling_ae"],
+        header["known"],
+        b"".join(parts),
+        header["number"],
+    )
+    return socket.socket(fileno=fds[0]), admission
+
+
+def worker_main(settings: Settings, address: tuple[str, int], channel: socket.socket) -> None:
     """Entry point of a worker process: serve every connection the parent hands over."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(message)s")
     from openjip.index import open_index
     from openjip.ingest import Ingestor
+    from openjip.receiver.incoming import process_incoming_dir
     from openjip.receiver.scp import make_server
-    from openjip.receiver.service import process_incoming_dir
     from openjip.storage import open_store
 
-    def released() -> None:
-        with busy.get_lock():
-            busy[worker_id] -= 1
+    def ended(admission: Admission) -> None:
+        with contextlib.suppress(OSError):  # the parent is gone: nobody counts any more
+            channel.send(str(admission.number).encode())
 
     server = make_server(
         settings.receiver,
-        Ingestor(open_store(settings), open_index(settings)),
+        Ingestor(
+            open_store(settings),
+            open_index(settings),
+            max_sequence_depth=settings.dicom.max_sequence_depth,
+        ),
         process_incoming_dir(settings),
-        listen=False,
-        on_close=released,
+        address=address,
+        on_finished=ended,
     )
     channel.sendall(_READY)
     while True:
         try:
-            message, fds, _, _ = socket.recv_fds(channel, 1024, 1)
+            received = _receive(channel)
         except OSError:
             break
-        if not message:
+        if received is None:
             break
-        host, port = json.loads(message)
-        for extra in fds[1:]:
-            os.close(extra)
-        if fds:
-            server.hand_over(socket.socket(fileno=fds[0]), (host, port))
-    for assoc in server.ae.active_associations:
-        assoc.abort()
+        server.hand_over(*received)
+    server.stop()
     os._exit(0)

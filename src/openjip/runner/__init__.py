@@ -1,7 +1,9 @@
-"""Running analysis steps: the :class:`StepRunner` interface and its backends — ``local``
-(the operator's entrypoint as a subprocess) and ``kubernetes`` (a pod per step).
+"""Running analysis steps: the :class:`StepRunner` interface, its ``local`` backend (the
+operator's entrypoint as a subprocess) and, for ``kubernetes`` mode, the pod of a step
+(:mod:`openjip.runner.kubernetes`), which Airflow runs as a pod task.
 
-``open_runner(settings)`` returns the backend the settings choose.
+``step_backend(settings)`` says which of the two the settings choose; ``open_runner(settings)``
+returns the local runner.
 """
 
 from openjip.runner.base import (
@@ -11,6 +13,14 @@ from openjip.runner.base import (
     StepRunner,
     key_safe,
 )
-from openjip.runner.factory import open_runner
+from openjip.runner.factory import open_runner, step_backend
 
-__all__ = ["StepFailed", "StepOutcome", "StepRequest", "StepRunner", "key_safe", "open_runner"]
+__all__ = [
+    "StepFailed",
+    "StepOutcome",
+    "StepRequest",
+    "StepRunner",
+    "key_safe",
+    "open_runner",
+    "step_backend",
+]

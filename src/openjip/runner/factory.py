@@ -1,18 +1,29 @@
-"""Choosing the StepRunner backend from the settings."""
+"""Choosing how analysis steps run from the settings."""
 
 from __future__ import annotations
+
+from typing import Literal
 
 from openjip.config import Settings
 from openjip.runner.base import StepRunner
 
 
-def open_runner(settings: Settings) -> StepRunner:
-    """The runner the settings choose: ``airflow.step_runner``, or else the site's ``mode``."""
-    backend = settings.airflow.step_runner or settings.mode
-    if backend == "kubernetes":
-        from openjip.runner.kubernetes import KubernetesStepRunner
+def step_backend(settings: Settings) -> Literal["local", "kubernetes"]:
+    """``airflow.step_runner``, or else the site's ``mode``."""
+    return settings.airflow.step_runner or settings.mode
 
-        return KubernetesStepRunner(settings)
+
+def open_runner(settings: Settings) -> StepRunner:
+    """The runner of steps that run on this machine (the ``local`` backend).
+
+    In ``kubernetes`` mode no runner runs a step: each step is a pod task that Airflow manages
+    (:class:`openjip.airflow.pod_tasks.AnalysisPodOperator`).
+    """
+    if step_backend(settings) == "kubernetes":
+        raise ValueError(
+            "kubernetes steps are pod tasks of their DAG (AnalysisPodOperator), not run by a "
+            "StepRunner; set OPENJIP_AIRFLOW__STEP_RUNNER=local to run steps here"
+        )
     from openjip.index import open_index
     from openjip.runner.local import LocalStepRunner
     from openjip.storage import open_store

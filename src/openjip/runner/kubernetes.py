@@ -1,4 +1,9 @@
-"""The ``kubernetes`` StepRunner: one pod per step, started by a KubernetesPodOperator.
+"""The pod of an analysis step in ``kubernetes`` mode, as a plain value.
+
+Airflow itself runs these pods: the DAG factory makes each step a pod task
+(:class:`openjip.airflow.pod_tasks.AnalysisPodOperator`, a KubernetesPodOperator), so the
+provider starts, watches, streams the logs of and deletes the pod — on success, failure, kill
+and timeout. This module only says what the pod is.
 
 The pod runs three phases that share one ``emptyDir`` at ``/work``:
 
@@ -10,14 +15,13 @@ The pod runs three phases that share one ``emptyDir`` at ``/work``:
 
 Every container runs as non-root with no privilege escalation, a read-only root filesystem and
 all capabilities dropped; object-store credentials come from a Secret by reference, never as
-values. The pod is a plain value (:meth:`KubernetesStepRunner.pod_manifest`) so it can be
-validated without a cluster.
+values. The pod is a plain value (:meth:`AnalysisPod.manifest`) so it can be validated, and the
+chart's NetworkPolicies checked against it, without a cluster.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +29,7 @@ from pydantic import BaseModel, SecretStr
 
 from openjip.config import Settings
 from openjip.operators.params import resolve_params
-from openjip.runner.base import StepOutcome, StepRequest, StepRunner, key_safe
+from openjip.runner.base import StepRequest, key_safe
 from openjip.sdk.contract import INPUT_ENV, OPERATOR_ENV, OUTPUT_ENV, PARAMS_ENV
 from openjip.workflows.spec import split_operator_ref
 
@@ -41,6 +45,17 @@ SECRET_KEYS = {
 }
 """Credentials taken from the site's Secret, by settings prefix, field and key in the Secret."""
 RUN_AS_USER = 1000
+STEP_IO = ["python", "-m", "openjip.runner.step_io"]
+"""The openjip image's command that fetches a step's inputs and publishes its outputs."""
+POD_BEHAVIOUR: dict[str, Any] = {
+    "init_container_logs": True,  # the operator's own output reaches the task log
+    "do_xcom_push": True,  # the publish phase's summary is the task's XCom
+    "on_finish_action": "delete_pod",  # after success and after failure; logs are in Airflow
+    "on_kill_action": "delete_pod",
+    "random_name_suffix": True,
+    "image_pull_policy": "IfNotPresent",
+}
+"""How the KubernetesPodOperator of a step handles its pod (the same for every step)."""
 
 
 def request_to_json(request: StepRequest) -> str:
@@ -78,17 +93,19 @@ def _setting_env(prefix: str, section: BaseModel) -> list[tuple[str, str]]:
     return pairs
 
 
-class KubernetesStepRunner(StepRunner):
-    """Builds and runs the pod of a step."""
+def pod_name(dag_id: str, step: str) -> str:
+    """The pod's name before the provider adds its random suffix (a DNS label)."""
+    return key_safe(f"{dag_id}-{step}").lower().replace("_", "-").replace(".", "-")[:50]
+
+
+class AnalysisPod:
+    """What the pod of a step is, from the site's settings."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
 
-    def pod_operator(
-        self, request: StepRequest, task_id: str | None = None
-    ) -> KubernetesPodOperator:
-        """The KubernetesPodOperator that runs ``request``."""
-        from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+    def arguments(self, request: StepRequest) -> dict[str, Any]:
+        """The pod's content as KubernetesPodOperator arguments (also its attribute names)."""
         from kubernetes.client import models as k8s
 
         from openjip.operators import find_operator
@@ -120,7 +137,7 @@ class KubernetesStepRunner(StepRunner):
         fetch = k8s.V1Container(
             name="fetch",
             image=airflow.step_image,
-            command=["python", "-m", "openjip.runner.pod", "fetch"],
+            command=[*STEP_IO, "fetch"],
             env=platform_env,
             volume_mounts=mounts,
             resources=small,
@@ -151,15 +168,13 @@ class KubernetesStepRunner(StepRunner):
             "openjip.org/step": request.step,
             "openjip.org/operator": name,
         }
-        return KubernetesPodOperator(
-            task_id=task_id or request.step,
-            name=key_safe(f"{request.dag_id}-{request.step}").lower().replace("_", "-")[:50],
+        return dict(
+            name=pod_name(request.dag_id, request.step),
             namespace=airflow.namespace,
             image=airflow.step_image,
-            cmds=["python", "-m", "openjip.runner.pod", "publish"],
+            cmds=[*STEP_IO, "publish"],
             env_vars=platform_env,
             init_containers=[fetch, step],
-            init_container_logs=True,
             volumes=[volume, k8s.V1Volume(name="tmp", empty_dir=k8s.V1EmptyDirVolumeSource())],
             volume_mounts=mounts,
             container_resources=small,
@@ -175,26 +190,23 @@ class KubernetesStepRunner(StepRunner):
             automount_service_account_token=False,
             labels=labels,
             annotations={"openjip.org/operator-ref": request.operator},
-            image_pull_policy="IfNotPresent",
-            do_xcom_push=True,
-            on_finish_action="delete_succeeded_pod",
-            random_name_suffix=True,
         )
 
-    def pod_manifest(self, request: StepRequest) -> dict[str, Any]:
+    def operator(self, request: StepRequest) -> KubernetesPodOperator:
+        """A plain KubernetesPodOperator of ``request`` (what a pod task builds at run time)."""
+        from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+
+        return KubernetesPodOperator(
+            task_id=request.step, **POD_BEHAVIOUR, **self.arguments(request)
+        )
+
+    def manifest(self, request: StepRequest) -> dict[str, Any]:
         """The pod of ``request`` as a Kubernetes manifest (what the API server would get)."""
         from kubernetes.client import ApiClient
 
-        pod = self.pod_operator(request).build_pod_request_obj(dry_run=True)
+        pod = self.operator(request).build_pod_request_obj(dry_run=True)
         manifest: dict[str, Any] = ApiClient().sanitize_for_serialization(pod)
         return manifest
-
-    def run(self, request: StepRequest, context: Mapping[str, Any] | None = None) -> StepOutcome:
-        """Start the pod inside the running Airflow task and wait for it."""
-        if context is None:
-            raise RuntimeError("the kubernetes runner runs steps inside Airflow tasks only")
-        summary = self.pod_operator(request).execute(context)  # type: ignore[arg-type]
-        return StepOutcome(**summary) if isinstance(summary, dict) else StepOutcome()
 
     def _platform_env(self, request: StepRequest) -> list[Any]:
         """Store and index endpoints, storage credentials by Secret reference, the request."""

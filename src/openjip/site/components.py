@@ -1,4 +1,11 @@
-"""The components of a local site and the adapters that make services site components."""
+"""The one assembly of a site's services: each is built from settings alone, the same way
+whoever starts it (``openjip site up``, ``openjip receiver``, ``openjip web``, the chart's
+containers, which run those commands).
+
+The receiver always comes with what its completed series feed: when the site has Airflow
+(``airflow.enabled``), :class:`~openjip.airflow.series_arrival.SeriesArrivalRuns` listens to the
+completion sweep and starts matching workflows through Airflow's REST API.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +16,7 @@ from openjip.config import Settings
 from openjip.site.runner import SiteComponent
 
 if TYPE_CHECKING:
-    from openjip.receiver import SeriesCompleteHook
+    from openjip.receiver import SeriesCompleteListener
 
 
 class ReceiverComponent:
@@ -17,11 +24,13 @@ class ReceiverComponent:
 
     name = "receiver"
 
-    def __init__(self, settings: Settings, hooks: Sequence[SeriesCompleteHook] = ()) -> None:
+    def __init__(
+        self, settings: Settings, listeners: Sequence[SeriesCompleteListener] = ()
+    ) -> None:
         from openjip.receiver import ReceiverService
 
         self.settings = settings
-        self.service = ReceiverService(settings, hooks=hooks)
+        self.service = ReceiverService(settings, listeners=listeners)
         self._started = False
 
     def start(self) -> None:
@@ -41,20 +50,29 @@ class ReceiverComponent:
         return [f"DICOM      {host}:{port}  AE {self.settings.receiver.ae_title}"]
 
 
-def local_components(settings: Settings) -> list[SiteComponent]:
-    """What ``openjip site up`` runs: Airflow, the workflow triggers, the receiver (whose
-    completed series start matching workflows) and the web service."""
+def receiver_components(settings: Settings) -> list[SiteComponent]:
+    """The receiver and the series-arrival runs it feeds (when the site has Airflow)."""
+    if not settings.airflow.enabled:
+        return [ReceiverComponent(settings)]
+    from openjip.airflow.series_arrival import SeriesArrivalRuns
+
+    runs = SeriesArrivalRuns(settings)
+    return [runs, ReceiverComponent(settings, listeners=[runs])]
+
+
+def web_components(settings: Settings) -> list[SiteComponent]:
+    """The web service (DICOMweb, viewer, /healthz, /metrics)."""
     from openjip.web import WebService
 
-    if not settings.airflow.enabled:
-        return [ReceiverComponent(settings), WebService(settings)]
-    from openjip.airflow.local import AirflowComponent
-    from openjip.airflow.triggers import SeriesTriggerHook
+    return [WebService(settings)]
 
-    triggers = SeriesTriggerHook(settings)
-    return [
-        AirflowComponent(settings),
-        triggers,
-        ReceiverComponent(settings, hooks=[triggers]),
-        WebService(settings),
-    ]
+
+def local_components(settings: Settings) -> list[SiteComponent]:
+    """What ``openjip site up`` runs: a local Airflow (when enabled), the receiver with its
+    series-arrival runs, and the web service."""
+    components: list[SiteComponent] = []
+    if settings.airflow.enabled:
+        from openjip.airflow.local import AirflowComponent
+
+        components.append(AirflowComponent(settings))
+    return [*components, *receiver_components(settings), *web_components(settings)]

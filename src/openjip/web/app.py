@@ -12,7 +12,7 @@ from openjip import __version__
 from openjip.config import Settings
 from openjip.index import MetadataIndex
 from openjip.storage import ObjectStore
-from openjip.web import health, images, metrics, viewer
+from openjip.web import health, images, metrics, statistics, viewer
 from openjip.web.backends import Backends
 from openjip.web.dicomweb import dicomweb_router
 from openjip.web.dicomweb.errors import HANDLED_ERRORS, dicomweb_error_handler
@@ -42,6 +42,7 @@ def create_app(
     app.middleware("http")(metrics.record_request)
     app.include_router(health.router)
     app.include_router(metrics.router)
+    app.include_router(statistics.router)
     app.include_router(dicomweb_router(), prefix=DICOMWEB_PREFIX)
     app.include_router(viewer.router)
     app.include_router(images.router)

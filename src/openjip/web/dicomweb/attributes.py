@@ -7,6 +7,7 @@ matching (wildcards, date ranges, UID lists), exactly as :class:`openjip.index.Q
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from functools import cache
 from typing import Any
@@ -18,6 +19,11 @@ from openjip.index import Query
 from openjip.web.dicomweb.errors import DicomWebError
 
 CONTROL_KEYS = ("limit", "offset", "includefield", "fuzzymatching")
+MAX_LIMIT = 10_000
+"""Largest ``limit`` a search takes (OpenSearch's default result window); larger is a 400."""
+MAX_OFFSET = 1_000_000_000
+"""Largest ``offset`` a search takes; larger is a 400 (the index backends bind 64-bit ints)."""
+_WHOLE_NUMBER = re.compile(r"[0-9]{1,10}\Z")
 
 
 def keyword_of(key: str) -> str:
@@ -54,8 +60,8 @@ def build_query(params: Mapping[str, str], fixed: Mapping[str, str]) -> tuple[Qu
         set_query_field(query, field, value)
     if params.get("fuzzymatching", "").lower() == "true":
         query.PatientName = _fuzzy(query.PatientName)
-    query.limit = _integer(params, "limit")
-    query.offset = _integer(params, "offset") or 0
+    query.limit = _bounded(params, "limit", MAX_LIMIT)
+    query.offset = _bounded(params, "offset", MAX_OFFSET) or 0
     return query, include
 
 
@@ -67,13 +73,17 @@ def _fuzzy(name: str) -> str:
     return f"*{name}*"
 
 
-def _integer(params: Mapping[str, str], name: str) -> int | None:
+def _bounded(params: Mapping[str, str], name: str, maximum: int) -> int | None:
+    """The whole number ``params[name]`` (ASCII digits only) up to ``maximum``; else a 400."""
     value = params.get(name)
     if value is None:
         return None
-    if not value.isdigit():
-        raise DicomWebError(400, f"{name} must be a whole number >= 0, not {value!r}")
-    return int(value)
+    number = int(value) if _WHOLE_NUMBER.match(value) else maximum + 1
+    if number > maximum:
+        raise DicomWebError(
+            400, f"{name} must be a whole number from 0 to {maximum}, not {value[:40]!r}"
+        )
+    return number
 
 
 @cache

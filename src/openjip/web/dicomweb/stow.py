@@ -3,18 +3,19 @@
 
 Status: 200 when every instance was stored, 202 when some failed, 409 when all failed; the
 body lists stored instances (ReferencedSOPSequence) and failed ones (FailedSOPSequence) with
-a FailureReason code and an ErrorComment saying why.
+a FailureReason code and an ErrorComment saying why. Whatever goes wrong with one part is that
+part's failure: the instances stored before it are acknowledged, the ones after it are stored.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from openjip.dicom.records import UnreadableInstance, read_instance
 from openjip.index import IndexUnavailable
 from openjip.ingest import Ingestor, InvalidInstance
 from openjip.storage import StorageError
@@ -23,10 +24,12 @@ from openjip.web.dicomweb.multipart import MultipartReader, Part, parse_media_ty
 from openjip.web.dicomweb.urls import dicomweb_base, require_uid
 
 router = APIRouter()
+LOGGER = logging.getLogger(__name__)
 
 CANNOT_UNDERSTAND = 0xC000
 OUT_OF_RESOURCES = 0xA700
 STUDY_MISMATCH = 0xA900
+PROCESSING_FAILURE = 0x0110
 SOURCE_AE = "STOW-RS"
 
 
@@ -48,12 +51,22 @@ def _store_part(
     ingestor: Ingestor, part: Part, study: str | None, base: str
 ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
     """(stored item, failed item) for one part; exactly one is not ``None``."""
+    try:
+        return _store_readable_part(ingestor, part, study, base)
+    except Exception as error:  # one part's failure must not fail the others (logged)
+        LOGGER.exception("STOW-RS: storing a part failed")
+        return None, _failure("", "", PROCESSING_FAILURE, f"{type(error).__name__}: {error}")
+
+
+def _store_readable_part(
+    ingestor: Ingestor, part: Part, study: str | None, base: str
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
     if part.content_type not in ("application/dicom", ""):
         return None, _failure("", "", CANNOT_UNDERSTAND, f"part is {part.content_type}")
     data = bytes(part.data)
     try:
-        parsed = read_instance(data)
-    except UnreadableInstance as error:
+        parsed = ingestor.parse(data)
+    except InvalidInstance as error:
         return None, _failure("", "", CANNOT_UNDERSTAND, f"not DICOM: {error}")
     header = parsed.header
     sop_class, sop_instance = _value(header, "00080016"), _value(header, "00080018")
@@ -99,12 +112,13 @@ async def _read_parts(request: Request) -> list[Part]:
 async def _store(request: Request, study: str | None) -> JSONResponse:
     parts = await _read_parts(request)
     backends = request.app.state.backends
+    max_depth = request.app.state.settings.dicom.max_sequence_depth
     base = dicomweb_base(request)
     stored: list[dict[str, Any]] = []
     failed: list[dict[str, Any]] = []
 
     def store_all() -> None:
-        ingestor = Ingestor(backends.store, backends.index)
+        ingestor = Ingestor(backends.store, backends.index, max_sequence_depth=max_depth)
         for part in parts:
             ok, failure = _store_part(ingestor, part, study, base)
             if ok is not None:

@@ -1,7 +1,10 @@
-"""The fetch and publish phases of an analysis pod: ``python -m openjip.runner.pod fetch|publish``.
+"""A step's inputs and outputs in its analysis pod: ``python -m openjip.runner.step_io
+fetch|publish``.
 
-Runs in the openjip image next to the operator's container (see :mod:`openjip.runner.kubernetes`)
-and does what the local runner does around the operator, with the same code.
+Runs in the openjip image before and after the operator's container (see
+:mod:`openjip.runner.kubernetes`): ``fetch`` copies the step's inputs from the object store into
+the pod's work folder, ``publish`` uploads and indexes what the operator wrote and leaves the
+summary where the provider's XCom sidecar reads it. The same code as the local runner's.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ XCOM_FILE = Path("/airflow/xcom/return.json")
 def main(argv: list[str]) -> int:
     """Run the phase named in ``argv`` for the request in the environment."""
     if len(argv) != 1 or argv[0] not in ("fetch", "publish"):
-        print("usage: python -m openjip.runner.pod fetch|publish", file=sys.stderr)
+        print("usage: python -m openjip.runner.step_io fetch|publish", file=sys.stderr)
         return 2
     settings = get_settings()
     request = request_from_json(os.environ[REQUEST_ENV])

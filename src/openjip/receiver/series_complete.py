@@ -1,7 +1,7 @@
-"""What happens when a series becomes complete: the hook interface and a JSONL event log.
+"""What happens when a series becomes complete: the listener interface and a JSONL event log.
 
-The completion sweep calls every hook once per (series, version). Hooks run in the receiver's
-main process; a hook that raises is logged and does not stop the others.
+The completion sweep calls every listener once per (series, version). Listeners run in the
+receiver's main process; a listener that raises is logged and does not stop the others.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ KEPT_OLD_LOGS = 3
 
 
 @runtime_checkable
-class SeriesCompleteHook(Protocol):
+class SeriesCompleteListener(Protocol):
     """Called with the series record once it became complete (``series.version`` counts)."""
 
     def __call__(self, series: SeriesRecord) -> None: ...

@@ -1,11 +1,15 @@
-"""Series-arrival triggers: a completed series starts every workflow whose rule it matches.
+"""Series-arrival runs: a completed series starts every workflow whose rule it matches.
 
-The receiver's completion sweep calls :class:`SeriesTriggerHook` once per (series, version). The
-hook writes one trigger per matching workflow into a durable queue (an SQLite file under
+The receiver's completion sweep tells :class:`SeriesArrivalRuns` of each (series, version). It
+writes one run request per matching workflow into a durable queue (an SQLite file under
 ``OPENJIP_HOME``) and a background thread delivers them through Airflow's REST API, retrying while
 Airflow is down. The run id is derived from the series and its version, and the queue's key is
 (workflow, run id), so each (workflow, series, series version) gets exactly one run — whether the
-event repeats, delivery is retried, or Airflow already saw the trigger.
+event repeats, delivery is retried, or Airflow already has the run.
+
+A queue on a volume that does not outlive its container (the chart's receiver pods) starts
+empty: on start the delivery thread queues again the runs of every series the index says became
+complete within ``airflow.recover_completed_hours``; Airflow answers those it has with "exists".
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from typing import Any
 
 from openjip.airflow.client import AirflowClient, AirflowError, AirflowUnavailable, RunExists
 from openjip.config import Settings
-from openjip.index.base import SeriesRecord
+from openjip.index.base import IndexError_, Query, SeriesRecord
 from openjip.workflows.loader import discover_specs, workflow_dirs
 from openjip.workflows.spec import SERIES_PARAM, MatchRule, WorkflowSpec
 
@@ -82,8 +86,8 @@ def triggered_runs(
 
 
 @dataclass(frozen=True)
-class QueuedTrigger:
-    """One trigger waiting in (or delivered from) the queue."""
+class QueuedRun:
+    """One run request waiting in (or delivered from) the queue."""
 
     dag_id: str
     run_id: str
@@ -94,8 +98,8 @@ class QueuedTrigger:
     last_error: str
 
 
-class TriggerQueue:
-    """The durable queue of triggers: survives restarts, one row per (workflow, run id)."""
+class RunRequestQueue:
+    """The durable queue of run requests: survives restarts, one row per (workflow, run id)."""
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -106,7 +110,7 @@ class TriggerQueue:
         self._db.execute(_SCHEMA)
 
     def add(self, dag_id: str, run_id: str, conf: dict[str, Any]) -> bool:
-        """Queue a trigger; ``False`` when this (workflow, run id) was queued before."""
+        """Queue a run request; ``False`` when this (workflow, run id) was queued before."""
         with self._lock:
             cursor = self._db.execute(
                 "INSERT OR IGNORE INTO triggers (dag_id, run_id, conf, queued_at) VALUES (?,?,?,?)",
@@ -114,16 +118,16 @@ class TriggerQueue:
             )
         return cursor.rowcount == 1
 
-    def pending(self) -> list[QueuedTrigger]:
-        """Triggers not delivered yet, oldest first."""
+    def pending(self) -> list[QueuedRun]:
+        """Run requests not delivered yet, oldest first."""
         return self._select("WHERE delivered_at IS NULL ORDER BY queued_at")
 
-    def all(self) -> list[QueuedTrigger]:
-        """Every trigger, oldest first."""
+    def all(self) -> list[QueuedRun]:
+        """Every run request, oldest first."""
         return self._select("ORDER BY queued_at")
 
     def delivered(self, dag_id: str, run_id: str) -> None:
-        """Mark a trigger delivered."""
+        """Mark a run request delivered."""
         with self._lock:
             self._db.execute(
                 "UPDATE triggers SET delivered_at = ?, attempts = attempts + 1, last_error = ''"
@@ -132,7 +136,7 @@ class TriggerQueue:
             )
 
     def failed(self, dag_id: str, run_id: str, error: str) -> None:
-        """Record a failed delivery attempt; the trigger stays pending."""
+        """Record a failed delivery attempt; the request stays pending."""
         with self._lock:
             self._db.execute(
                 "UPDATE triggers SET attempts = attempts + 1, last_error = ?"
@@ -145,23 +149,23 @@ class TriggerQueue:
         with self._lock:
             self._db.close()
 
-    def _select(self, where: str) -> list[QueuedTrigger]:
+    def _select(self, where: str) -> list[QueuedRun]:
         with self._lock:
             rows = self._db.execute(
                 "SELECT dag_id, run_id, conf, queued_at, delivered_at, attempts, last_error"
                 f" FROM triggers {where}"
             ).fetchall()
         return [
-            QueuedTrigger(row[0], row[1], json.loads(row[2]), row[3], row[4], row[5], row[6])
+            QueuedRun(row[0], row[1], json.loads(row[2]), row[3], row[4], row[5], row[6])
             for row in rows
         ]
 
 
-class SeriesTriggerHook:
-    """The receiver's series-complete hook that starts matching workflows (a site component
-    too: :meth:`start` runs the delivery thread, :meth:`stop` ends it)."""
+class SeriesArrivalRuns:
+    """Listens for completed series and starts the workflows they match (a site component
+    too: :meth:`start` runs the recovery and delivery thread, :meth:`stop` ends it)."""
 
-    name = "workflow triggers"
+    name = "series-arrival runs"
 
     def __init__(
         self,
@@ -170,58 +174,90 @@ class SeriesTriggerHook:
         client_factory: Callable[[], AirflowClient] | None = None,
     ) -> None:
         self.settings = settings
-        self.queue = TriggerQueue(settings.home_dir / QUEUE_FILE)
+        self.queue = RunRequestQueue(settings.home_dir / QUEUE_FILE)
         self._client_factory = client_factory or (lambda: AirflowClient.from_settings(settings))
         self._client: AirflowClient | None = None
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._recovered = settings.airflow.recover_completed_hours == 0
 
     def __call__(self, series: SeriesRecord) -> None:
         """Queue a run of each workflow the completed ``series`` matches, then deliver."""
-        specs = list(discover_specs(workflow_dirs(self.settings)).specs.values())
-        run_id = run_id_for(series)
-        for dag_id, conf in triggered_runs(specs, series):
-            if self.queue.add(dag_id, run_id, conf):
-                log.info("series %s: queued %s run %s", series.SeriesInstanceUID, dag_id, run_id)
+        self._queue_runs(self._specs(), series)
         self.start()
         self._wake.set()
 
+    def recover(self) -> int:
+        """Queue the runs of the series that became complete within the recovery window and are
+        not queued yet; return how many were queued. The index may be unreachable
+        (:class:`~openjip.index.IndexError_`); the delivery thread tries again."""
+        from openjip.index import open_index
+
+        since = time.time() - self.settings.airflow.recover_completed_hours * 3600
+        specs = self._specs()
+        index = open_index(self.settings)
+        try:
+            recent = [
+                series
+                for series in index.find_series(Query())
+                if series.complete and series.last_received_at >= since
+            ]
+        finally:
+            index.close()
+        queued = sum(self._queue_runs(specs, series) for series in recent)
+        log.info("recovered %d series-arrival runs of %d recent series", queued, len(recent))
+        return queued
+
+    def _specs(self) -> list[WorkflowSpec]:
+        return list(discover_specs(workflow_dirs(self.settings)).specs.values())
+
+    def _queue_runs(self, specs: list[WorkflowSpec], series: SeriesRecord) -> int:
+        run_id = run_id_for(series)
+        queued = 0
+        for dag_id, conf in triggered_runs(specs, series):
+            if self.queue.add(dag_id, run_id, conf):
+                log.info("series %s: queued %s run %s", series.SeriesInstanceUID, dag_id, run_id)
+                queued += 1
+        return queued
+
     def deliver_pending(self) -> int:
-        """Try to deliver every pending trigger; return how many are still pending."""
+        """Try to deliver every pending run request; return how many are still pending."""
         pending = self.queue.pending()
-        for index, trigger in enumerate(pending):
+        for waiting, request in enumerate(pending):
             try:
                 if self._client is None:
                     self._client = self._client_factory()
-                self._client.trigger(trigger.dag_id, trigger.run_id, trigger.conf)
+                self._client.trigger(request.dag_id, request.run_id, request.conf)
             except RunExists:
-                self.queue.delivered(trigger.dag_id, trigger.run_id)
+                self.queue.delivered(request.dag_id, request.run_id)
             except AirflowUnavailable as error:
-                self.queue.failed(trigger.dag_id, trigger.run_id, str(error))
+                self.queue.failed(request.dag_id, request.run_id, str(error))
                 self._client = None
                 log.warning(
-                    "Airflow unavailable, %d triggers wait: %s", len(pending) - index, error
+                    "Airflow unavailable, %d run requests wait: %s", len(pending) - waiting, error
                 )
-                return len(pending) - index
+                return len(pending) - waiting
             except AirflowError as error:
                 # e.g. the DAG is not parsed yet: keep it and try again with the others.
-                self.queue.failed(trigger.dag_id, trigger.run_id, str(error))
-                log.warning("trigger %s/%s refused: %s", trigger.dag_id, trigger.run_id, error)
+                self.queue.failed(request.dag_id, request.run_id, str(error))
+                log.warning("run %s/%s refused: %s", request.dag_id, request.run_id, error)
             else:
-                self.queue.delivered(trigger.dag_id, trigger.run_id)
-                log.info("started %s run %s", trigger.dag_id, trigger.run_id)
+                self.queue.delivered(request.dag_id, request.run_id)
+                log.info("started %s run %s", request.dag_id, request.run_id)
         return len(self.queue.pending())
 
     def start(self) -> None:
-        """Start delivering queued triggers in the background (also those left from before)."""
+        """Start delivering queued runs in the background (also those left from before)."""
         if self._thread is None:
             self._stop.clear()
-            self._thread = threading.Thread(target=self._loop, name="openjip-triggers", daemon=True)
+            self._thread = threading.Thread(
+                target=self._loop, name="openjip-series-arrival", daemon=True
+            )
             self._thread.start()
 
     def stop(self) -> None:
-        """Stop the delivery thread; undelivered triggers stay queued on disk."""
+        """Stop the delivery thread; undelivered run requests stay queued on disk."""
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
@@ -233,11 +269,17 @@ class SeriesTriggerHook:
 
     def endpoints(self) -> list[str]:
         """Where the queue is."""
-        return [f"Triggers   queue {self.queue.path}"]
+        return [f"Runs       series-arrival queue {self.queue.path}"]
 
     def _loop(self) -> None:
         retry = self.settings.airflow.trigger_retry_seconds
         while not self._stop.is_set():
             self._wake.clear()
-            pending = self.deliver_pending()
+            if not self._recovered:
+                try:
+                    self.recover()
+                    self._recovered = True
+                except IndexError_ as error:
+                    log.warning("series-arrival recovery waits for the index: %s", error)
+            pending = self.deliver_pending() or not self._recovered
             self._wake.wait(retry if pending else None)
