@@ -1,8 +1,8 @@
 """The clinician's whole path on a running local site (web service with the viewer, real
-Airflow with the openjip plugin), in headless Chromium: find a patient by name on the Images
-page, select its CT series, run CT body mask, wait for success, open the result in the viewer;
-the CT is drawn, the SEG loaded over it, and no DICOMweb request failed. Airflow lists the
-plugin's Images page and Open in viewer tabs, linking to the web service."""
+Airflow with the openjip plugin), in headless Chromium: log in to Airflow, open Images from its
+navigation, find a patient by name, select its CT series, run CT body mask, wait for success,
+open the result in the viewer; the CT is drawn, the SEG loaded over it, and no DICOMweb request
+failed. Airflow lists the plugin's Images page and Open in viewer tabs (web service links)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import pytest
 from browser import NetworkLog, wait_for, wait_for_ct_under_seg
 from selenium import webdriver
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
 
@@ -23,6 +24,14 @@ from openjip.web import WebService
 
 if TYPE_CHECKING:
     from conftest import CtWithSeg  # tests/viewer/conftest.py, only for the annotations
+
+
+def _run_state(driver: webdriver.Chrome) -> str:
+    """The Images page's line on the run it follows (redrawn every two seconds)."""
+    try:
+        return str(driver.find_element(By.ID, "run-state").text)
+    except (NoSuchElementException, StaleElementReferenceException):
+        return ""
 
 
 @pytest.fixture
@@ -59,7 +68,16 @@ def test_find_run_and_look_at_the_result(
 
     (ct_series,) = ingest(ct_with_seg.ct)
     network = NetworkLog(chromium)
-    chromium.get(f"{viewer_site.url}/images/")
+    chromium.get(airflow.url + "/")
+    wait_for(lambda: chromium.find_elements(By.NAME, "username"), 60, "Airflow's login form")
+    chromium.find_element(By.NAME, "username").send_keys(airflow.settings.airflow.username)
+    chromium.find_element(By.NAME, "password").send_keys(airflow.password())
+    chromium.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    wait_for(lambda: "/login" not in chromium.current_url, 60, "Airflow's start page")
+    chromium.get(airflow.url + "/plugin/openjip-images")  # the Images entry of the navigation
+    frame = wait_for(lambda: chromium.find_elements(By.TAG_NAME, "iframe"), 60, "the Images page")
+    chromium.switch_to.frame(frame[0])
+    wait_for(lambda: chromium.find_elements(By.ID, "name"), 60, "the search form")
     chromium.find_element(By.ID, "name").send_keys("doe")
     chromium.find_element(By.ID, "search").click()
     series_box = f"input[data-kind=series][data-uid='{ct_series}']"
@@ -68,12 +86,10 @@ def test_find_run_and_look_at_the_result(
     chromium.find_element(By.CSS_SELECTOR, series_box).click()
     Select(chromium.find_element(By.ID, "workflow")).select_by_value("ct-body-mask")
     chromium.find_element(By.ID, "run").click()
-    state = lambda: chromium.find_elements(By.ID, "run-state")  # noqa: E731
-    wait_for(
-        lambda: state() and state()[0].text.endswith(("success", "failed")), 300, "the run's end"
-    )
-    assert state()[0].text.endswith("success"), chromium.find_element(By.ID, "run-status").text
+    wait_for(lambda: _run_state(chromium).endswith(("success", "failed")), 300, "the run's end")
+    assert _run_state(chromium).endswith("success"), chromium.find_element(By.ID, "run-status").text
     viewer_link = chromium.find_element(By.ID, "open-viewer").get_attribute("href")
+    chromium.switch_to.default_content()
     chromium.get(str(viewer_link))
     wait_for_ct_under_seg(chromium)
     requested = network.dicomweb()

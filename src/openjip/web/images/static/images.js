@@ -130,7 +130,7 @@ async function follow(run) {
     element("a", { href: run.airflow_url, target: "_top" }, "in Airflow"));
   for (const step of body.steps || []) {
     status.append(element("div", { className: step.state === "failed" ? "error" : "" },
-      `${step.step}${step.series ? " on " + step.series : ""}: ${step.state}${step.note ? " — " + step.note : ""}`));
+      `${step.step}${step.series ? " [" + step.series + "]" : ""}: ${step.state}${step.note ? " — " + step.note : ""}`));
   }
   if (body.state === "success") {
     status.append(" ", element("a", { id: "open-viewer", href: `runs/${run.dag_id}/${run.run_id}/viewer`, target: "_blank" }, "Open in viewer"));
