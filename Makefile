@@ -5,7 +5,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 # Debian packages the tests and benchmarks talk to (real DICOM peers, converters, validators).
-DEB_PACKAGES := dcmtk orthanc orthanc-dicomweb dcm2niix dicom3tools gnupg chromium chromium-driver
+DEB_PACKAGES := dcmtk orthanc orthanc-dicomweb dcm2niix dicom3tools gnupg
+# An OpenID Connect provider and a headless browser for the access tests (login, tokens).
+DEB_PACKAGES += glewlwyd chromium chromium-driver
 PYTEST_ARGS ?=
 # e.g. make bench BENCH_ARGS="--repeat 2 --receivers openjip,orthanc"
 BENCH_ARGS ?=
@@ -67,17 +69,23 @@ pytest: install system-deps viewer  ## the test suite alone
 
 test: lint pytest  ## lint, type-check and run every test
 
-FUZZ_SECONDS ?= 300
-FUZZ_ARTIFACTS ?= fuzz-artifacts
-
-fuzz: install  ## long fuzz runs (FUZZ_SECONDS each, default 300): the DICOM header parsers under atheris; failing inputs land in fuzz-artifacts/
-	mkdir -p $(FUZZ_ARTIFACTS)
-	$(BIN)/python tests/fuzz/parser_atheris.py -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=4096 -artifact_prefix=$(FUZZ_ARTIFACTS)/
-
-bench: install system-deps  ## ingest (vs Orthanc, storescp), query (C-FIND vs Orthanc, QIDO) and series-trigger latency benchmarks (root; ~10-20 min, query index built once ~6 min); figures go to bench/results/
+bench: install system-deps  ## ingest (vs Orthanc, storescp), query (C-FIND vs Orthanc, QIDO), series-trigger latency, header-reader, CLI start-up and authentication-cost benchmarks (root; ~10-20 min, query index built once ~6 min); figures go to bench/results/
 	$(BIN)/python bench/ingest.py $(BENCH_ARGS)
 	$(BIN)/python bench/query.py $(QUERY_BENCH_ARGS)
 	$(BIN)/python bench/trigger.py $(TRIGGER_BENCH_ARGS)
+	$(BIN)/python bench/header.py
+	$(BIN)/python bench/cli.py
+	$(BIN)/python bench/auth.py $(AUTH_BENCH_ARGS)
+
+FUZZ_SECONDS ?= 300
+FUZZ_ARTIFACTS ?= fuzz-artifacts
+# e.g. make fuzz PROTOCOL_FUZZ_ARGS="--cases 50000 --seed 7 --pdata-reader pynetdicom"
+PROTOCOL_FUZZ_ARGS ?= --cases 20000
+
+fuzz: install system-deps  ## long fuzz runs: the DICOM header parsers under atheris (FUZZ_SECONDS, default 300; failing inputs land in fuzz-artifacts/), then the receiver's protocol fuzzer; a violation exits non-zero
+	mkdir -p $(FUZZ_ARTIFACTS)
+	$(BIN)/python tests/fuzz/parser_atheris.py -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=4096 -artifact_prefix=$(FUZZ_ARTIFACTS)/
+	$(BIN)/python tests/fuzz/protocol_fuzz.py $(PROTOCOL_FUZZ_ARGS)
 
 # Site chart and images (charts/openjip, services/). Images are named REGISTRY/openjip/NAME:TAG.
 CONTAINER_ENGINE ?= $(shell command -v podman || command -v docker)

@@ -347,6 +347,10 @@ def openjip_env(index: Path, home: Path) -> dict[str, str]:
         "OPENJIP_RECEIVER__PORT": str(OPENJIP_PORT),
         "OPENJIP_WEB__PORT": str(WEB_PORT),
         "OPENJIP_LOG_LEVEL": "warning",
+        # Query cost alone (bench/auth.py measures what authentication adds): the web service
+        # serves callers without credentials, which it allows on loopback only.
+        "OPENJIP_ACCESS__ALLOW_ANONYMOUS": "true",
+        "OPENJIP_ACCESS__ANONYMOUS_ROLE": "admin",
     }
 
 

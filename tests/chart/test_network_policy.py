@@ -197,3 +197,34 @@ def test_peer_cidrs_outside_the_cluster_carry_no_except(render_chart: Any) -> No
     (policy,) = find(objects, "NetworkPolicy", "site-openjip-np-federation")
     blocks = [peer["ipBlock"] for peer in policy["spec"]["egress"][0]["to"]]
     assert blocks == [{"cidr": "192.168.0.0/16"}, {"cidr": "172.20.0.0/16"}]
+
+
+def test_federation_reaches_only_its_own_web_service_inside_the_cluster(render_chart: Any) -> None:
+    objects = render_chart()
+    federation = pod_labels(objects, "Deployment", "site-openjip-federation")
+    web = pod_labels(objects, "Deployment", "site-openjip-web")
+    # Pods of this namespace the federation may reach (DNS, in kube-system, aside).
+    (reachable,) = [
+        (peer["podSelector"], rule["ports"])
+        for rule in egress_rules(objects, federation)
+        for peer in rule.get("to", [])
+        if "podSelector" in peer and "namespaceSelector" not in peer
+    ]
+    selector, ports = reachable
+    assert selects(selector, web) and ports == [{"protocol": "TCP", "port": 8042}]
+    for workload in find(objects, "Deployment") + find(objects, "StatefulSet"):
+        if selects(selector, workload["spec"]["template"]["metadata"]["labels"]):
+            assert workload["metadata"]["name"] == "site-openjip-web"
+    assert any(
+        "podSelector" in peer and selects(peer["podSelector"], federation)
+        for peer in ingress_peers(objects, web)
+    )
+    # Both pods mount the one loopback Secret and the federation is told where the web is.
+    for name in ("site-openjip-federation", "site-openjip-web"):
+        (deployment,) = find(objects, "Deployment", name)
+        pod = deployment["spec"]["template"]["spec"]
+        volumes = {volume["name"]: volume for volume in pod["volumes"]}
+        assert volumes["loopback"]["secret"]["secretName"] == "site-openjip-loopback"
+        env = {v["name"]: v.get("value") for v in pod["containers"][0]["env"]}
+        assert env["OPENJIP_FEDERATION__LOOPBACK_SECRET_FILE"].startswith("/var/run/secrets/")
+        assert env["OPENJIP_FEDERATION__SITE_WEB_URL"] == "http://site-openjip-web:8042"

@@ -182,7 +182,8 @@ StartService = Callable[..., tuple["subprocess.Popen[str]", Endpoints]]
 @pytest.fixture
 def start_service(openjip_script: Path, service_env: ServiceEnv) -> Iterator[StartService]:
     """Start ``openjip ARGS...`` (a foreground service) and read the endpoints it prints
-    (``dicom_host``, ``dicom_port``, ``ae``, ``web``) until those in ``expect`` are known;
+    (``dicom_host``, ``dicom_port``, ``ae``, ``web``, and ``admin_user``/``admin_password``
+    when ``site up`` created the first admin) until those in ``expect`` are known;
     every process still running at teardown is killed."""
     processes: list[subprocess.Popen[str]] = []
 
@@ -204,6 +205,8 @@ def start_service(openjip_script: Path, service_env: ServiceEnv) -> Iterator[Sta
                 printed.update(dicom_host=match[1], dicom_port=match[2], ae=match[3])
             if match := re.match(r"\s+web\s+(http://\S+)/healthz", line):
                 printed["web"] = match[1]
+            if match := re.match(r"first admin created: user (\S+)  password (\S+)", line):
+                printed.update(admin_user=match[1], admin_password=match[2])
             if expect <= printed.keys():
                 return process, printed
         raise AssertionError(f"openjip {' '.join(args)} ended: {process.stderr.read()}")  # type: ignore[union-attr]

@@ -17,7 +17,7 @@ from pydicom.data import get_testdata_file
 @pytest.fixture
 def running_site(start_service) -> tuple[subprocess.Popen[str], dict[str, str]]:
     """``openjip site up`` on free ports, with the endpoints it printed."""
-    return start_service(["site", "up"], {"dicom_port", "web"})
+    return start_service(["site", "up"], {"dicom_port", "web", "admin_password"})
 
 
 @pytest.mark.timeout(400)
@@ -43,7 +43,11 @@ def test_site_up_serves_dicom_and_http_and_stops_on_sigint(
 
     health = httpx.get(f"{printed['web']}/healthz", timeout=10)
     assert health.status_code == 200
-    assert health.json()["status"] == "ok"
+    assert health.json() == {"status": "ok"}
+    admin = (printed["admin_user"], printed["admin_password"])
+    detailed = httpx.get(f"{printed['web']}/healthz", auth=admin, timeout=10)
+    assert detailed.json()["components"] == {"store": "ok", "index": "ok"}
+    assert httpx.get(f"{printed['web']}/dicom-web/studies", timeout=10).status_code == 401
 
     ct = str(get_testdata_file("CT_small.dcm"))
     sent = subprocess.run(
@@ -113,9 +117,14 @@ def test_bad_setting_is_named(openjip_script: Path, service_env) -> None:
 
 @pytest.mark.timeout(300)
 def test_web_alone_serves_health_and_stops_on_sigterm(start_service) -> None:
-    process, printed = start_service(["web", "--host", "127.0.0.1", "--port", "0"], {"web"})
+    process, printed = start_service(
+        ["web", "--host", "127.0.0.1", "--port", "0"], {"web"}, OPENJIP_WEB__METRICS_TOKEN="m3tr1cs"
+    )
     assert httpx.get(f"{printed['web']}/healthz", timeout=10).status_code == 200
-    metrics = httpx.get(f"{printed['web']}/metrics", timeout=10)
+    assert httpx.get(f"{printed['web']}/metrics", timeout=10).status_code == 401
+    metrics = httpx.get(
+        f"{printed['web']}/metrics", headers={"Authorization": "Bearer m3tr1cs"}, timeout=10
+    )
     assert 'openjip_web_requests_total{method="GET",route="/healthz",status="200"} 1.0' in (
         metrics.text
     )

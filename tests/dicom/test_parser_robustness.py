@@ -197,3 +197,17 @@ def test_pydicoms_own_exceptions_do_not_escape() -> None:
         read_instance(deflated[:meta_end] + b"\xff" * 64)
     with pytest.raises(UnreadableInstance, match="nested"):  # RecursionError in pydicom
         read_instance(_nested(1000, ExplicitVRBigEndian))
+
+
+@pytest.mark.parametrize("syntax", [ImplicitVRLittleEndian, ExplicitVRLittleEndian])
+def test_private_tags_get_the_vr_of_pydicoms_private_dictionary(syntax: str) -> None:
+    """Implicit VR, or sent as UN: the private creator's dictionary names the VR, as in pydicom."""
+    ds = _dataset()
+    ds.add_new(0x00190010, "LO", "GEMS_ACQU_01")  # private creator of block (0019,10xx)
+    for tag, vr, value in [(0x00191060, "SL", b"\x01\0\0\0"), (0x00191093, "DS", b"63.84 ")]:
+        _raw(ds, tag, "UN" if syntax == ExplicitVRLittleEndian else vr, value)
+    _raw(ds, 0x001910F5, "UN", b"\x07\x00")  # not in the dictionary: stays UN
+    header = _same_as_pydicom(_part10(ds, syntax))
+    assert header["00191060"] == {"vr": "SL", "Value": [1]}  # Starting view
+    assert header["00191093"] == {"vr": "DS", "Value": [63.84]}  # Auto Prescan Center Frequency
+    assert header["001910F5"]["vr"] == "UN"

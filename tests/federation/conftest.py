@@ -1,5 +1,6 @@
-"""Sites on one machine for federation tests: each with its own OPENJIP_HOME, identity and a
-running federation service on a free loopback port."""
+"""Sites on one machine for federation tests: each with its own OPENJIP_HOME, identity, a
+running federation service on a free loopback port and — unless told otherwise — its own web
+service (which screens documents for patient data and answers statistics for it)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from openjip.config import Settings
 from openjip.config.settings import FederationSettings
 from openjip.federation.exchange import Exchange
 from openjip.federation.service import FederationService
+from openjip.web.service import WebService
 
 REPO = Path(__file__).resolve().parents[2]
 BODY_MASK_SPEC = Path(__file__).parent / "data" / "shared-body-mask.yaml"
@@ -60,6 +63,7 @@ SiteFactory = Callable[..., Site]
 def make_site(tmp_path: Path) -> Iterator[SiteFactory]:
     """Create and start sites; every one is stopped at the end of the test."""
     started: list[Site] = []
+    webs: list[WebService] = []
 
     def factory(
         name: str,
@@ -69,9 +73,15 @@ def make_site(tmp_path: Path) -> Iterator[SiteFactory]:
         ca_bundle: Path | None = None,
         max_payload_bytes: int = 256 * 1024,
         also_allowed: tuple[str, ...] = (),
-        site_web_url: str = "http://127.0.0.1:1",
+        web: bool = True,
     ) -> Site:
         home = tmp_path / name
+        site_web_url = "http://127.0.0.1:1"  # nothing listens: the border fails closed
+        if web:
+            web_service = WebService(Settings(home=home, web={"host": "127.0.0.1", "port": 0}))
+            web_service.start()
+            webs.append(web_service)
+            site_web_url = web_service.url
         settings = FederationSettings(
             host="127.0.0.1",
             port=0,
@@ -96,3 +106,5 @@ def make_site(tmp_path: Path) -> Iterator[SiteFactory]:
     yield factory
     for site in started:
         site.service.stop()
+    for web_service in webs:
+        web_service.stop()

@@ -13,6 +13,8 @@ from typing import Any
 from typer.testing import CliRunner
 
 from openjip.cli.main import app
+from openjip.config import Settings
+from openjip.web.service import WebService
 
 REPO = Path(__file__).resolve().parents[2]
 BODY_MASK_SPEC = Path(__file__).parent / "data" / "shared-body-mask.yaml"
@@ -41,8 +43,13 @@ def test_the_console_script_runs_federation_commands(tmp_path: Path) -> None:
 def test_cli_round_trip_between_two_sites(make_site: Any, tmp_path: Path) -> None:
     a = make_site("a")
     home = tmp_path / "b-cli"
+    web = WebService(Settings(home=home, web={"host": "127.0.0.1", "port": 0}))
+    web.start()
     allowed = json.dumps(a.exchange.settings.allowed_operators)
-    env = {"OPENJIP_FEDERATION__ALLOWED_OPERATORS": allowed}
+    env = {
+        "OPENJIP_FEDERATION__ALLOWED_OPERATORS": allowed,
+        "OPENJIP_FEDERATION__SITE_WEB_URL": web.url,
+    }
 
     init = openjip(home, "init", "--name", "b")
     assert init.returncode == 0, init.stderr
@@ -61,6 +68,7 @@ def test_cli_round_trip_between_two_sites(make_site: Any, tmp_path: Path) -> Non
     audit = openjip(home, "audit", "--verify", "--json")
     assert audit.returncode == 0
     assert [entry["event"] for entry in json.loads(audit.stdout)][-2:] == ["fetch", "approve"]
+    web.stop()
 
 
 def test_cli_errors_are_messages_not_traces(tmp_path: Path) -> None:

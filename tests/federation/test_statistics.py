@@ -6,7 +6,7 @@ audit the question and every answer."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,6 @@ from openjip.cli.main import app as cli_app
 from openjip.config import Settings
 from openjip.index import InstanceRecord, open_index
 from openjip.statistics.question import Question
-from openjip.web.service import WebService
 
 CHEST_CT_THIN = Question.model_validate(
     {
@@ -69,21 +68,14 @@ def _fill_index(settings: Settings, site: str) -> None:
 
 
 @pytest.fixture
-def statistics_site(make_site: Any, tmp_path: Path) -> Iterator[Callable[..., Any]]:
+def statistics_site(make_site: Any, tmp_path: Path) -> Callable[..., Any]:
     """A site whose web service answers from an index holding ``HOLDINGS[name]``."""
-    webs: list[WebService] = []
 
     def factory(name: str) -> Any:
-        settings = Settings(home=tmp_path / name, web={"host": "127.0.0.1", "port": 0})
-        _fill_index(settings, name)
-        web = WebService(settings)
-        web.start()
-        webs.append(web)
-        return make_site(name, site_web_url=web.url)
+        _fill_index(Settings(home=tmp_path / name), name)
+        return make_site(name)
 
-    yield factory
-    for web in webs:
-        web.stop()
+    return factory
 
 
 def _events(site: Any, *names: str) -> list[dict[str, Any]]:
@@ -189,13 +181,15 @@ def test_a_refusing_peer_and_an_unknown_asker_are_refused(statistics_site: Any) 
 
 
 def test_no_answer_without_the_sites_web_service(make_site: Any) -> None:
-    a, b = make_site("a"), make_site("b")  # B's web service is not running
+    a, b = make_site("a"), make_site("b", web=False)
     _trusting(a, b)
 
     (result,) = a.exchange.questions.ask(CHEST_CT_THIN, [a.exchange.peers.get("b")])
 
-    assert result.status == "unreachable" and "cannot answer now" in result.message
-    assert _events(b, "question-failed")
+    # Not even the question's screen can run: refused for now (503), nothing answered.
+    assert result.status == "unreachable" and "cannot be screened" in result.message
+    assert _events(b, "question-refused")[-1]["details"]["reason"] == "screen-unavailable"
+    assert not _events(b, "question-answered")
 
 
 def test_the_internal_route_needs_the_loopback_secret(statistics_site: Any) -> None:
@@ -211,7 +205,10 @@ def test_the_internal_route_needs_the_loopback_secret(statistics_site: Any) -> N
 def test_cli_ask_prints_the_combined_table_and_json(statistics_site: Any) -> None:
     a, b, c = statistics_site("a"), statistics_site("b"), statistics_site("c")
     _trusting(a, b, c)
-    env = {"OPENJIP_HOME": str(a.home)}
+    env = {
+        "OPENJIP_HOME": str(a.home),
+        "OPENJIP_FEDERATION__SITE_WEB_URL": a.exchange.settings.site_web_url,
+    }
     args = ["federation", "ask", "--modality", "CT", "--body-part", "CHEST"]
     args += ["--slice-thickness", "0-1.5", "--group-by", "Manufacturer"]
 

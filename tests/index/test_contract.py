@@ -669,3 +669,58 @@ def test_processes_writing_at_once_lose_nothing(backend: Any, run_workers: Any) 
         "3.1": 1,
     }
     handle.close()
+
+
+# -- projects -----------------------------------------------------------------------------------
+
+
+def test_projects_partition_studies_and_series_and_instances_inherit(
+    index: MetadataIndex, make_instance: Callable[..., InstanceRecord]
+) -> None:
+    index.upsert_instances(
+        [
+            make_instance("9.1.1.1", "9.1.1", "9.1", projects=["p1"]),
+            make_instance("9.2.1.1", "9.2.1", "9.2", projects=["p2"]),
+            make_instance("9.3.1.1", "9.3.1", "9.3"),  # default
+        ]
+    )
+    assert [s.StudyInstanceUID for s in index.find_studies(Query(projects=["p1"]))] == ["9.1"]
+    assert {s.StudyInstanceUID for s in index.find_studies(Query(projects=["p2", "default"]))} == {
+        "9.2",
+        "9.3",
+    }
+    assert len(index.find_studies(Query())) == 3
+    assert index.find_studies(Query(projects=["nobody"])) == []
+    (series,) = index.find_series(Query(projects=["p2"]))
+    assert (series.SeriesInstanceUID, series.projects) == ("9.2.1", ["p2"])
+    (instance,) = index.find_instances(Query(projects=["p1"]))
+    assert (instance.SOPInstanceUID, instance.projects) == ("9.1.1.1", ["p1"])
+    assert index.find_instances(Query(projects=["p1"], SOPInstanceUID=["9.2.1.1"])) == []
+
+    # A study that gets an instance of another project belongs to both.
+    index.upsert_instance(make_instance("9.1.2.1", "9.1.2", "9.1", projects=["p2"]))
+    (study,) = index.find_studies(Query(StudyInstanceUID=["9.1"]))
+    assert study.projects == ["p1", "p2"]
+    assert {s.SeriesInstanceUID for s in index.find_series(Query(projects=["p2"]))} == {
+        "9.1.1",
+        "9.1.2",
+        "9.2.1",
+    }
+
+
+def test_an_admin_adds_and_moves_a_study_between_projects(
+    index: MetadataIndex, make_instance: Callable[..., InstanceRecord]
+) -> None:
+    index.upsert_instance(make_instance("9.1.1.1", "9.1.1", "9.1"))
+    assert index.set_study_projects("9.1", ["p1"]) is True
+    (study,) = index.find_studies(Query(projects=["p1"]))
+    assert study.projects == ["default", "p1"]
+    assert index.set_study_projects("9.1", ["p3"], replace=True) is True
+    assert index.find_studies(Query(projects=["p1"])) == []
+    assert [s.SeriesInstanceUID for s in index.find_series(Query(projects=["p3"]))] == ["9.1.1"]
+    assert index.get_instance("9.1.1.1").projects == ["p3"]  # type: ignore[union-attr]
+    assert index.set_study_projects("9.9", ["p1"]) is False
+    # Deleting the last instance forgets the study's projects with it.
+    assert index.delete_instance("9.1.1.1")
+    index.upsert_instance(make_instance("9.1.1.1", "9.1.1", "9.1"))
+    assert index.find_studies(Query(projects=["p3"])) == []

@@ -826,6 +826,7 @@ def test_upsert_of_new_instances(os_index: OpenSearchIndex, cluster: Cluster) ->
             "StudyDescription": "Chest",
             "SeriesNumber": 4,
         },
+        "projects": ["default"],
     }
     upsert = series_bulk[1]["upsert"]
     assert set(upsert) == {f.name for f in fields(SeriesRecord)}
@@ -848,6 +849,7 @@ def test_upsert_of_new_instances(os_index: OpenSearchIndex, cluster: Cluster) ->
         "last": 12.0,
         "modalities": ["CT"],
         "fields": {"PatientName": "DOE^J", "StudyDescription": "Chest"},
+        "projects": ["default"],
     }
     assert set(study_bulk[1]["upsert"]) == {f.name for f in fields(StudyRecord)}
     assert all(r.params == {"refresh": "false"} for r in cluster.sent("POST", "/_bulk"))

@@ -335,3 +335,21 @@ def test_lookups_use_indexes(
     sqlite_index.find_instances(query)
     scans = [step for step in plans if step.startswith("SCAN") and "VIRTUAL TABLE" not in step]
     assert scans == []
+
+
+def test_an_index_of_schema_1_puts_every_study_into_the_default_project(
+    tmp_path: Path, make_instance: Any
+) -> None:
+    path = tmp_path / "old.sqlite3"
+    index = SQLiteIndex(path)
+    index.upsert_instances([make_instance("1.1.1", "1.1", "1"), make_instance("2.1.1", "2.1", "2")])
+    index.close()
+    with sqlite3.connect(path) as old:  # what a version-1 file looks like
+        old.execute("DROP TABLE study_projects")
+        old.execute("PRAGMA user_version = 1")
+    index = SQLiteIndex(path)
+    try:
+        assert [s.projects for s in index.find_studies(Query())] == [["default"], ["default"]]
+        assert len(index.find_studies(Query(projects=["default"]))) == 2
+    finally:
+        index.close()

@@ -10,7 +10,7 @@ from pydicom.data import get_testdata_file
 
 from openjip.index import Query
 from openjip.index.sqlite import SQLiteIndex
-from openjip.ingest import Ingestor, InvalidInstance, rebuild_index
+from openjip.ingest import Ingestor, InstanceConflict, InvalidInstance, rebuild_index
 from openjip.storage.local import LocalObjectStore
 
 CT = Path(get_testdata_file("CT_small.dcm"))
@@ -166,6 +166,21 @@ def test_a_series_claiming_a_second_study_is_invalid_and_leaves_no_object(
     assert index.get_instance(other.SOPInstanceUID) is None
 
 
+def _derived_from(source: Path) -> bytes:
+    """A new instance in a new series made from ``source`` (as a step's DICOM result)."""
+    import io
+
+    from pydicom import dcmread
+    from pydicom.uid import generate_uid
+
+    ds = dcmread(source)
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds.SeriesInstanceUID = generate_uid()
+    buffer = io.BytesIO()
+    ds.save_as(buffer)
+    return buffer.getvalue()
+
+
 def test_rebuild_restores_run_outputs_from_their_keys(
     site: tuple[LocalObjectStore, SQLiteIndex, Ingestor], tmp_path: Path
 ) -> None:
@@ -194,7 +209,7 @@ def test_rebuild_restores_run_outputs_from_their_keys(
             (out / name).parent.mkdir(parents=True, exist_ok=True)
             (out / name).write_bytes(data)
         if request is per_series:
-            (out / "result.dcm").write_bytes(MR.read_bytes())  # a DICOM result
+            (out / "result.dcm").write_bytes(_derived_from(MR))  # a DICOM result
         runner.publish_outputs(request, out)
     recorded = index.find_run_outputs()
     assert len(recorded) == 3
@@ -207,6 +222,7 @@ def test_rebuild_restores_run_outputs_from_their_keys(
     report = rebuild_index(store, index, progress=lambda done, total: seen.append((done, total)))
 
     assert report.scanned == 2 and report.indexed == 2
+    assert report.results == 1  # the DICOM result, stored once under runs/
     assert report.run_outputs == 3
     assert seen == [(done, 8) for done in range(1, 9)]  # 2 under dicom/, 6 under runs/
     assert sorted(key for key, _ in report.skipped) == sorted(off_layout)
@@ -230,3 +246,44 @@ def test_rebuild_restores_run_outputs_from_their_keys(
     ]
     for key in off_layout:
         assert store.head(key) is not None
+
+
+def _changed_copy(tmp_path: Path) -> Path:
+    """CT_small with the same SOP Instance UID but another PatientName (a forged re-send)."""
+    import pydicom
+
+    dataset = pydicom.dcmread(CT)
+    dataset.PatientName = "FORGED^NAME"
+    path = tmp_path / "forged.dcm"
+    dataset.save_as(path)
+    return path
+
+
+def test_a_resent_instance_with_other_bytes_keeps_the_first_copy(
+    site: tuple[LocalObjectStore, SQLiteIndex, Ingestor], tmp_path: Path
+) -> None:
+    store, index, ingestor = site
+    first = ingestor.ingest_file(CT, source_ae="A", projects=["p1"])
+    forged = _changed_copy(tmp_path)
+    with pytest.raises(InstanceConflict, match="the first copy is kept"):
+        ingestor.ingest_file(forged, source_ae="A", move=True)
+    with pytest.raises(InstanceConflict):
+        ingestor.ingest_bytes(forged.read_bytes(), source_ae="A")
+    assert store.get(first.record.object_key) == CT.read_bytes()
+    stored = index.get_instance(first.record.SOPInstanceUID)
+    assert stored is not None
+    assert (stored.PatientName, stored.projects) == ("CompressedSamples^CT1", ["p1"])
+
+    replacing = Ingestor(store, index, overwrite=True)
+    result = replacing.ingest_file(forged, source_ae="A")
+    assert result.replaced and not result.new
+    assert store.get(first.record.object_key) == forged.read_bytes()
+    assert not replacing.ingest_file(forged, source_ae="A").replaced  # same bytes again
+
+
+def test_projects_default_to_default(site: tuple[LocalObjectStore, SQLiteIndex, Ingestor]) -> None:
+    _, index, ingestor = site
+    record = ingestor.ingest_file(CT, source_ae="A").record
+    assert record.projects == ["default"]
+    (study,) = index.find_studies(Query(projects=["default"]))
+    assert study.StudyInstanceUID == record.StudyInstanceUID

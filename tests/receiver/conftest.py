@@ -32,8 +32,10 @@ def pdata_reader(request: pytest.FixtureRequest) -> str:
 def receiver_factory(receiver_factory: Callable[..., Any], pdata_reader: str) -> Callable[..., Any]:
     """The suite's ``receiver_factory`` with this test's P-DATA reader (unless it names one)."""
 
-    def start(settings_override: Settings | None = None, hooks: Any = (), **receiver: Any) -> Any:
+    def start(
+        settings_override: Settings | None = None, listeners: Any = (), **receiver: Any
+    ) -> Any:
         receiver.setdefault("pdata_reader", pdata_reader)
-        return receiver_factory(settings_override, hooks, **receiver)
+        return receiver_factory(settings_override, listeners, **receiver)
 
     return start

@@ -108,6 +108,17 @@ def test_a_stalled_4_gib_pdv_is_aborted_within_the_idle_limit(
     assert _echo_works(receiver)
 
 
+def test_an_association_silent_between_pdus_is_aborted_within_the_idle_limit(
+    receiver_factory: Callable[..., Any],
+) -> None:
+    receiver = receiver_factory(idle_timeout=1.0)
+    peer = RawAssociation.open(receiver.address, CONTEXTS)
+    assert _echo(peer) == 0x0000
+    started = time.monotonic()
+    assert closed_within(peer.sock, 1.0 + SLACK)
+    assert time.monotonic() - started >= 0.9
+
+
 def test_a_pdu_dripped_byte_by_byte_is_aborted_within_the_pdu_limit(
     receiver_factory: Callable[..., Any],
 ) -> None:

@@ -147,3 +147,13 @@ def wait_for_ct_under_seg(driver: webdriver.Chrome, timeout: float = 90) -> None
         timeout,
         "the SEG's mask drawn over the CT",
     )
+
+
+def log_in(driver: webdriver.Chrome, base_url: str, user: str, password: str, then: str) -> None:
+    """Sign in through the web service's /login form, landing on ``then``."""
+    driver.get(f"{base_url}{then}")  # a browser without a session is sent to /login
+    wait_for(lambda: driver.find_elements(By.NAME, "username"), 60, "the login form")
+    driver.find_element(By.NAME, "username").send_keys(user)
+    driver.find_element(By.NAME, "password").send_keys(password)
+    driver.find_element(By.ID, "sign-in").click()
+    wait_for(lambda: "/login" not in driver.current_url, 60, f"{then} after signing in")

@@ -13,6 +13,7 @@ import pydicom
 import pytest
 from selenium import webdriver
 
+from openjip.access import UserStore
 from openjip.config import Settings
 from openjip.operators import load_operator, run_operator_locally
 from openjip.operators.catalog import REPO_OPERATORS_DIR
@@ -59,8 +60,18 @@ def ct_with_seg(tmp_path_factory: pytest.TempPathFactory) -> CtWithSeg:
     return CtWithSeg(ct, result.paths()[0])
 
 
+PASSWORD = "correct horse battery staple"
+
+
 @pytest.fixture
-def viewer_site(settings: Settings) -> Iterator[WebService]:
+def doctor(settings: Settings) -> tuple[str, str]:
+    """A site admin (the stored test data belong to no project, which only admins see)."""
+    UserStore(settings.access_dir).add("doctor", PASSWORD, "admin")
+    return "doctor", PASSWORD
+
+
+@pytest.fixture
+def viewer_site(settings: Settings, doctor: tuple[str, str]) -> Iterator[WebService]:
     """The site's web service with the installed viewer (``make viewer``)."""
     if not (VIEWER_PATH / MARKER).is_file():
         pytest.fail(f"no OHIF viewer in {VIEWER_PATH}: run `make viewer` first")

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from browser import NetworkLog, wait_for, wait_for_ct_under_seg
+from browser import NetworkLog, log_in, wait_for, wait_for_ct_under_seg
 from selenium import webdriver
 from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.common.by import By
@@ -51,6 +51,7 @@ def airflow(
 def test_find_run_and_look_at_the_result(
     airflow: AirflowComponent,
     viewer_site: WebService,
+    doctor: tuple[str, str],
     ct_with_seg: CtWithSeg,
     ingest: Callable[[list[Path]], list[str]],
     chromium: webdriver.Chrome,
@@ -68,6 +69,8 @@ def test_find_run_and_look_at_the_result(
 
     (ct_series,) = ingest(ct_with_seg.ct)
     network = NetworkLog(chromium)
+    # The web service's session (its cookie is the host's, so Airflow's iframe sends it too).
+    log_in(chromium, viewer_site.url, *doctor, then="/images/")
     chromium.get(airflow.url + "/")
     wait_for(lambda: chromium.find_elements(By.NAME, "username"), 60, "Airflow's login form")
     chromium.find_element(By.NAME, "username").send_keys(airflow.settings.airflow.username)

@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
-from browser import NetworkLog, wait_for, wait_for_ct_under_seg
+from browser import NetworkLog, log_in, wait_for, wait_for_ct_under_seg
 from selenium import webdriver
 
+from openjip.access import UserStore
 from openjip.config import Settings
 from openjip.web import WebService
 
@@ -18,8 +19,12 @@ if TYPE_CHECKING:
     from conftest import CtWithSeg  # tests/viewer/conftest.py, only for the annotations
 
 
-def test_viewer_files_config_and_client_routes(viewer_site: WebService) -> None:
-    with httpx.Client(base_url=viewer_site.url) as http:
+def test_viewer_files_config_and_client_routes(
+    viewer_site: WebService, doctor: tuple[str, str]
+) -> None:
+    anonymous = httpx.get(f"{viewer_site.url}/viewer/viewer", headers={"Accept": "text/html"})
+    assert anonymous.status_code == 303 and anonymous.headers["location"].startswith("/login")
+    with httpx.Client(base_url=viewer_site.url, auth=doctor) as http:
         index = http.get("/viewer/")
         assert index.status_code == 200 and 'src="/viewer/app-config.js"' in index.text
         assert http.get("/viewer/viewer?StudyInstanceUIDs=1.2.3").text == index.text
@@ -38,33 +43,41 @@ def test_viewer_files_config_and_client_routes(viewer_site: WebService) -> None:
 def test_missing_viewer_says_how_to_install_it(settings: Settings, tmp_path: Path) -> None:
     settings.web.port = 0
     settings.web.viewer_path = tmp_path / "nothing"
+    UserStore(settings.access_dir).add("doctor", "a long enough password", "admin")
     service = WebService(settings)
     service.start()
     try:
-        answer = httpx.get(f"{service.url}/viewer/viewer")
+        answer = httpx.get(
+            f"{service.url}/viewer/viewer", auth=("doctor", "a long enough password")
+        )
     finally:
         service.stop()
     assert answer.status_code == 503 and "make viewer" in answer.json()["detail"]
 
 
 def test_study_list_shows_the_stored_study(
-    viewer_site: WebService, stored_ct_with_seg: CtWithSeg, chromium: webdriver.Chrome
+    viewer_site: WebService,
+    doctor: tuple[str, str],
+    stored_ct_with_seg: CtWithSeg,
+    chromium: webdriver.Chrome,
 ) -> None:
     network = NetworkLog(chromium)
-    chromium.get(f"{viewer_site.url}/viewer/")
+    log_in(chromium, viewer_site.url, *doctor, then="/viewer/")
     wait_for(lambda: "Doe, Jane" in chromium.page_source, 60, "the study in the study list")
     assert "CT\\SEG" in chromium.page_source or "CT/SEG" in chromium.page_source
     assert [e for e in network.dicomweb() if e.failed] == []
 
 
 def test_ct_renders_and_the_seg_loads_over_it(
-    viewer_site: WebService, stored_ct_with_seg: CtWithSeg, chromium: webdriver.Chrome
+    viewer_site: WebService,
+    doctor: tuple[str, str],
+    stored_ct_with_seg: CtWithSeg,
+    chromium: webdriver.Chrome,
 ) -> None:
     study, seg = stored_ct_with_seg.study, stored_ct_with_seg.seg_series
     network = NetworkLog(chromium)
-    chromium.get(
-        f"{viewer_site.url}/viewer/viewer?StudyInstanceUIDs={study}&initialSeriesInstanceUID={seg}"
-    )
+    target = f"/viewer/viewer?StudyInstanceUIDs={study}&initialSeriesInstanceUID={seg}"
+    log_in(chromium, viewer_site.url, *doctor, then=target)
     wait_for_ct_under_seg(chromium)
     requested = [e.url for e in network.dicomweb()]
     assert any(url.endswith(f"/instances/{stored_ct_with_seg.seg_instance}") for url in requested)

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from browser import NetworkLog, wait_for
+from browser import NetworkLog, log_in, wait_for
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from selenium import webdriver
@@ -62,13 +62,14 @@ def _body(driver: webdriver.Chrome) -> str:
 
 def test_study_list_of_2000_studies_lists_and_pages(
     viewer_site: WebService,
+    doctor: tuple[str, str],
     tmp_path: Path,
     ingest: Callable[[list[Path]], list[str]],
     chromium: webdriver.Chrome,
 ) -> None:
     ingest(_write_studies(tmp_path / "studies"))
     network = NetworkLog(chromium)
-    chromium.get(f"{viewer_site.url}/viewer/")
+    log_in(chromium, viewer_site.url, *doctor, then="/viewer/")
     wait_for(lambda: len(_patients(chromium)) >= 25, 90, "a page of the study list")
     # OHIF asks for 101 studies (one more than it shows as a complete list) and pages them.
     assert "of 101" in chromium.find_element(By.TAG_NAME, "body").text

@@ -14,6 +14,7 @@ import pydicom
 import pydicom.data
 import pytest
 from dicomweb_client.api import DICOMwebClient
+from dicomweb_client.session_utils import create_session_from_user_pass
 
 from openjip.config import Settings
 from openjip.index import Query, open_index
@@ -27,8 +28,9 @@ DICOM_ACCEPT = 'multipart/related; type="application/dicom"; transfer-syntax=*'
 
 
 @pytest.fixture
-def client(web_service: WebService) -> DICOMwebClient:
-    return DICOMwebClient(url=f"{web_service.url}/dicom-web")
+def client(web_service: WebService, admin_auth: tuple[str, str]) -> DICOMwebClient:
+    session = create_session_from_user_pass(*admin_auth)
+    return DICOMwebClient(url=f"{web_service.url}/dicom-web", session=session)
 
 
 def stow(

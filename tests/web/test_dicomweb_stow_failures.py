@@ -136,7 +136,7 @@ class _StoreFailingOn(LocalObjectStore):
 
 
 @pytest.fixture
-def faulty_http(settings: Settings) -> Iterator[httpx.Client]:
+def faulty_http(settings: Settings, admin_auth: tuple[str, str]) -> Iterator[httpx.Client]:
     store = open_store(settings)
     assert isinstance(store, LocalObjectStore)
     settings.web.port = 0
@@ -145,7 +145,7 @@ def faulty_http(settings: Settings) -> Iterator[httpx.Client]:
     )
     service = WebService(settings, app=app)
     service.start()
-    with httpx.Client(base_url=service.url, timeout=10) as client:
+    with httpx.Client(base_url=service.url, timeout=10, auth=admin_auth) as client:
         yield client
     service.stop()
 

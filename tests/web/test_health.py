@@ -51,7 +51,16 @@ def test_removed_index_answers_503_with_the_reason(http: httpx.Client, settings:
     assert "removed" in body["components"]["index"]
 
 
-def test_index_that_cannot_be_opened_answers_503(settings: Settings, openjip_home: object) -> None:
+def test_without_credentials_only_the_status_is_told(web_service: WebService) -> None:
+    for auth in (None, ("admin", "wrong password")):
+        response = httpx.get(f"{web_service.url}/healthz", auth=auth, timeout=10)
+        assert response.status_code == 200
+        assert response.json() == {"status": "ok"}
+
+
+def test_index_that_cannot_be_opened_answers_503(
+    settings: Settings, admin_auth: tuple[str, str]
+) -> None:
     blocker = settings.home_dir / "blocker"
     blocker.write_text("a file, so nothing can be created below it")
     settings.index.path = blocker / "index.sqlite3"
@@ -59,7 +68,7 @@ def test_index_that_cannot_be_opened_answers_503(settings: Settings, openjip_hom
     service = WebService(settings)
     service.start()
     try:
-        response = httpx.get(f"{service.url}/healthz", timeout=10)
+        response = httpx.get(f"{service.url}/healthz", auth=admin_auth, timeout=10)
     finally:
         service.stop()
     assert response.status_code == 503
@@ -78,7 +87,9 @@ def test_port_in_use_fails_at_start_with_a_clear_error(settings: Settings) -> No
         service.stop()
 
 
-def test_s3_store_on_a_closed_port_answers_503(settings: Settings) -> None:
+def test_s3_store_on_a_closed_port_answers_503(
+    settings: Settings, admin_auth: tuple[str, str]
+) -> None:
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))
         port = closed.getsockname()[1]
@@ -88,7 +99,7 @@ def test_s3_store_on_a_closed_port_answers_503(settings: Settings) -> None:
     service = WebService(settings)
     service.start()
     try:
-        response = httpx.get(f"{service.url}/healthz", timeout=120)
+        response = httpx.get(f"{service.url}/healthz", auth=admin_auth, timeout=120)
     finally:
         service.stop()
     assert response.status_code == 503

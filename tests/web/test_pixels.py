@@ -15,6 +15,7 @@ import pydicom
 import pydicom.data
 import pytest
 from dicomweb_client.api import DICOMwebClient
+from dicomweb_client.session_utils import create_session_from_user_pass
 from PIL import Image
 from pydicom.data.data_manager import external_data_sources
 from pydicom.encaps import get_frame
@@ -115,8 +116,10 @@ def stored(
 
 
 @pytest.fixture
-def http(web_service: WebService) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=f"{web_service.url}/dicom-web", timeout=30) as client:
+def http(web_service: WebService, admin_auth: tuple[str, str]) -> Iterator[httpx.Client]:
+    with httpx.Client(
+        base_url=f"{web_service.url}/dicom-web", timeout=30, auth=admin_auth
+    ) as client:
         yield client
 
 
@@ -211,10 +214,13 @@ def ct_and_jpeg(
 
 
 def test_dicomweb_client_retrieves_frames_and_bulk_data(
-    ct_and_jpeg: tuple[pydicom.Dataset, pydicom.Dataset], web_service: WebService
+    ct_and_jpeg: tuple[pydicom.Dataset, pydicom.Dataset],
+    web_service: WebService,
+    admin_auth: tuple[str, str],
 ) -> None:
     ct, jpeg = ct_and_jpeg
-    client = DICOMwebClient(url=f"{web_service.url}/dicom-web")
+    session = create_session_from_user_pass(*admin_auth)
+    client = DICOMwebClient(url=f"{web_service.url}/dicom-web", session=session)
     uids = {
         "study_instance_uid": ct.StudyInstanceUID,
         "series_instance_uid": ct.SeriesInstanceUID,

@@ -31,6 +31,45 @@ the names follow src/openjip/config/settings.py. Each helper renders list items 
 {{- .Values.federation.existingSecret | default (include "openjip.componentName" (dict "ctx" . "component" "federation")) -}}
 {{- end -}}
 
+{{/* The Secret both the web and the federation service mount to prove internal calls. */}}
+{{- define "openjip.loopbackSecretName" -}}
+{{- include "openjip.componentName" (dict "ctx" . "component" "loopback") -}}
+{{- end -}}
+
+{{/*
+The federation service asks the web service (never the index itself) for statistics answers and
+patient-data screens, presenting the loopback Secret. Only with both services enabled.
+*/}}
+{{- define "openjip.loopbackEnabled" -}}
+{{- if and .Values.federation.enabled .Values.web.enabled }}true{{ end -}}
+{{- end -}}
+
+{{- define "openjip.env.loopback" -}}
+{{- if include "openjip.loopbackEnabled" . }}
+- name: OPENJIP_FEDERATION__LOOPBACK_SECRET_FILE
+  value: /var/run/secrets/openjip/loopback/secret
+- name: OPENJIP_FEDERATION__SITE_WEB_URL
+  value: {{ printf "http://%s:%v" (include "openjip.componentName" (dict "ctx" . "component" "web")) .Values.web.service.port | quote }}
+{{- end }}
+{{- end -}}
+
+{{- define "openjip.loopbackVolumeMount" -}}
+{{- if include "openjip.loopbackEnabled" . }}
+- name: loopback
+  mountPath: /var/run/secrets/openjip/loopback
+  readOnly: true
+{{- end }}
+{{- end -}}
+
+{{- define "openjip.loopbackVolume" -}}
+{{- if include "openjip.loopbackEnabled" . }}
+- name: loopback
+  secret:
+    secretName: {{ include "openjip.loopbackSecretName" . }}
+    defaultMode: 0440
+{{- end }}
+{{- end -}}
+
 {{/* The Secret of the federation service's certificate; empty when TLS is off. */}}
 {{- define "openjip.federationTLSSecretName" -}}
 {{- if .Values.federation.tls.enabled -}}

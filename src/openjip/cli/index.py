@@ -17,7 +17,9 @@ app = typer.Typer(name="index", help="Maintain the metadata index.", no_args_is_
 def rebuild() -> None:
     """Recreate the index from the object store alone (after loss or corruption of the index).
 
-    Objects that cannot be read are skipped and listed; nothing in the store is changed.
+    Objects that cannot be read are skipped and listed; no object in the store is changed.
+    Temporary files of writes that never finished (a process killed during one) are removed
+    once older than OPENJIP_STORAGE__TEMP_MAX_AGE_SECONDS.
 
     Example: openjip index rebuild
     """
@@ -45,15 +47,18 @@ def rebuild() -> None:
                 store,
                 index,
                 progress=lambda done, total: progress.update(task, completed=done, total=total),
+                max_sequence_depth=settings.dicom.max_sequence_depth,
             )
+        swept = store.sweep_temporary_files()
     except (StorageError, IndexError_) as error:
         fail(f"rebuild failed: {error}")
     finally:
         index.close()
     console.print(
         f"indexed {report.indexed} of {report.scanned} objects"
-        + f", {report.run_outputs} run outputs"
+        + f", {report.results} analysis results, {report.run_outputs} run outputs"
         + (f", skipped {len(report.skipped)}" if report.skipped else "")
+        + (f"; removed {swept} temporary files of unfinished writes" if swept else "")
     )
     for key, reason in report.skipped:
         console.print(f"  [yellow]skipped[/] {escape(key)}: {escape(reason)}")

@@ -5,6 +5,7 @@ file; ``docs/configuration.md`` documents each one (a test checks that it does).
 """
 
 from openjip.config.settings import (
+    AccessSettings,
     IndexSettings,
     ReceiverSettings,
     Settings,
@@ -14,6 +15,7 @@ from openjip.config.settings import (
 )
 
 __all__ = [
+    "AccessSettings",
     "IndexSettings",
     "ReceiverSettings",
     "Settings",

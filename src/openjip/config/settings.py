@@ -149,6 +149,18 @@ class WebSettings(BaseModel):
     max_upload_bytes: int = Field(
         4 * 1024**3, gt=0, description="Largest STOW-RS request body accepted, in bytes."
     )
+    metrics_token: SecretStr = Field(
+        SecretStr(""),
+        description="Bearer token that reads `/metrics` on the web port (admins may too); "
+        "empty leaves it to admins and `metrics_port`.",
+    )
+    metrics_port: int = Field(
+        0,
+        ge=0,
+        le=65535,
+        description="Port serving only `/metrics`, without credentials, on `host` (for a "
+        "scraper the network lets in); 0 disables it.",
+    )
     public_url: str = Field(
         "",
         description="URL browsers reach the web service at, for the links of Airflow's UI to "
@@ -170,6 +182,13 @@ class StorageSettings(BaseModel):
     )
     fsync: bool = Field(
         True, description="fsync each object and its directory before acknowledging it."
+    )
+    temp_max_age_seconds: float = Field(
+        3600.0,
+        gt=0,
+        description="Local store: age after which the temporary file of a write that never"
+        " finished (a process killed during it) is removed; a write in progress keeps its file"
+        " younger.",
     )
     s3_endpoint: str = Field("127.0.0.1:9000", description="S3 endpoint host:port.")
     s3_bucket: str = Field("openjip", description="Bucket holding the site's objects.")
@@ -267,6 +286,11 @@ class FederationSettings(BaseModel):
         description="This site's own web service, which answers statistics questions and "
         "patient-data screens for the federation service (which never reads the index).",
     )
+    loopback_secret_file: Path | None = Field(
+        None,
+        description="Token the federation service presents to the site's web service for "
+        "internal routes; default `$OPENJIP_HOME/loopback.secret` (created 0600 when missing).",
+    )
     question_min_cell: int = Field(
         5,
         ge=1,
@@ -346,6 +370,74 @@ class AirflowSettings(BaseModel):
     )
 
 
+class OidcGrant(BaseModel):
+    """What members of one identity-provider group may do: roles on projects."""
+
+    roles: list[Literal["admin", "researcher", "viewer", "uploader"]] = Field(default_factory=list)
+    projects: list[str] = Field(default_factory=list)
+
+
+class AccessSettings(BaseModel):
+    """Who may see and change what: local users, OpenID Connect, anonymous access, audit."""
+
+    allow_anonymous: bool = Field(
+        False,
+        description="Serve callers without credentials (as `anonymous_role` on "
+        "`anonymous_projects`); a service refuses to start with it unless bound to loopback.",
+    )
+    anonymous_role: Literal["admin", "researcher", "viewer", "uploader"] = Field(
+        "viewer", description="Role of callers without credentials when `allow_anonymous`."
+    )
+    anonymous_projects: list[str] = Field(
+        default_factory=lambda: ["default"],
+        description='Projects of callers without credentials, JSON list; ["*"] is every project.',
+    )
+    oidc_issuer: str = Field(
+        "",
+        description="OpenID Connect issuer URL (e.g. a Keycloak realm); empty turns OIDC off. "
+        "Its discovery document names the JWKS, authorization and token endpoints.",
+    )
+    oidc_client_id: str = Field("", description="OIDC client id of the web service.")
+    oidc_client_secret: SecretStr = Field(
+        SecretStr(""), description="OIDC client secret (browser login's code exchange)."
+    )
+    oidc_audience: str = Field(
+        "", description="`aud` a bearer token must carry; empty means `oidc_client_id`."
+    )
+    oidc_scopes: list[str] = Field(
+        default_factory=lambda: ["openid", "profile", "email"],
+        description="Scopes asked for at browser login, JSON list.",
+    )
+    oidc_username_claim: str = Field(
+        "preferred_username", description="Claim naming the user (falls back to `sub`)."
+    )
+    oidc_groups_claim: str = Field(
+        "groups",
+        description="Claim listing the user's groups (a list or a space-separated string).",
+    )
+    oidc_groups: dict[str, OidcGrant] = Field(
+        default_factory=dict,
+        description='Roles and projects per group, JSON: {"radiology": {"roles": ["viewer"], '
+        '"projects": ["p1"]}}; a user gets the union over its groups.',
+    )
+    oidc_leeway_seconds: int = Field(
+        30, ge=0, le=300, description="Clock skew tolerated on `exp`/`nbf`/`iat`."
+    )
+    session_seconds: int = Field(
+        8 * 3600, gt=0, description="Lifetime of a login session (cookie) of the web service."
+    )
+    overwrite_instances: bool = Field(
+        False,
+        description="A re-sent SOP instance whose bytes differ replaces the stored one (audited); "
+        "off keeps the first and refuses the copy, as Orthanc's `OverwriteInstances: false`.",
+    )
+    audit_max_bytes: int = Field(
+        64 * 1024 * 1024,
+        ge=1024,
+        description="Size at which `audit/access.jsonl` is rotated (three old files are kept).",
+    )
+
+
 class Settings(BaseSettings):
     """All settings of one site."""
 
@@ -371,6 +463,7 @@ class Settings(BaseSettings):
     index: IndexSettings = Field(default_factory=IndexSettings)
     federation: FederationSettings = Field(default_factory=FederationSettings)
     airflow: AirflowSettings = Field(default_factory=AirflowSettings)
+    access: AccessSettings = Field(default_factory=AccessSettings)
 
     @property
     def home_dir(self) -> Path:
@@ -396,6 +489,16 @@ class Settings(BaseSettings):
     def airflow_url(self) -> str:
         """Base URL of the Airflow API and UI, without a trailing slash."""
         return (self.airflow.url or f"http://{self.airflow.host}:{self.airflow.port}").rstrip("/")
+
+    @property
+    def access_dir(self) -> Path:
+        """Local users and other access state (mode 0700)."""
+        return self.home_dir / "access"
+
+    @property
+    def access_audit_path(self) -> Path:
+        """The access audit log (JSON lines)."""
+        return self.home_dir / "audit" / "access.jsonl"
 
     @property
     def web_url(self) -> str:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydicom.charset import python_encoding
-from pydicom.datadict import dictionary_VR
+from pydicom.datadict import dictionary_VR, private_dictionary_VR
 from pydicom.uid import UID
 
 from openjip.dicom.header import (
@@ -170,7 +170,9 @@ class _Reader:
                 return result, value_pos
             if tag >> 16 == 0xFFFE:
                 raise FastPathUnsupported(f"delimiter {tag:08X} inside a dataset")
-            if vr == "UN" and not self.implicit and _implicit_vr(tag) != "UN":
+            if vr == "UN" and tag >> 16 & 1:
+                vr = self._private_vr(tag, vr, result)
+            elif vr == "UN" and not self.implicit and _implicit_vr(tag) != "UN":
                 raise FastPathUnsupported(f"{tag:08X} sent as UN has a known VR")
             if length == _UNDEFINED:
                 if vr == "SQ" or (vr == "UN" and self.implicit):
@@ -279,9 +281,32 @@ class _Reader:
             return {"vr": vr, "InlineBinary": base64.b64encode(raw).decode("ascii")}
         raise FastPathUnsupported(f"VR {vr}")
 
+    def _private_vr(self, tag: int, vr: str, dataset: dict[str, Any]) -> str:
+        """The VR pydicom's private dictionary gives a private tag sent as (or implied) UN,
+        found through its block's private creator in ``dataset``, as pydicom looks it up."""
+        if tag & 0xFF00 == 0:
+            return vr
+        creator = (dataset.get(f"{tag >> 16:04X}00{tag >> 8 & 0xFF:02X}") or {}).get("Value")
+        if not creator or not creator[0]:
+            return vr
+        try:
+            known = private_dictionary_VR(tag, creator[0])
+        except KeyError:
+            return vr
+        if known == "UN":
+            return vr
+        if not self.implicit or known.encode() not in _EXPLICIT_VRS:
+            raise FastPathUnsupported(f"private {tag:08X} of {creator[0]!r} is {known}")
+        return known
+
     def _set_charset(self, value: dict[str, Any], top: bool) -> None:
         terms = [term for term in value.get("Value", []) if term]
-        if len(terms) > 1 or (terms and terms[0] not in python_encoding):
+        # ISO 2022 terms switch character sets by escape sequences inside values: pydicom's.
+        if (
+            len(terms) > 1
+            or (terms and terms[0] not in python_encoding)
+            or (terms and terms[0].startswith("ISO 2022"))
+        ):
             raise FastPathUnsupported(f"character set {terms}")
         encoding = python_encoding[terms[0]] if terms else "iso8859"
         if top:

@@ -188,13 +188,9 @@ def _dataset_json(ds: Dataset, depth_left: int, max_depth: int) -> dict[str, Any
             element = ds[tag]
         except Exception as exc:  # noqa: BLE001 - pydicom's conversion of field data, any error
             # pydicom refuses a whole IS/DS element for one bad value; its strings still read.
-            if (
-                isinstance(raw, RawDataElement)
-                and (raw.VR or _dictionary_vr(tag)) in NUMBER_STRING_VRS
-            ):
-                result[f"{tag:08X}"] = numbers_json(
-                    tag, raw.VR or _dictionary_vr(tag), _raw_strings(raw)
-                )
+            vr = (raw.VR or _dictionary_vr(tag)) if isinstance(raw, RawDataElement) else ""
+            if isinstance(raw, RawDataElement) and vr in NUMBER_STRING_VRS:
+                result[f"{tag:08X}"] = numbers_json(tag, vr, _raw_strings(raw))
             else:
                 _left_out_because(tag, exc)
             continue

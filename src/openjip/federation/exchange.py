@@ -25,7 +25,8 @@ from openjip.federation.outbox import Outbox
 from openjip.federation.peers import Peer, PeerRegistry
 from openjip.federation.placement import approved_spec_path, check_workflow_id
 from openjip.federation.questions import QuestionDesk
-from openjip.statistics.loopback import LoopbackClient
+from openjip.federation.screening import screen_document
+from openjip.statistics.loopback import LoopbackClient, secret_path
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,9 @@ class Exchange:
         self.outbox = Outbox(self.directory / "published")
         self.inbox = Inbox(self.directory / "inbox")
         self.audit = AuditLog(self.directory / "audit.jsonl")
-        self.loopback = LoopbackClient(settings.site_web_url, home)
+        self.loopback = LoopbackClient(
+            settings.site_web_url, secret_path(home, settings.loopback_secret_file)
+        )
         self.questions = QuestionDesk(
             self.directory / "questions", self.audit, self.loopback, self.client
         )
@@ -114,10 +117,17 @@ class Exchange:
             raise FederationError(f"{spec_path} is not a valid workflow spec: " + "; ".join(errors))
         try:
             check_no_foreign_paths(spec)
+            screen_document(self.loopback, spec, what=f"workflow spec {spec_path.name}")
             pins = [self._operator_pin(reference) for reference in referenced_operators(spec)]
             bundle = self.outbox.publish(spec, pins, identity)
             check_payload(canonical_json(bundle), max_bytes=self.settings.max_payload_bytes)
         except BundleRejected as error:
+            self.audit.append(
+                "publish-refused",
+                workflow_id=str(spec.get("id", "")),
+                reason=error.reason,
+                message=str(error),
+            )
             raise FederationError(str(error)) from error
         body = bundle["body"]
         self.audit.append(
@@ -171,6 +181,7 @@ class Exchange:
         spec = body["spec"]
         self._target(body)
         check_no_foreign_paths(spec)
+        screen_document(self.loopback, spec, what=f"workflow {body['workflow_id']!r}")
         errors = _spec_errors(spec)
         if errors:
             raise BundleRejected("schema", "workflow spec fails the schema: " + "; ".join(errors))

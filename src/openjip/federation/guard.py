@@ -61,20 +61,21 @@ def check_payload(data: bytes, *, max_bytes: int) -> None:
         raise BundleRejected("dicom-payload", f"payload refused: {reason}; images never travel")
 
 
-def _strings(value: Any, path: str) -> Iterator[tuple[str, str]]:
+def strings_of(value: Any, path: str) -> Iterator[tuple[str, str]]:
+    """Every string in ``value`` with its JSON path (``/steps/0/name``)."""
     if isinstance(value, str):
         yield path, value
     elif isinstance(value, dict):
         for key, item in value.items():
-            yield from _strings(item, f"{path}/{key}")
+            yield from strings_of(item, f"{path}/{key}")
     elif isinstance(value, list):
         for position, item in enumerate(value):
-            yield from _strings(item, f"{path}/{position}")
+            yield from strings_of(item, f"{path}/{position}")
 
 
 def check_no_foreign_paths(spec: dict[str, Any]) -> None:
     """Raise :class:`BundleRejected` when the spec names an object-store location."""
-    for path, text in _strings(spec, ""):
+    for path, text in strings_of(spec, ""):
         if _STORE_URL.match(text.strip()) or _STORE_KEY.search(text):
             raise BundleRejected(
                 "foreign-path",

@@ -19,16 +19,17 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from pydantic import ValidationError
 
 from openjip.federation.audit import AuditLog
 from openjip.federation.canonical import canonical_json, digest
 from openjip.federation.client import PeerClient
-from openjip.federation.errors import FederationError
+from openjip.federation.errors import BundleRejected, FederationError
 from openjip.federation.files import read_json, write_json
 from openjip.federation.peers import Peer
+from openjip.federation.screening import screen_document
 from openjip.statistics.loopback import STATISTICS_ROUTE, LoopbackClient, LoopbackUnavailable
 from openjip.statistics.question import Answer, Question
 
@@ -82,6 +83,18 @@ class QuestionDesk:
             self.audit.append("question-invalid", peer=peer.name, message=message)
             return 400, {"status": "invalid", "detail": f"not a statistics question: {message}"}
         identifier = question_id(peer.site_id, question)
+        try:
+            screen_document(self.loopback, question.model_dump(mode="json"), what="question")
+        except BundleRejected as error:
+            self.audit.append(
+                "question-refused",
+                peer=peer.name,
+                question_id=identifier,
+                reason=error.reason,
+                message=str(error),
+            )
+            status = 503 if error.reason == "screen-unavailable" else 403
+            return status, {"state": "refused", "reason": str(error)}
         record = read_json(self._path(identifier), None)
         if record is None:
             record = {
@@ -149,14 +162,14 @@ class QuestionDesk:
         try:
             raw = self.loopback.post(STATISTICS_ROUTE, record["question"])
             answer = Answer.model_validate(raw)
+            screen_document(self.loopback, answer.model_dump(mode="json"), what="answer")
+        except BundleRejected as error:
+            if error.reason != "patient-data":
+                self._failed(record, error)
+            self._refuse(record, str(error), error.reason)
+            return
         except (LoopbackUnavailable, ValidationError) as error:
-            self.audit.append(
-                "question-failed",
-                peer=record["peer"],
-                question_id=record["question_id"],
-                message=str(error),
-            )
-            raise FederationError(f"this site cannot answer now: {error}") from error
+            self._failed(record, error)
         record.update(state="answered", answer=answer.model_dump(mode="json"))
         self.audit.append(
             "question-answered",
@@ -165,6 +178,15 @@ class QuestionDesk:
             decided_by=decided_by,
             answer=record["answer"],
         )
+
+    def _failed(self, record: dict[str, Any], error: Exception) -> NoReturn:
+        self.audit.append(
+            "question-failed",
+            peer=record["peer"],
+            question_id=record["question_id"],
+            message=str(error),
+        )
+        raise FederationError(f"this site cannot answer now: {error}") from error
 
     def _refuse(self, record: dict[str, Any], reason: str, code: str) -> None:
         record.update(state="refused", reason=reason)
@@ -207,6 +229,10 @@ class QuestionDesk:
             if not isinstance(reply, dict):
                 raise ValueError("not a JSON object")
             answer = Answer.model_validate(reply["answer"]) if status == 200 else None
+            if answer is not None:
+                screen_document(self.loopback, answer.model_dump(mode="json"), what="answer")
+        except BundleRejected as error:
+            return PeerAnswer(peer.name, "refused", message=f"{error.reason}: {error}")
         except (FederationError, ValueError, KeyError) as error:
             return PeerAnswer(peer.name, "unreachable", message=str(error))
         state = {200: "answered", 202: "pending", 403: "refused"}.get(status, "unreachable")

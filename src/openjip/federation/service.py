@@ -9,6 +9,7 @@ refused when they look like DICOM; there is no route that takes or returns image
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Callable
@@ -21,11 +22,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, g
 from openjip import __version__
 from openjip.asgi import ThreadedServer
 from openjip.federation.auth import NonceCache
-from openjip.federation.errors import FederationError
+from openjip.federation.errors import BundleRejected, FederationError
 from openjip.federation.exchange import Exchange
 from openjip.federation.gate import FederationGate, GateConfig
 from openjip.federation.questions import QUESTIONS_ROUTE
 from openjip.federation.refusals import RefusalTally
+from openjip.federation.screening import screen_document
 
 log = logging.getLogger(__name__)
 
@@ -92,13 +94,25 @@ def create_app(exchange: Exchange, refusals: RefusalTally) -> FederationGate:
         return exchange.outbox.summaries()
 
     @app.get("/v1/bundles/{workflow_id}")
-    def bundle(workflow_id: str, request: Request) -> Response:
+    def served_bundle(workflow_id: str, request: Request) -> Response:
         try:
             raw = exchange.outbox.raw(workflow_id)
         except FederationError as error:
             return JSONResponse({"detail": str(error)}, status_code=400)
         if raw is None:
             return JSONResponse({"detail": f"no published workflow {workflow_id!r}"}, 404)
+        try:
+            # Screened again on the way out: the index may know more patients than at publish.
+            screen_document(exchange.loopback, json.loads(raw)["body"]["spec"], what="bundle")
+        except BundleRejected as error:
+            exchange.audit.append(
+                "serve-refused",
+                peer=request.state.peer.name,
+                workflow_id=workflow_id,
+                reason=error.reason,
+                message=str(error),
+            )
+            return JSONResponse({"detail": str(error)}, status_code=451)
         exchange.audit.append("serve", peer=request.state.peer.name, workflow_id=workflow_id)
         return Response(raw, media_type="application/json")
 

@@ -10,6 +10,7 @@ import abc
 
 from openjip.records.errors import IndexError_, InvalidQuery, InvalidRecord
 from openjip.records.model import (
+    DEFAULT_PROJECTS,
     InstanceRecord,
     RunOutput,
     SeriesRecord,
@@ -19,6 +20,7 @@ from openjip.records.model import (
 from openjip.records.query import Query, parse_date_range
 
 __all__ = [
+    "DEFAULT_PROJECTS",
     "IndexError_",
     "IndexUnavailable",
     "InstanceRecord",
@@ -72,6 +74,13 @@ class MetadataIndex(abc.ABC):
     @abc.abstractmethod
     def delete_instance(self, sop_instance_uid: str) -> bool:
         """Forget one instance (series and study counts follow); ``True`` if it was there."""
+
+    @abc.abstractmethod
+    def set_study_projects(
+        self, study_instance_uid: str, projects: list[str], *, replace: bool = False
+    ) -> bool:
+        """Add the study to ``projects`` (with ``replace``: make them its only projects);
+        ``False`` when there is no such study."""
 
     @abc.abstractmethod
     def idle_series(self, received_before: float) -> list[SeriesRecord]:

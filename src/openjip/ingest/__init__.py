@@ -5,7 +5,14 @@ An instance is validated, written whole and durably to the object store, then in
 caller reports success only after :meth:`Ingestor.ingest_file` / ``ingest_bytes`` returned.
 """
 
-from openjip.ingest.ingestor import Ingestor, IngestResult, InvalidInstance
+from openjip.ingest.ingestor import Ingestor, IngestResult, InstanceConflict, InvalidInstance
 from openjip.ingest.rebuild import RebuildReport, rebuild_index
 
-__all__ = ["IngestResult", "Ingestor", "InvalidInstance", "RebuildReport", "rebuild_index"]
+__all__ = [
+    "IngestResult",
+    "Ingestor",
+    "InstanceConflict",
+    "InvalidInstance",
+    "RebuildReport",
+    "rebuild_index",
+]

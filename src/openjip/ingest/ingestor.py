@@ -1,9 +1,11 @@
-"""Validate, store durably, then index one DICOM Part-10 instance."""
+"""Validate, store durably, then index one DICOM Part-10 instance, into the projects the caller
+names; a re-sent instance whose bytes differ from the stored one is refused (the first copy is
+kept) unless the ingestor was made to replace such copies."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +18,8 @@ from openjip.dicom import (
     record_from_header,
 )
 from openjip.dicom.header import DEFAULT_MAX_SEQUENCE_DEPTH
-from openjip.index.base import InstanceRecord, InvalidRecord, MetadataIndex
+from openjip.index.base import DEFAULT_PROJECTS, InstanceRecord, InvalidRecord, MetadataIndex
+from openjip.ingest.results import RESULT_SOURCE_AE, source_series
 from openjip.storage.base import ObjectStore
 
 
@@ -29,6 +32,11 @@ class InvalidInstance(ValueError):
         self.reason = reason
 
 
+class InstanceConflict(InvalidInstance):
+    """The SOP instance is stored already with other bytes, and replacing is off: the stored
+    copy stays, the new one is dropped."""
+
+
 @dataclass(frozen=True)
 class IngestResult:
     """What one ingest did."""
@@ -38,6 +46,8 @@ class IngestResult:
     """``False`` when the index already held this SOP instance (a re-send)."""
     store_seconds: float = 0.0
     """Time spent writing the object durably (for the store-latency histogram)."""
+    replaced: bool = False
+    """``True`` when a stored copy with other bytes was replaced (the caller audits it)."""
 
 
 class Ingestor:
@@ -56,9 +66,11 @@ class Ingestor:
         *,
         clock: Callable[[], float] = time.time,
         max_sequence_depth: int = DEFAULT_MAX_SEQUENCE_DEPTH,
+        overwrite: bool = False,
     ) -> None:
         self.store = store
         self.index = index
+        self.overwrite = overwrite
         self._clock = clock
         self._max_depth = max_sequence_depth
 
@@ -70,6 +82,7 @@ class Ingestor:
         derived_from: str = "",
         move: bool = False,
         sop_instance_uid: str = "",
+        projects: Sequence[str] = DEFAULT_PROJECTS,
     ) -> IngestResult:
         """Ingest the Part-10 file at ``path``; with ``move`` the file may be consumed.
 
@@ -77,15 +90,31 @@ class Ingestor:
         Affected SOP Instance UID): a dataset with another SOP Instance UID is refused.
         """
         parsed = self.parse(path)
-        record = self._record(parsed, path.stat().st_size, source_ae, derived_from)
+        record = self._record(parsed, path.stat().st_size, source_ae, derived_from, projects)
         if sop_instance_uid and record.SOPInstanceUID != sop_instance_uid:
             raise InvalidInstance(
                 f"SOPInstanceUID {record.SOPInstanceUID} is not the request's {sop_instance_uid}"
             )
-        started = time.perf_counter()
-        self.store.put_file(record.object_key, path, move=move)
-        store_seconds = time.perf_counter() - started
-        return IngestResult(record, self._index(record), store_seconds)
+        return self._keep(
+            record,
+            path.read_bytes,
+            lambda: self.store.put_file(record.object_key, path, move=move),
+        )
+
+    def ingest_result(
+        self, path: Path, *, object_key: str, key_series: str, projects: Sequence[str]
+    ) -> IngestResult:
+        """Ingest a DICOM output of an analysis step: stored once, at its output key
+        ``object_key``, and indexed with ``derived_from`` its source series, found as
+        :mod:`openjip.ingest.results` says (``key_series`` is the series part of the key,
+        empty for a step over several series), into the ``projects`` of its inputs."""
+        parsed = self.parse(path)
+        record = self._record(parsed, path.stat().st_size, RESULT_SOURCE_AE, "", projects)
+        record.object_key = object_key
+        record.derived_from = source_series(
+            key_series, parsed.header, record.SeriesInstanceUID, self.index
+        )
+        return self._keep(record, path.read_bytes, lambda: self.store.put_file(object_key, path))
 
     def ingest_bytes(
         self,
@@ -94,6 +123,7 @@ class Ingestor:
         source_ae: str,
         derived_from: str = "",
         parsed: ParsedInstance | None = None,
+        projects: Sequence[str] = DEFAULT_PROJECTS,
     ) -> IngestResult:
         """Ingest a whole Part-10 file given as bytes; stored exactly as given.
 
@@ -102,11 +132,35 @@ class Ingestor:
         """
         if parsed is None:
             parsed = self.parse(data)
-        record = self._record(parsed, len(data), source_ae, derived_from)
+        record = self._record(parsed, len(data), source_ae, derived_from, projects)
+        return self._keep(record, lambda: data, lambda: self.store.put(record.object_key, data))
+
+    def _keep(
+        self, record: InstanceRecord, content: Callable[[], bytes], put: Callable[[], object]
+    ) -> IngestResult:
+        """Store the object with ``put`` (unless a copy with other ``content`` is kept), timed,
+        then index its record."""
+        replaced = self._replaces(record, content)
         started = time.perf_counter()
-        self.store.put(record.object_key, data)
+        put()
         store_seconds = time.perf_counter() - started
-        return IngestResult(record, self._index(record), store_seconds)
+        return IngestResult(record, self._index(record), store_seconds, replaced)
+
+    def _replaces(self, record: InstanceRecord, content: Callable[[], bytes]) -> bool:
+        """Whether storing ``record`` replaces other bytes; :class:`InstanceConflict` when it
+        would and replacing is off. A stat (or HEAD) per instance; bytes are read only for a
+        re-send of the same size."""
+        stored = self.store.head(record.object_key)
+        if stored is None:
+            return False
+        if stored.size == record.size and self.store.get(record.object_key) == content():
+            return False
+        if not self.overwrite:
+            # Said first: DIMSE and STOW error comments keep only 64 characters.
+            raise InstanceConflict(
+                f"stored with other content; the first copy is kept: {record.SOPInstanceUID}"
+            )
+        return True
 
     def _index(self, record: InstanceRecord) -> bool:
         """Index the stored record; an object the index refuses is removed again, since its
@@ -118,7 +172,12 @@ class Ingestor:
             raise InvalidInstance(str(exc)) from exc
 
     def _record(
-        self, parsed: ParsedInstance, size: int, source_ae: str, derived_from: str
+        self,
+        parsed: ParsedInstance,
+        size: int,
+        source_ae: str,
+        derived_from: str,
+        projects: Sequence[str],
     ) -> InstanceRecord:
         try:
             record = record_from_header(
@@ -130,6 +189,7 @@ class Ingestor:
             record.StudyInstanceUID, record.SeriesInstanceUID, record.SOPInstanceUID
         )
         record.derived_from = derived_from
+        record.projects = list(dict.fromkeys(projects)) or list(DEFAULT_PROJECTS)
         return record
 
     def parse(self, source: Path | bytes) -> ParsedInstance:

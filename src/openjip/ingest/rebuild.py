@@ -1,5 +1,6 @@
 """Recreating the metadata index from the object store alone (recovery): the DICOM instances
-under ``dicom/`` and the non-DICOM outputs of workflow steps under ``runs/``."""
+under ``dicom/``, then under ``runs/`` the DICOM results of workflow steps (linked to their source
+series again) and their other outputs."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from openjip.dicom import InvalidUID, UnreadableInstance, read_instance, record_from_header
+from openjip.dicom.header import DEFAULT_MAX_SEQUENCE_DEPTH
 from openjip.index.base import InstanceRecord, InvalidRecord, MetadataIndex, RunOutput
+from openjip.ingest.results import RESULT_SOURCE_AE, source_series
 from openjip.records.keys import DICOM_PREFIX, RUNS_PREFIX, NotAnOutputKey, parse_output_key
 from openjip.storage.base import ObjectInfo, ObjectNotFound, ObjectStore
 
@@ -33,6 +36,8 @@ class RebuildReport:
     """DICOM objects (under ``dicom/``) read."""
     indexed: int = 0
     """DICOM objects indexed."""
+    results: int = 0
+    """DICOM results of steps (under ``runs/``) indexed, each with its source series."""
     run_outputs: int = 0
     """Non-DICOM step outputs (under ``runs/``) recorded again."""
     skipped: list[tuple[str, str]] = field(default_factory=list)
@@ -40,14 +45,19 @@ class RebuildReport:
 
 
 def rebuild_index(
-    store: ObjectStore, index: MetadataIndex, progress: ProgressCallback | None = None
+    store: ObjectStore,
+    index: MetadataIndex,
+    progress: ProgressCallback | None = None,
+    *,
+    max_sequence_depth: int = DEFAULT_MAX_SEQUENCE_DEPTH,
 ) -> RebuildReport:
-    """Clear ``index``, index every DICOM object in ``store`` again, then record the step outputs.
+    """Clear ``index``, index every DICOM object in ``store`` again, then the step outputs.
 
     Unreadable objects are skipped and reported, never deleted. The calling AE comes from
-    the file meta's (0002,0016), which the receiver writes; the source series of analysis
-    results is not in the files and stays empty; the time of receipt becomes the object's
-    modification time. Run outputs come back from their keys (see :func:`_run_output`).
+    the file meta's (0002,0016), which the receiver writes; the time of receipt becomes the
+    object's modification time. A DICOM result of a step gets its source series back as
+    publishing found it (:mod:`openjip.ingest.results`); other run outputs come back from
+    their keys (see :func:`_run_output`).
     """
     objects = list(store.list(DICOM_PREFIX))
     run_objects = list(store.list(RUNS_PREFIX))
@@ -63,16 +73,26 @@ def rebuild_index(
     report = RebuildReport(scanned=len(objects))
     index.clear()
     report.indexed = _restore(
-        objects, lambda info: _instance(store, info), index.upsert_instances, report, one_done
+        objects,
+        lambda info: _instance(store, info, max_sequence_depth),
+        index.upsert_instances,
+        report,
+        one_done,
     )
-    report.run_outputs = _restore(
-        run_objects, lambda info: _run_output(store, info), index.add_run_outputs, report, one_done
+    results, others = _split_results(store, run_objects, report, one_done)
+    report.results = _restore(
+        results,
+        lambda info: _result(store, index, info, max_sequence_depth),
+        index.upsert_instances,
+        report,
+        one_done,
     )
+    report.run_outputs = _restore(others, _run_output, index.add_run_outputs, report, one_done)
     return report
 
 
-def _instance(store: ObjectStore, info: ObjectInfo) -> InstanceRecord:
-    parsed = read_instance(store.get(info.key))
+def _instance(store: ObjectStore, info: ObjectInfo, max_depth: int) -> InstanceRecord:
+    parsed = read_instance(store.get(info.key), max_depth=max_depth)
     return record_from_header(
         parsed,
         object_key=info.key,
@@ -82,17 +102,51 @@ def _instance(store: ObjectStore, info: ObjectInfo) -> InstanceRecord:
     )
 
 
-def _run_output(store: ObjectStore, info: ObjectInfo) -> RunOutput | None:
-    """The run output an object under ``runs/`` is, its workflow, run, step and source series
-    parsed from the key; ``None`` for a DICOM file, a result already indexed from its copy under
-    ``dicom/``. :class:`NotAnOutputKey` for a key that does not fit the layout.
+def _split_results(
+    store: ObjectStore,
+    objects: list[ObjectInfo],
+    report: RebuildReport,
+    one_done: Callable[[], None],
+) -> tuple[list[ObjectInfo], list[ObjectInfo]]:
+    """The DICOM files among ``objects`` and the others; one gone meanwhile is reported."""
+    results: list[ObjectInfo] = []
+    others: list[ObjectInfo] = []
+    for info in objects:
+        try:
+            (results if _is_dicom(store, info.key) else others).append(info)
+        except ObjectNotFound as exc:
+            report.skipped.append((info.key, str(exc)))
+            one_done()
+    return results, others
+
+
+def _result(
+    store: ObjectStore, index: MetadataIndex, info: ObjectInfo, max_depth: int
+) -> InstanceRecord:
+    """The record of a step's DICOM result, at its output key, with its source series."""
+    parts = parse_output_key(info.key)
+    parsed = read_instance(store.get(info.key), max_depth=max_depth)
+    record = record_from_header(
+        parsed,
+        object_key=info.key,
+        size=info.size,
+        source_ae=RESULT_SOURCE_AE,
+        received_at=info.modified.timestamp(),
+    )
+    record.derived_from = source_series(
+        parts.series_uid, parsed.header, record.SeriesInstanceUID, index
+    )
+    return record
+
+
+def _run_output(info: ObjectInfo) -> RunOutput:
+    """The run output a non-DICOM object under ``runs/`` is, its workflow, run, step and source
+    series parsed from the key; :class:`NotAnOutputKey` for a key that does not fit the layout.
 
     The key holds the run id in its key-safe form (``:`` as ``_``), so that is the run id
     recorded; the time of creation becomes the object's modification time.
     """
     parts = parse_output_key(info.key)
-    if _is_dicom(store, info.key):
-        return None
     return RunOutput(
         object_key=info.key,
         workflow=parts.dag_id,

@@ -120,11 +120,6 @@ class AdmissionPolicy:
             self._unknown_associations -= 0 if admission.known else 1
             self._drop_address(admission.address[0])
 
-    @property
-    def open_associations(self) -> int:
-        """Admitted associations that did not end yet."""
-        return self._associations
-
     def _drop_address(self, host: str) -> None:
         self._per_address[host] -= 1
         if not self._per_address[host]:

@@ -270,7 +270,7 @@ class PDataReader:
         peer_maximum = self._dul.assoc.requestor.maximum_length
         size = peer_maximum - 6 if peer_maximum else len(command)
         fragments = [command[offset : offset + size] for offset in range(0, len(command), size)]
-        self._timed.socket.sendall(
+        self._timed.sendall(
             b"".join(
                 p_data_tf(
                     request.context_id,

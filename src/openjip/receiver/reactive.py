@@ -215,6 +215,10 @@ class ReactiveAssociation(Association):
         self.dul = WakingDUL(self)
         self.dul.to_user_queue = WakingUserQueue(self)
         self.dimse = OneContextDIMSE(self)
+        # The timers live in the DUL: give the new one the AE's timeouts (pynetdicom set
+        # them on the DUL it made, so the idle limit and ARTIM would stay at 60 s and 30 s).
+        self.acse_timeout = ae.acse_timeout
+        self.network_timeout = ae.network_timeout
         self.daemon = True
         self._on_finished = on_finished
 

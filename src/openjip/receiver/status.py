@@ -14,7 +14,6 @@ from pydicom.dataset import Dataset
 from pynetdicom.status import (
     QR_FIND_SERVICE_CLASS_STATUS,
     QR_MOVE_SERVICE_CLASS_STATUS,
-    STATUS_FAILURE,
     STATUS_SUCCESS,
     STORAGE_SERVICE_CLASS_STATUS,
     VERIFICATION_SERVICE_CLASS_STATUS,
@@ -35,11 +34,6 @@ class Status:
         """The status ``code`` of the service whose table is ``table``."""
         category, meaning = table[code]
         return cls(code, category, meaning or category)
-
-    @property
-    def is_failure(self) -> bool:
-        """Whether the sender must treat the request as failed."""
-        return self.category == STATUS_FAILURE
 
     @property
     def is_success(self) -> bool:

@@ -2,10 +2,11 @@
 turns admitted connections into pynetdicom associations.
 
 - :class:`TimedSocket` reads for both P-DATA readers (openjip's and pynetdicom's): no wait
-  for a byte lasts longer than ``idle_timeout``, no PDU longer than ``pdu_timeout`` from its
-  first byte, no DIMSE message longer than ``message_timeout``; a peer that lets one pass is
-  sent an A-ABORT and its connection ends (:class:`Stalled`). Reads go in pieces of at most
-  512 kB, so memory follows what actually arrives, not what a length field announced.
+  for a byte lasts longer than ``idle_timeout`` (a kernel limit on the blocking socket), no
+  PDU longer than ``pdu_timeout`` from its first byte, no DIMSE message longer than
+  ``message_timeout``; a peer that lets one pass is sent an A-ABORT and its connection ends
+  (:class:`Stalled`). Reads go in pieces of at most 512 kB, so memory follows what actually
+  arrives, not what a length field announced.
 - :class:`ReceiverServer` binds nothing: the gate (:mod:`openjip.receiver.gate`) accepts
   connections, reads their A-ASSOCIATE-RQ and hands each admitted one to
   :meth:`ReceiverServer.hand_over`, which starts its association with ``TCP_NODELAY``
@@ -17,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
+import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -45,13 +47,24 @@ class Stalled(TimeoutError):
     """The peer let a time limit pass; it was sent an A-ABORT."""
 
 
+def _wait_limit(sock: socket.socket, seconds: float) -> None:
+    """Let the kernel end any single wait of ``sock`` (read or write) after ``seconds``
+    (``SO_RCVTIMEO``/``SO_SNDTIMEO``): the socket stays blocking, so a read costs one system
+    call, not Python's poll-then-read of a socket with a timeout."""
+    seconds = max(seconds, 0.001)  # 0 would mean "wait for ever"
+    value = struct.pack("ll", int(seconds), int(seconds % 1 * 1_000_000))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, value)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, value)
+
+
 class TimedSocket:
     """A connected socket whose reads keep the association's time limits."""
 
     def __init__(self, sock: socket.socket, timeouts: Timeouts) -> None:
         self.socket = sock
         self.timeouts = timeouts
-        sock.settimeout(timeouts.idle)
+        sock.settimeout(None)
+        _wait_limit(sock, timeouts.idle)
         self._pdu_deadline = float("inf")
         self._message_deadline = float("inf")
         self._shortened = False
@@ -68,11 +81,6 @@ class TimedSocket:
     def message_ended(self) -> None:
         """The message is complete; only PDU and idle limits apply until the next."""
         self._message_deadline = float("inf")
-
-    @property
-    def in_message(self) -> bool:
-        """Whether a message is being received."""
-        return self._message_deadline != float("inf")
 
     def recv(self, size: int) -> bytes:
         """``size`` bytes, fewer only when the peer closed the connection."""
@@ -92,27 +100,39 @@ class TimedSocket:
         count: int = self._call(self.socket.recv_into, buffer)
         return count
 
+    def sendall(self, data: bytes) -> None:
+        """Send ``data``; a peer that reads nothing for ``idle_timeout`` is stalled."""
+        if self._shortened:  # a read's deadline does not bound the response
+            _wait_limit(self.socket, self.timeouts.idle)
+            self._shortened = False
+        self._call(self.socket.sendall, data)
+
     def _before_wait(self) -> None:
-        deadline = min(self._pdu_deadline, self._message_deadline)
-        remaining = deadline - time.monotonic()
+        remaining = min(self._pdu_deadline, self._message_deadline) - time.monotonic()
         if remaining <= 0:
-            what = "PDU" if deadline == self._pdu_deadline else "DIMSE message"
-            limit = self.timeouts.pdu if what == "PDU" else self.timeouts.message
-            self._stalled(f"{what} not complete within {limit:g} s")
+            self._stalled(self._deadline_missed())
         if remaining < self.timeouts.idle:  # the next wait may not outlast the deadline
-            self.socket.settimeout(remaining)
+            _wait_limit(self.socket, remaining)
             self._shortened = True
         elif self._shortened:
-            self.socket.settimeout(self.timeouts.idle)
+            _wait_limit(self.socket, self.timeouts.idle)
             self._shortened = False
+
+    def _deadline_missed(self) -> str:
+        if self._pdu_deadline <= self._message_deadline:
+            return f"PDU not complete within {self.timeouts.pdu:g} s"
+        return f"DIMSE message not complete within {self.timeouts.message:g} s"
 
     def _call(self, read: Callable[[Any], Any], argument: Any) -> Any:
         try:
             return read(argument)
-        except TimeoutError:
-            if self._shortened:
-                self._before_wait()  # raises: the deadline passed
-            self._stalled(f"no data for {self.timeouts.idle:g} s")
+        except (BlockingIOError, TimeoutError):  # the kernel's wait limit (EAGAIN)
+            # A shortened wait ended at the deadline; a full one means idle for that long.
+            self._stalled(
+                self._deadline_missed()
+                if self._shortened
+                else f"no data for {self.timeouts.idle:g} s"
+            )
 
     def _stalled(self, reason: str) -> None:
         self.abort()

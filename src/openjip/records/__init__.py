@@ -20,6 +20,7 @@ from openjip.records.keys import (
     parse_output_key,
 )
 from openjip.records.model import (
+    DEFAULT_PROJECTS,
     SERIES_FIELDS,
     STUDY_FIELDS,
     InstanceRecord,
@@ -33,6 +34,7 @@ from openjip.records.uids import InvalidUID, check_uid, is_valid_uid
 
 __all__ = [
     "ALL_SERIES",
+    "DEFAULT_PROJECTS",
     "DICOM_PREFIX",
     "RUNS_PREFIX",
     "SERIES_FIELDS",

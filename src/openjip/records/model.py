@@ -17,6 +17,9 @@ from typing import Any
 
 from openjip.records.errors import InvalidRecord
 
+DEFAULT_PROJECTS = ("default",)
+"""Where an instance goes when nobody names a project."""
+
 
 @dataclass(kw_only=True)
 class StudyKeys:
@@ -73,6 +76,9 @@ class InstanceRecord(SeriesFields, StudyFields):
     object_key: str = ""
     size: int = 0
     received_at: float = 0.0
+    projects: list[str] = field(default_factory=lambda: list(DEFAULT_PROJECTS))
+    """Written: the projects the instance is stored into (its study joins them). Read: the
+    projects of its study, which series and instances inherit."""
     header: dict[str, Any] = field(default_factory=dict)
     """The full header as DICOM JSON (PS3.18 F.2), bulk data left out."""
 
@@ -98,6 +104,8 @@ class SeriesRecord(SeriesFields, StudyKeys):
     """Set by the completion sweep when no instance arrived for the idle window."""
     version: int = 0
     """How many times the series became complete; new instances after that make a new version."""
+    projects: list[str] = field(default_factory=list)
+    """The projects of its study."""
 
     def to_dict(self) -> dict[str, Any]:
         """The record as a JSON-ready dict."""
@@ -113,6 +121,8 @@ class StudyRecord(StudyFields):
     NumberOfStudyRelatedSeries: int = 0
     NumberOfStudyRelatedInstances: int = 0
     last_received_at: float = 0.0
+    projects: list[str] = field(default_factory=list)
+    """The projects the study belongs to (a partition of the site's data, for access rules)."""
 
     def to_dict(self) -> dict[str, Any]:
         """The record as a JSON-ready dict."""

@@ -33,6 +33,8 @@ class Query:
     SeriesInstanceUID: list[str] = field(default_factory=list)
     SOPInstanceUID: list[str] = field(default_factory=list)
     text: str = ""
+    projects: list[str] = field(default_factory=list)
+    """Only studies belonging to any of these projects (and their series and instances)."""
     limit: int | None = None
     offset: int = 0
 

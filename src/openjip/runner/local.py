@@ -2,10 +2,10 @@
 
 Inputs are fetched from the object store into a work dir (the DICOM series from the index, or an
 earlier step's outputs from ``runs/``), the operator runs there, and its outputs are uploaded
-under ``runs/<dag>/<run>/<step>/<series>/``. DICOM outputs also go through the
-:class:`~openjip.ingest.Ingestor`, so they are stored and indexed like received series, with
-``derived_from`` naming the source series; other outputs are recorded in the index as
-:class:`~openjip.index.RunOutput` rows of the run.
+under ``runs/<dag>/<run>/<step>/<series>/``. DICOM outputs go through the
+:class:`~openjip.ingest.Ingestor` instead, stored once at that key and indexed like received
+series, with ``derived_from`` naming the source series (:mod:`openjip.ingest.results`); other
+outputs are recorded in the index as :class:`~openjip.index.RunOutput` rows of the run.
 """
 
 from __future__ import annotations
@@ -18,15 +18,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from openjip.index.base import MetadataIndex, Query, RunOutput
+from openjip.index.base import DEFAULT_PROJECTS, MetadataIndex, Query, RunOutput
 from openjip.runner.base import StepFailed, StepOutcome, StepRequest, StepRunner, key_safe
 from openjip.storage.base import ObjectStore
 from openjip.workflows.spec import split_operator_ref
 
 log = logging.getLogger(__name__)
-
-RESULT_SOURCE_AE = "OPENJIP-STEP"
-"""``source_ae`` of instances an analysis step produced."""
 
 
 def is_dicom_file(path: Path) -> bool:
@@ -93,6 +90,15 @@ class LocalStepRunner(StepRunner):
             count += len(keys)
         return count
 
+    def _projects_of(self, series_uids: list[str]) -> list[str]:
+        """The projects of the input series: results belong where their inputs do."""
+        if not series_uids:
+            return list(DEFAULT_PROJECTS)
+        inputs = self.index.find_series(Query(SeriesInstanceUID=list(series_uids)))
+        return sorted({project for series in inputs for project in series.projects}) or list(
+            DEFAULT_PROJECTS
+        )
+
     def publish_outputs(self, request: StepRequest, output_dir: Path) -> StepOutcome:
         """Upload every output file; ingest DICOM ones, record the others as run outputs."""
         from openjip.ingest import Ingestor
@@ -100,27 +106,28 @@ class LocalStepRunner(StepRunner):
         ingestor = Ingestor(self.store, self.index)
         outcome = StepOutcome()
         prefix = request.output_prefix()
-        derived_from = request.series_uids[0] if len(request.series_uids) == 1 else ""
+        source = request.series_uids[0] if len(request.series_uids) == 1 else ""
+        projects = self._projects_of(request.series_uids)
         run_outputs = []
         for path in sorted(p for p in output_dir.rglob("*") if p.is_file()):
             key = prefix + "/".join(key_safe(part) for part in path.relative_to(output_dir).parts)
-            info = self.store.put_file(key, path)
             outcome.output_keys.append(key)
             if not is_dicom_file(path):
+                info = self.store.put_file(key, path)
                 run_outputs.append(
                     RunOutput(
                         object_key=key,
                         workflow=request.dag_id,
                         run_id=key_safe(request.run_id),
                         step=request.step,
-                        SeriesInstanceUID=derived_from,
+                        SeriesInstanceUID=source,
                         size=info.size,
                         created_at=time.time(),
                     )
                 )
-            else:
-                result = ingestor.ingest_file(
-                    path, source_ae=RESULT_SOURCE_AE, derived_from=derived_from
+            else:  # stored once, at its output key, and indexed there
+                result = ingestor.ingest_result(
+                    path, object_key=key, key_series=source, projects=projects
                 )
                 outcome.instances += 1
                 if result.record.SeriesInstanceUID not in outcome.dicom_series:

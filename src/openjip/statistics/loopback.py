@@ -3,7 +3,9 @@
 The federation service may not read the index, so it asks the web service, which may: for the
 counts of a statistics question and for a screen of documents for patient data. Those routes
 (``/internal/v1/...``) take only callers that present the site's loopback secret, a random
-token in ``$OPENJIP_HOME/loopback.secret`` (mode 0600) created by whichever side needs it first.
+token in ``$OPENJIP_HOME/loopback.secret`` (mode 0600) created by whichever side needs it first,
+or the file ``OPENJIP_FEDERATION__LOOPBACK_SECRET_FILE`` names (the chart mounts one Secret
+into both pods).
 Anything that goes wrong on the way is a :class:`LoopbackUnavailable`: the federation side then
 refuses (fails closed) instead of answering or letting a document through unscreened.
 """
@@ -27,9 +29,10 @@ class LoopbackUnavailable(Exception):
     """The site's web service could not answer an internal question; the message says why."""
 
 
-def secret_path(home: Path) -> Path:
-    """Where the loopback secret of the site with this ``OPENJIP_HOME`` lives."""
-    return home / SECRET_FILE
+def secret_path(home: Path, configured: Path | None = None) -> Path:
+    """Where the loopback secret of the site with this ``OPENJIP_HOME`` lives (``configured``
+    when set: in a cluster both pods mount it from one Secret)."""
+    return configured if configured is not None else home / SECRET_FILE
 
 
 def ensure_secret(path: Path) -> str:
@@ -60,9 +63,9 @@ def is_authorized(path: Path, authorization: str | None) -> bool:
 class LoopbackClient:
     """Calls the internal routes of the site's web service at ``web_url``."""
 
-    def __init__(self, web_url: str, home: Path, *, timeout: float = 30.0) -> None:
+    def __init__(self, web_url: str, secret: Path, *, timeout: float = 30.0) -> None:
         self.web_url = web_url.rstrip("/")
-        self.secret = secret_path(home)
+        self.secret = secret
         self.timeout = timeout
 
     def post(self, route: str, payload: dict[str, Any]) -> dict[str, Any]:

@@ -84,6 +84,12 @@ class ObjectStore(abc.ABC):
     def check(self) -> None:
         """Raise :class:`StoreUnavailable` with a reason when the store cannot be used now."""
 
+    def sweep_temporary_files(self) -> int:
+        """Remove what writes that never finished left behind; return how many files.
+
+        Only a backend that writes through temporary files has any (the local store)."""
+        return 0
+
     def download(self, key: str, path: Path) -> None:
         """Copy the object into the file ``path`` (parents created)."""
         path.parent.mkdir(parents=True, exist_ok=True)

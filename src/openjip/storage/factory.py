@@ -14,4 +14,8 @@ def open_store(settings: Settings) -> ObjectStore:
         return S3ObjectStore.from_settings(settings.storage)
     from openjip.storage.local import LocalObjectStore
 
-    return LocalObjectStore(settings.storage_path, fsync=settings.storage.fsync)
+    return LocalObjectStore(
+        settings.storage_path,
+        fsync=settings.storage.fsync,
+        temp_max_age_seconds=settings.storage.temp_max_age_seconds,
+    )

@@ -3,8 +3,9 @@
 An object ``dicom/1.2/3.4/5.6.dcm`` lives in ``<root>/dicom/1.2/3.4/5.6.dcm``. Writes go to a
 temporary file in the object's own directory, are flushed to disk, then renamed over the final
 name, so readers see a whole object or none and a crash leaves at most an unlisted temporary
-file. This store sits on the DICOM receiver's hot path: it uses plain ``os`` calls on string
-paths and remembers which directories it has already created.
+file, removed once older than ``temp_max_age_seconds`` when a store writes into its directory
+again, or by :meth:`sweep_temporary_files`. This store sits on the DICOM receiver's hot path: it
+uses plain ``os`` calls on string paths and remembers which directories it has already created.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import itertools
 import os
 import re
 import stat
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
@@ -34,6 +36,8 @@ from openjip.storage.base import (
 _TEMP_MARK = "~tmp~"
 _KEY_COMPONENT = re.compile(r"[A-Za-z0-9._\-=+@]+")
 _CHUNK = 1 << 20
+TEMP_MAX_AGE_SECONDS = 3600.0
+"""Default age after which a temporary file counts as left by a killed write."""
 
 # Errors that mean "the store cannot take data now"; the name goes into the message.
 _UNAVAILABLE_REASONS = {
@@ -54,9 +58,16 @@ class LocalObjectStore(ObjectStore):
     openjip's own keys never clash this way.
     """
 
-    def __init__(self, root: Path, *, fsync: bool = True) -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        fsync: bool = True,
+        temp_max_age_seconds: float = TEMP_MAX_AGE_SECONDS,
+    ) -> None:
         self.root = Path(root).absolute()
         self.fsync = fsync
+        self.temp_max_age_seconds = temp_max_age_seconds
         self._root = os.fspath(self.root)
         self._known_dirs: set[str] = set()
         self._temp_counter = itertools.count()
@@ -159,6 +170,11 @@ class LocalObjectStore(ObjectStore):
         except OSError as error:
             raise self._error(error, "list", prefix) from error
 
+    def sweep_temporary_files(self) -> int:
+        """Remove, in the whole store, the temporary files of writes that never finished
+        (older than ``temp_max_age_seconds``); return how many were removed."""
+        return sum(self._sweep(directory, files) for directory, _, files in os.walk(self._root))
+
     def check(self) -> None:
         """Create the root if needed and prove a file can be written, flushed and removed."""
         probe = os.path.join(self._root, f".check{self._temp_suffix()}")
@@ -220,6 +236,9 @@ class LocalObjectStore(ObjectStore):
                 created = self._mkdir(directory)
             if created:
                 self._sync_dir_raw(parent)
+            else:  # a directory written before, maybe by a process killed during a put
+                with contextlib.suppress(OSError):
+                    self._sweep(directory, os.listdir(directory))
         self._known_dirs.add(directory)
 
     @staticmethod
@@ -299,6 +318,21 @@ class LocalObjectStore(ObjectStore):
             raise
         self._sync_dir(os.path.dirname(path), key)
         return ObjectInfo(key, info.st_size, _mtime(info))
+
+    def _sweep(self, directory: str, names: Iterable[str]) -> int:
+        """Remove the stale temporary files among ``names`` in ``directory``, best effort."""
+        cutoff = time.time() - self.temp_max_age_seconds
+        removed = 0
+        for name in names:
+            if _TEMP_MARK not in name:
+                continue  # an object or a directory: no key holds '~'
+            path = os.path.join(directory, name)
+            with contextlib.suppress(OSError):  # gone meanwhile: renamed into place, or swept
+                info = os.lstat(path)
+                if stat.S_ISREG(info.st_mode) and info.st_mtime < cutoff:
+                    os.unlink(path)
+                    removed += 1
+        return removed
 
     def _prune(self, directory: str) -> None:
         """Remove empty directories from ``directory`` up to (not including) the root."""

@@ -12,7 +12,8 @@ from openjip import __version__
 from openjip.config import Settings
 from openjip.index import MetadataIndex
 from openjip.storage import ObjectStore
-from openjip.web import health, images, metrics, statistics, viewer
+from openjip.web import admin, health, images, login, metrics, statistics, viewer
+from openjip.web.access import ACCESS_ERROR_HANDLERS, WebAccess
 from openjip.web.backends import Backends
 from openjip.web.dicomweb import dicomweb_router
 from openjip.web.dicomweb.errors import HANDLED_ERRORS, dicomweb_error_handler
@@ -27,7 +28,8 @@ def create_app(
 ) -> FastAPI:
     """The web app of a site; ``store``/``index`` default to those the settings describe.
 
-    Backends are reachable from routers as ``request.app.state.backends`` (a :class:`Backends`).
+    Backends are reachable from routers as ``request.app.state.backends`` (a :class:`Backends`),
+    users, sessions and the audit as ``request.app.state.access`` (a :class:`WebAccess`).
     """
     backends = Backends(settings, store=store, index=index)
 
@@ -39,7 +41,10 @@ def create_app(
     app = FastAPI(title="openjip", version=__version__, lifespan=lifespan)
     app.state.settings = settings
     app.state.backends = backends
+    app.state.access = WebAccess(settings)
     app.middleware("http")(metrics.record_request)
+    app.include_router(login.router)
+    app.include_router(admin.router)
     app.include_router(health.router)
     app.include_router(metrics.router)
     app.include_router(statistics.router)
@@ -48,12 +53,14 @@ def create_app(
     app.include_router(images.router)
     for error_class in HANDLED_ERRORS:
         app.add_exception_handler(error_class, dicomweb_error_handler)
+    for access_error, handler in ACCESS_ERROR_HANDLERS.items():
+        app.add_exception_handler(access_error, handler)
     if settings.web.cors_origins:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.web.cors_origins,
             allow_methods=["GET", "POST", "OPTIONS"],
             allow_headers=["*"],
-            expose_headers=["Content-Type", "Content-Length"],
+            expose_headers=["Content-Type", "Content-Length", "WWW-Authenticate"],
         )
     return app

@@ -1,7 +1,9 @@
 """``/metrics`` in Prometheus text format, and the web service's own request metrics.
 
 The metrics live in prometheus-client's default registry, so a process that also runs the
-receiver (``openjip site up``) exports the receiver's counters here too.
+receiver (``openjip site up``) exports the receiver's counters here too. On the web port
+``/metrics`` needs ``Bearer`` of ``OPENJIP_WEB__METRICS_TOKEN`` or an admin; ``metrics_app`` is
+the same endpoint alone, without credentials, for ``OPENJIP_WEB__METRICS_PORT``.
 """
 
 from __future__ import annotations
@@ -9,9 +11,12 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Histogram, generate_latest
 from starlette.routing import Match
+
+from openjip.access import Action
+from openjip.web.access import Forbidden, current_principal, metrics_token_matches
 
 router = APIRouter(tags=["metrics"])
 
@@ -54,7 +59,23 @@ async def record_request(
         REQUESTS.labels(request.method, route, str(status)).inc()
 
 
-@router.get("/metrics", summary="Prometheus metrics")
-def metrics() -> Response:
-    """Every metric of this process in the Prometheus text exposition format."""
+def _exposition() -> Response:
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.get("/metrics", summary="Prometheus metrics")
+async def metrics(request: Request) -> Response:
+    """Every metric of this process in the Prometheus text exposition format."""
+    token = request.app.state.settings.web.metrics_token.get_secret_value()
+    if not metrics_token_matches(request, token):
+        caller = await current_principal(request)
+        if not caller.can(Action.ADMINISTER):
+            raise Forbidden("/metrics needs the metrics token or an admin")
+    return _exposition()
+
+
+def metrics_app() -> FastAPI:
+    """An app serving only ``/metrics``, without credentials (for its own port)."""
+    app = FastAPI(title="openjip metrics", openapi_url=None, docs_url=None, redoc_url=None)
+    app.add_api_route("/metrics", _exposition, methods=["GET"], summary="Prometheus metrics")
+    return app

@@ -1,5 +1,6 @@
 """The OHIF viewer at ``/viewer/``: its built files, an ``app-config.js`` generated from the
-settings, and ``index.html`` for every client-side route (``/viewer/viewer?StudyInstanceUIDs=``).
+settings, and ``index.html`` for every client-side route (``/viewer/viewer?StudyInstanceUIDs=``),
+all behind the site's login (a browser without a session is sent to ``/login``).
 
 OHIF's npm package (``@ohif/app``) ships ``dist/`` built for the root path. :func:`install`
 (``python -m openjip.web.viewer TARBALL FOLDER``, what ``make viewer`` runs) unpacks it into
@@ -18,12 +19,17 @@ import sys
 import tarfile
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 
+from openjip.access import Principal
+from openjip.web.access import current_principal
 from openjip.web.dicomweb.urls import PREFIX as DICOMWEB_PREFIX
+
+LoggedIn = Annotated[Principal, Depends(current_principal)]
+"""Anyone logged in may load the viewer; what it shows is what DICOMweb lets them retrieve."""
 
 BASE = "/viewer/"
 """Where the viewer is served; OHIF's router basename is this without the trailing slash."""
@@ -137,20 +143,20 @@ def _folder(request: Request) -> Path:
 
 
 @router.get("/viewer", include_in_schema=False)
-def viewer_root() -> RedirectResponse:
+def viewer_root(_: LoggedIn) -> RedirectResponse:
     """The viewer lives under ``/viewer/``."""
     return RedirectResponse(BASE)
 
 
 @router.get(BASE + "app-config.js", summary="OHIF's configuration for this site")
-def viewer_config() -> Response:
+def viewer_config(_: LoggedIn) -> Response:
     """``window.config`` generated from the settings (never the file OHIF ships)."""
     body = f"window.config = {json.dumps(app_config(), indent=2)};\n"
     return Response(body, media_type="text/javascript", headers={"Cache-Control": "no-cache"})
 
 
 @router.get(BASE + "{path:path}", summary="The OHIF viewer")
-def viewer_file(path: str, request: Request) -> Response:
+def viewer_file(path: str, request: Request, _: LoggedIn) -> Response:
     """A file of the viewer, or index.html for a client-side route; 503 when not installed."""
     folder = _folder(request)
     if not (folder / MARKER).is_file():

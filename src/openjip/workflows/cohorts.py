@@ -52,13 +52,17 @@ class Selection:
         """Whether nothing is selected."""
         return not (self.patients or self.studies or self.series)
 
-    def resolve(self, index: MetadataIndex) -> list[str]:
-        """The received SeriesInstanceUIDs of the selection in the index's order;
-        :class:`SelectionError` when it holds none."""
+    def resolve(self, index: MetadataIndex, projects: list[str] | None = None) -> list[str]:
+        """The received SeriesInstanceUIDs of the selection in the index's order, of
+        ``projects`` only when given; :class:`SelectionError` when it holds none."""
         queries = [Query(SeriesInstanceUID=self.series)] if self.series else []
         if self.studies:
             queries.append(Query(StudyInstanceUID=self.studies))
         queries += [Query(PatientID=patient) for patient in self.patients]
+        for query in queries:
+            query.projects = list(projects or [])
+        if projects is not None and not projects:
+            queries = []
         found = _received(series for query in queries for series in index.find_series(query))
         if not found:
             raise SelectionError("the selection holds no series to run on")

@@ -21,9 +21,10 @@ _INSTANCE_FIELDS = {f.name for f in fields(InstanceRecord)}
 STUDY_FIELDS = tuple(
     f.name
     for f in fields(StudyRecord)
-    if f.name in _INSTANCE_FIELDS and f.name != "StudyInstanceUID"
+    if f.name in _INSTANCE_FIELDS and f.name not in ("StudyInstanceUID", "projects")
 )
-"""Fields of a study document taken from its instances."""
+"""Fields of a study document taken from its instances (the latest non-empty value wins);
+``projects`` is not one of them: a study's projects are the union of its instances'."""
 SERIES_STUDY_FIELDS = tuple(f.name for f in fields(SeriesRecord) if f.name in STUDY_FIELDS)
 """Study fields repeated in each series document (queries name them, SeriesRecord has them)."""
 SERIES_OWN_FIELDS = tuple(
@@ -31,7 +32,7 @@ SERIES_OWN_FIELDS = tuple(
     for f in fields(SeriesRecord)
     if f.name in _INSTANCE_FIELDS
     and f.name not in STUDY_FIELDS
-    and f.name not in {"SeriesInstanceUID", "StudyInstanceUID", "size"}
+    and f.name not in {"SeriesInstanceUID", "StudyInstanceUID", "size", "projects"}
 )
 """Series fields of a series document taken from its instances (size is a sum, not taken)."""
 
@@ -57,6 +58,7 @@ if (s.NumberOfSeriesRelatedInstances <= 0) {
   for (entry in params.fields.entrySet()) {
     s[entry.getKey()] = entry.getValue();
   }
+  ADD_PROJECTS
 }
 """.strip()
 STUDY_SCRIPT = """
@@ -77,8 +79,23 @@ if (s.NumberOfStudyRelatedInstances <= 0) {
   for (entry in params.fields.entrySet()) {
     s[entry.getKey()] = entry.getValue();
   }
+  ADD_PROJECTS
 }
 """.strip()
+_ADD_PROJECTS = """
+if (s.projects == null) { s.projects = new ArrayList(); }
+  for (p in params.projects) {
+    if (!s.projects.contains(p)) { s.projects.add(p); }
+  }
+""".strip()
+SERIES_SCRIPT = SERIES_SCRIPT.replace("ADD_PROJECTS", _ADD_PROJECTS)
+STUDY_SCRIPT = STUDY_SCRIPT.replace("ADD_PROJECTS", _ADD_PROJECTS)
+PROJECTS_SCRIPT = f"""
+def s = ctx._source;
+if (params.replace) {{ s.projects = new ArrayList(); }}
+{_ADD_PROJECTS}
+""".strip()
+"""Adds ``params.projects`` to a study or series document (``params.replace``: only those)."""
 SET_FIELDS_SCRIPT = """
 for (entry in params.fields.entrySet()) {
   ctx._source[entry.getKey()] = entry.getValue();
@@ -118,6 +135,7 @@ class _SeriesChange:
     reopen: bool = False
     recount: bool = False
     fields: dict[str, Any] = field(default_factory=dict)
+    projects: set[str] = field(default_factory=set)
 
     def actions(self, index: str, uid: str, study: dict[str, Any] | None) -> list[dict[str, Any]]:
         """The scripted update; it inserts the series when it is new, with the study fields
@@ -129,6 +147,7 @@ class _SeriesChange:
             "last": self.last,
             "reopen": self.reopen,
             "fields": self.fields,
+            "projects": sorted(self.projects),
         }
         upsert = None
         if self.instances > 0:
@@ -137,6 +156,7 @@ class _SeriesChange:
                 **to_document(SeriesRecord(uid, self.study_uid)),
                 **{name: value for name, value in from_study.items() if value},
                 **self.fields,
+                "projects": sorted(self.projects | set((study or {}).get("projects") or [])),
                 "NumberOfSeriesRelatedInstances": self.instances,
                 "size": self.size,
                 "first_received_at": self.first,
@@ -155,6 +175,7 @@ class _StudyChange:
     recount: bool = False
     modalities: set[str] = field(default_factory=set)
     fields: dict[str, Any] = field(default_factory=dict)
+    projects: set[str] = field(default_factory=set)
 
     def actions(self, index: str, uid: str) -> list[dict[str, Any]]:
         params = {
@@ -163,12 +184,14 @@ class _StudyChange:
             "last": self.last,
             "modalities": sorted(self.modalities),
             "fields": self.fields,
+            "projects": sorted(self.projects),
         }
         upsert = None
         if self.instances > 0:
             upsert = {
                 **to_document(StudyRecord(uid)),
                 **self.fields,
+                "projects": sorted(self.projects),
                 "ModalitiesInStudy": sorted(self.modalities),
                 "NumberOfStudyRelatedSeries": max(self.series, 0),
                 "NumberOfStudyRelatedInstances": self.instances,
@@ -236,6 +259,8 @@ class Changes:
                 study.fields[name] = value
         if record.Modality:
             study.modalities.add(record.Modality)
+        series.projects.update(record.projects)
+        study.projects.update(record.projects)
 
 
 def changed_fields(values: dict[str, Any], study: dict[str, Any] | None) -> dict[str, Any]:

@@ -131,6 +131,14 @@ class OpenSearchIndex(MetadataIndex):
         that read the same version, only the first write succeeds; the others get 409."""
         return writes.mark_series_complete(self.cluster, series_instance_uid, last_received_at)
 
+    def set_study_projects(
+        self, study_instance_uid: str, projects: list[str], *, replace: bool = False
+    ) -> bool:
+        """Add the study and its series to ``projects`` (or make them their only ones)."""
+        return writes.set_study_projects(
+            self.cluster, study_instance_uid, projects, replace=replace
+        )
+
     def add_run_outputs(self, outputs: list[RunOutput]) -> None:
         """Index the outputs in one bulk request; the object key is the document id, so
         recording a key again replaces its document."""

@@ -75,6 +75,8 @@ _STUDY_FIELDS: dict[str, Any] = {
     "StudyID": _KEYWORD,
     "AccessionNumber": _KEYWORD,
     "ReferringPhysicianName": _KEYWORD,
+    # The projects of the study (repeated in its series, which queries filter on).
+    "projects": _KEYWORD,
 }
 
 STUDY_PROPERTIES: dict[str, Any] = {
@@ -99,6 +101,7 @@ SERIES_PROPERTIES: dict[str, Any] = {
     "SeriesDescription": {**_DESCRIPTION, **_TEXT_SOURCE},
     "BodyPartExamined": _KEYWORD,
     "Manufacturer": _KEYWORD,
+    "projects": _KEYWORD,
     "NumberOfSeriesRelatedInstances": {"type": "integer"},
     "size": {"type": "long"},
     "first_received_at": _RECEIVED_AT,

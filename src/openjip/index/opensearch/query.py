@@ -62,6 +62,7 @@ class Conditions:
             _match("AccessionNumber", query.AccessionNumber),
             _date_range("StudyDate", query.study_date_range()),
             _uids("StudyInstanceUID", query.StudyInstanceUID),
+            terms("projects", query.projects) if query.projects else None,
         ]
         series = [
             _match("Modality", query.Modality),

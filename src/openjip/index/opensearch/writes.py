@@ -9,6 +9,7 @@ from typing import Any
 from opensearchpy.exceptions import ConflictError, NotFoundError
 
 from openjip.index.base import (
+    DEFAULT_PROJECTS,
     IndexUnavailable,
     InstanceRecord,
     InvalidRecord,
@@ -17,7 +18,12 @@ from openjip.index.base import (
     require_uids,
 )
 from openjip.index.opensearch.cluster import Cluster, item_reason
-from openjip.index.opensearch.counts import SET_FIELDS_SCRIPT, Changes, changed_fields
+from openjip.index.opensearch.counts import (
+    PROJECTS_SCRIPT,
+    SET_FIELDS_SCRIPT,
+    Changes,
+    changed_fields,
+)
 from openjip.index.opensearch.mappings import series_record, to_document
 
 CAS_ATTEMPTS = 10
@@ -226,6 +232,18 @@ def _apply(cluster: Cluster, changes: Changes, known_studies: dict[str, dict[str
         changed = changed_fields(changes.studies[uid].fields, known_studies.get(uid))
         if changed:
             _propagate_study_fields(cluster, uid, changed)
+        known = known_studies.get(uid)
+        # A document written before projects existed belongs to the default project.
+        if known is not None and not changes.studies[uid].projects <= set(
+            known.get("projects") or DEFAULT_PROJECTS
+        ):
+            # The study joined a project: its older series must say so too.
+            _update_series_of_study(
+                cluster,
+                uid,
+                PROJECTS_SCRIPT,
+                {"projects": sorted(changes.studies[uid].projects), "replace": False},
+            )
     _recount(
         cluster,
         [uid for uid in series_uids if changes.series[uid].recount],
@@ -233,16 +251,39 @@ def _apply(cluster: Cluster, changes: Changes, known_studies: dict[str, dict[str
     )
 
 
+def set_study_projects(
+    cluster: Cluster, study_uid: str, projects: list[str], *, replace: bool
+) -> bool:
+    """Add the study (and its series) to ``projects``, or make them its only ones."""
+    cluster.ensure_indices()
+    if cluster.get(cluster.studies, study_uid, ["StudyInstanceUID"]) is None:
+        return False
+    params = {"projects": sorted(set(projects)), "replace": replace}
+    with cluster.unavailable("set the projects of a study"):
+        cluster.client.update(
+            index=cluster.studies,
+            id=study_uid,
+            body={"script": {"source": PROJECTS_SCRIPT, "lang": "painless", "params": params}},
+            refresh=cluster.refresh,
+            retry_on_conflict=CAS_ATTEMPTS,
+        )
+    _update_series_of_study(cluster, study_uid, PROJECTS_SCRIPT, params)
+    return True
+
+
 def _propagate_study_fields(cluster: Cluster, study_uid: str, values: dict[str, Any]) -> None:
     """Copy changed study fields into every series document of the study (rare: a later
     instance corrected the patient or study fields)."""
+    _update_series_of_study(cluster, study_uid, SET_FIELDS_SCRIPT, {"fields": values})
+
+
+def _update_series_of_study(
+    cluster: Cluster, study_uid: str, script: str, params: dict[str, Any]
+) -> None:
+    """Run ``script`` on every series document of the study, until no write conflicted."""
     body = {
         "query": {"term": {"StudyInstanceUID": study_uid}},
-        "script": {
-            "source": SET_FIELDS_SCRIPT,
-            "lang": "painless",
-            "params": {"fields": values},
-        },
+        "script": {"source": script, "lang": "painless", "params": params},
     }
     for _ in range(CAS_ATTEMPTS):
         with cluster.unavailable("update series of a study"):

@@ -36,7 +36,7 @@ from openjip.index.base import (
 )
 from openjip.index.sqlite.connections import ConnectionPool
 from openjip.index.sqlite.schema import CREATE_RUN_OUTPUTS, RUN_OUTPUT_COLUMNS
-from openjip.index.sqlite.upsert import delete, header_json, upsert
+from openjip.index.sqlite.upsert import delete, header_json, set_study_projects, upsert
 
 
 class SQLiteIndex(MetadataIndex):
@@ -152,11 +152,25 @@ class SQLiteIndex(MetadataIndex):
                 "series",
                 "studies",
                 "series_text",
+                "study_projects",
                 "run_outputs",
             ):
                 cur.execute(f"DELETE FROM {table}")
 
         self._pool.write(clear)
+
+    def set_study_projects(
+        self, study_instance_uid: str, projects: list[str], *, replace: bool = False
+    ) -> bool:
+        """Add the study to ``projects`` (or make them its only ones); ``False`` if unknown."""
+        return self._pool.write(
+            partial(
+                set_study_projects,
+                study_instance_uid=study_instance_uid,
+                projects=projects,
+                replace=replace,
+            )
+        )
 
     # -- reading -----------------------------------------------------------------------------
 

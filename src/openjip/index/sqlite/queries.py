@@ -14,19 +14,38 @@ from openjip.index.sqlite.schema import INSTANCE_COLUMNS, STUDY_FIELDS
 MAX_UIDS = 10_000
 """Longest list of UIDs one query attribute may hold."""
 
-_STUDY_NAMES = [f.name for f in fields(StudyRecord) if f.name != "ModalitiesInStudy"]
+
+def _projects_of(study_uid: str) -> str:
+    """A column of the projects (comma-separated) of the study whose UID is ``study_uid``."""
+    return (
+        "(SELECT group_concat(p.project) FROM study_projects p"
+        f" WHERE p.StudyInstanceUID = {study_uid})"
+    )
+
+
+_STUDY_NAMES = [
+    f.name for f in fields(StudyRecord) if f.name not in ("ModalitiesInStudy", "projects")
+]
 _STUDY_SELECT = ", ".join(
     [f"st.{name}" for name in _STUDY_NAMES]
     + [
+        _projects_of("st.StudyInstanceUID"),
         "(SELECT group_concat(DISTINCT m.Modality) FROM series m"
-        " WHERE m.StudyInstanceUID = st.StudyInstanceUID AND m.Modality != '')"
+        " WHERE m.StudyInstanceUID = st.StudyInstanceUID AND m.Modality != '')",
     ]
 )
 _SERIES_NAMES = [f.name for f in fields(SeriesRecord)]
 _SERIES_SELECT = ", ".join(
-    f"st.{name}" if name in STUDY_FIELDS else f"se.{name}" for name in _SERIES_NAMES
+    _projects_of("se.StudyInstanceUID")
+    if name == "projects"
+    else f"st.{name}"
+    if name in STUDY_FIELDS
+    else f"se.{name}"
+    for name in _SERIES_NAMES
 )
-_INSTANCE_SELECT = ", ".join(f"i.{name}" for name in INSTANCE_COLUMNS)
+_INSTANCE_SELECT = ", ".join(
+    [f"i.{name}" for name in INSTANCE_COLUMNS] + [_projects_of("i.StudyInstanceUID")]
+)
 _FROM_SERIES = "series se JOIN studies st ON st.StudyInstanceUID = se.StudyInstanceUID"
 # Instances joined to their series and study, starting from the level a query constrains:
 # left alone, SQLite walks all instances in index order to save sorting, even when a PatientID
@@ -142,6 +161,12 @@ class _Where:
             where.study.append("st.StudyDate <= ? AND st.StudyDate != ''")
             where.study_params.append(last)
         _match_uids(where.study, where.study_params, "st.StudyInstanceUID", query.StudyInstanceUID)
+        if query.projects:
+            where.study.append(
+                "st.StudyInstanceUID IN (SELECT p.StudyInstanceUID FROM study_projects p"
+                f" WHERE p.project IN ({', '.join('?' for _ in query.projects)}))"
+            )
+            where.study_params += query.projects
         _match_value(where.series, where.series_params, "se.Modality", query.Modality)
         _match_value(
             where.series, where.series_params, "se.BodyPartExamined", query.BodyPartExamined
@@ -237,23 +262,29 @@ def _page_sql(query: Query, params: list[Any]) -> str:
 # -- rows to records ----------------------------------------------------------------------------
 
 
+def _project_list(column: str | None) -> list[str]:
+    return sorted(column.split(",")) if column else []
+
+
 def study_record(row: tuple[Any, ...]) -> StudyRecord:
-    *values, modalities = row
+    *values, projects, modalities = row
     record = StudyRecord(**dict(zip(_STUDY_NAMES, values, strict=True)))
     record.ModalitiesInStudy = sorted(modalities.split(",")) if modalities else []
+    record.projects = _project_list(projects)
     return record
 
 
 def series_record(row: tuple[Any, ...]) -> SeriesRecord:
     record = SeriesRecord(**dict(zip(_SERIES_NAMES, row, strict=True)))
     record.complete = bool(record.complete)
+    record.projects = _project_list(row[-1])
     return record
 
 
 def instance_record(row: tuple[Any, ...], *, with_header: bool) -> InstanceRecord:
+    count = len(INSTANCE_COLUMNS)
+    record = InstanceRecord(**dict(zip(INSTANCE_COLUMNS, row[:count], strict=True)))
+    record.projects = _project_list(row[count])
     if with_header:
-        *values, header = row
-        record = InstanceRecord(**dict(zip(INSTANCE_COLUMNS, values, strict=True)))
-        record.header = json.loads(header) if header else {}
-        return record
-    return InstanceRecord(**dict(zip(INSTANCE_COLUMNS, row, strict=True)))
+        record.header = json.loads(row[count + 1]) if row[count + 1] else {}
+    return record

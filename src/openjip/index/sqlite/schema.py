@@ -19,15 +19,17 @@ from dataclasses import fields
 from openjip.index.base import IndexUnavailable
 from openjip.records.model import SERIES_FIELDS, STUDY_FIELDS, InstanceRecord
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""1: without projects; a version-1 file gets ``study_projects`` (every study in ``default``)."""
 WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024
 SYNCHRONOUS = "NORMAL"
 
 _UIDS = ("SOPInstanceUID", "SeriesInstanceUID", "StudyInstanceUID")
 INSTANCE_COLUMNS = _UIDS + tuple(
-    f.name for f in fields(InstanceRecord) if f.name not in {*_UIDS, "header"}
+    f.name for f in fields(InstanceRecord) if f.name not in {*_UIDS, "header", "projects"}
 )
-"""Columns of the instances table, the three UIDs first."""
+"""Columns of the instances table, the three UIDs first: the record's fields but its header (a
+table of its own) and its projects (those of its study, in ``study_projects``)."""
 
 _TEXT = "TEXT NOT NULL DEFAULT ''"
 _NUMERIC_COLUMNS = {
@@ -81,6 +83,17 @@ _SCHEMA = (
         StudyDescription, SeriesDescription, PatientName,
         tokenize = 'unicode61 remove_diacritics 2')""",
 )
+_PROJECTS_SCHEMA = (
+    """CREATE TABLE study_projects (
+        StudyInstanceUID TEXT NOT NULL,
+        project TEXT NOT NULL,
+        PRIMARY KEY (StudyInstanceUID, project)) WITHOUT ROWID""",
+    "CREATE INDEX study_projects_project ON study_projects(project, StudyInstanceUID)",
+)
+_MIGRATE_1_TO_2 = (
+    *_PROJECTS_SCHEMA,
+    "INSERT INTO study_projects SELECT StudyInstanceUID, 'default' FROM studies",
+)
 
 RUN_OUTPUT_COLUMNS = (
     "object_key",
@@ -115,8 +128,8 @@ def prepare(conn: sqlite3.Connection) -> None:
     conn.execute("BEGIN IMMEDIATE")
     try:
         version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version == 0:
-            for statement in _SCHEMA:
+        if version in (0, 1):
+            for statement in (_SCHEMA + _PROJECTS_SCHEMA) if version == 0 else _MIGRATE_1_TO_2:
                 conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         elif version != SCHEMA_VERSION:

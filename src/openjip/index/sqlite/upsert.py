@@ -74,6 +74,9 @@ _INSERT_TEXT = (
 )
 
 
+_ADD_PROJECT = "INSERT OR IGNORE INTO study_projects (StudyInstanceUID, project) VALUES (?, ?)"
+
+
 @dataclass
 class _OldInstance:
     id: int
@@ -187,6 +190,9 @@ def upsert(cur: sqlite3.Cursor, record: InstanceRecord, header: str) -> bool:
             [*changed, series_count, instance_count, study_last, study[0]],
         )
 
+    cur.executemany(
+        _ADD_PROJECT, [(record.StudyInstanceUID, project) for project in record.projects]
+    )
     # The text of a series is refreshed only when it changed: for a new series, and rarely else.
     if study_text_changed:
         for sql in (_DELETE_TEXT, _INSERT_TEXT):
@@ -223,6 +229,9 @@ def _remove(cur: sqlite3.Cursor, old: _OldInstance) -> None:
     ).fetchone()
     if series_gone and series_count == 1:
         cur.execute("DELETE FROM studies WHERE id = ?", (study_id,))
+        cur.execute(
+            "DELETE FROM study_projects WHERE StudyInstanceUID = ?", (old.StudyInstanceUID,)
+        )
         return
     study_last = cur.execute(_STUDY_LAST, (old.StudyInstanceUID,)).fetchone()[0]
     cur.execute(
@@ -238,4 +247,21 @@ def delete(cur: sqlite3.Cursor, *, sop_instance_uid: str) -> bool:
     if old is None:
         return False
     _remove(cur, _OldInstance(*old))
+    return True
+
+
+def set_study_projects(
+    cur: sqlite3.Cursor, study_instance_uid: str, projects: Sequence[str], *, replace: bool
+) -> bool:
+    """Add the study to ``projects`` (or make them its only ones); ``False`` if it is unknown."""
+    if (
+        cur.execute(
+            "SELECT 1 FROM studies WHERE StudyInstanceUID = ?", (study_instance_uid,)
+        ).fetchone()
+        is None
+    ):
+        return False
+    if replace:
+        cur.execute("DELETE FROM study_projects WHERE StudyInstanceUID = ?", (study_instance_uid,))
+    cur.executemany(_ADD_PROJECT, [(study_instance_uid, project) for project in projects])
     return True

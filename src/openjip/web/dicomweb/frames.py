@@ -11,7 +11,7 @@ from openjip.web.dicomweb.errors import DicomWebError
 from openjip.web.dicomweb.media import choose_frame_encoding
 from openjip.web.dicomweb.multipart import new_boundary, write_multipart
 from openjip.web.dicomweb.pixels import PIXEL_DATA, StoredPixels
-from openjip.web.dicomweb.wado import matching_instances
+from openjip.web.dicomweb.wado import Reader, matching_instances
 
 router = APIRouter()
 INSTANCE = "/studies/{study}/series/{series}/instances/{instance}"
@@ -49,21 +49,21 @@ def _frames_response(request: Request, pixels: StoredPixels, numbers: list[int])
 
 @router.get(INSTANCE + "/frames/{frames}", summary="WADO-RS: frames of an instance")
 def retrieve_frames(
-    study: str, series: str, instance: str, frames: str, request: Request
+    study: str, series: str, instance: str, frames: str, request: Request, caller: Reader
 ) -> Response:
     """The listed frames (1-based, ``1,2,3``), one part each."""
     numbers = parse_frame_numbers(frames)
-    (record,) = matching_instances(request, study, series, instance)
+    (record,) = matching_instances(request, caller, study, series, instance)
     return _frames_response(request, read_pixels(request, record), numbers)
 
 
 @router.get(INSTANCE + "/bulkdata/{tag}", summary="WADO-RS: bulk data of an instance")
 def retrieve_bulkdata(
-    study: str, series: str, instance: str, tag: str, request: Request
+    study: str, series: str, instance: str, tag: str, request: Request, caller: Reader
 ) -> Response:
     """Pixel data (``7FE00010``) as every frame of the instance, one part each."""
     if tag.upper() != f"{PIXEL_DATA:08X}":
         raise DicomWebError(404, f"bulk data is served for PixelData (7FE00010), not {tag!r}")
-    (record,) = matching_instances(request, study, series, instance)
+    (record,) = matching_instances(request, caller, study, series, instance)
     pixels = read_pixels(request, record)
     return _frames_response(request, pixels, list(range(1, pixels.frame_count + 1)))

@@ -1,20 +1,24 @@
-"""QIDO-RS: search for studies, series and instances (PS3.18 10.6) on the metadata index."""
+"""QIDO-RS: search for studies, series and instances (PS3.18 10.6) on the metadata index,
+answering from the caller's projects only."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
+from openjip.access import ALLOWED, Action, Principal
 from openjip.dicom.query_keys import INSTANCE_KEYWORDS, SERIES_KEYWORDS, STUDY_KEYWORDS
-from openjip.index import InstanceRecord, MetadataIndex
+from openjip.index import InstanceRecord, MetadataIndex, Query
+from openjip.web.access import require, web_access
 from openjip.web.dicomweb.attributes import build_query, to_dicom_json, with_retrieve_url
 from openjip.web.dicomweb.errors import DicomWebError
 from openjip.web.dicomweb.urls import dicomweb_base, require_uid
 
 router = APIRouter()
 DICOM_JSON = "application/dicom+json"
+Searcher = Annotated[Principal, Depends(require(Action.FIND))]
 
 
 def _index(request: Request) -> MetadataIndex:
@@ -27,7 +31,25 @@ def _accepts_json(request: Request) -> None:
         raise DicomWebError(406, f"search results are {DICOM_JSON}; Accept {accept!r} excludes it")
 
 
-def _answer(datasets: list[dict[str, Any]]) -> JSONResponse:
+def _scoped_query(
+    request: Request, caller: Principal, fixed: dict[str, str]
+) -> tuple[Query | None, list[str]]:
+    """The request's query limited to the caller's projects; ``None`` when it sees none."""
+    query, include = build_query(request.query_params, fixed)
+    visible = caller.visible_projects(Action.FIND)
+    if visible is not None:
+        if not visible:
+            return None, include
+        query.projects = sorted(visible)
+    return query, include
+
+
+def _answer(
+    request: Request, caller: Principal, datasets: list[dict[str, Any]], study: str = ""
+) -> JSONResponse:
+    web_access(request).audit.record(
+        caller, Action.FIND, ALLOWED, study=study, detail=f"{request.url.path}: {len(datasets)}"
+    )
     return JSONResponse(datasets, media_type=DICOM_JSON)
 
 
@@ -56,76 +78,91 @@ def _include_tags(include: list[str]) -> list[str]:
 
 
 @router.get("/studies", summary="QIDO-RS: search for studies")
-def search_studies(request: Request) -> JSONResponse:
+def search_studies(request: Request, caller: Searcher) -> JSONResponse:
     """Studies matching the query parameters, as DICOM JSON."""
     _accepts_json(request)
-    query, _ = build_query(request.query_params, {})
+    query, _ = _scoped_query(request, caller, {})
     base = dicomweb_base(request)
+    studies = _index(request).find_studies(query) if query else []
     return _answer(
+        request,
+        caller,
         [
             with_retrieve_url(
                 to_dicom_json(study, STUDY_KEYWORDS), f"{base}/studies/{study.StudyInstanceUID}"
             )
-            for study in _index(request).find_studies(query)
-        ]
+            for study in studies
+        ],
     )
 
 
-def _series(request: Request, fixed: dict[str, str]) -> JSONResponse:
+def _series(request: Request, caller: Principal, fixed: dict[str, str]) -> JSONResponse:
     _accepts_json(request)
-    query, _ = build_query(request.query_params, fixed)
+    query, _ = _scoped_query(request, caller, fixed)
     base = dicomweb_base(request)
+    found = _index(request).find_series(query) if query else []
     return _answer(
+        request,
+        caller,
         [
             with_retrieve_url(
                 to_dicom_json(series, SERIES_KEYWORDS),
                 f"{base}/studies/{series.StudyInstanceUID}/series/{series.SeriesInstanceUID}",
             )
-            for series in _index(request).find_series(query)
-        ]
+            for series in found
+        ],
+        fixed.get("StudyInstanceUID", ""),
     )
 
 
 @router.get("/series", summary="QIDO-RS: search for series")
-def search_series(request: Request) -> JSONResponse:
+def search_series(request: Request, caller: Searcher) -> JSONResponse:
     """Series of any study matching the query parameters."""
-    return _series(request, {})
+    return _series(request, caller, {})
 
 
 @router.get("/studies/{study}/series", summary="QIDO-RS: search for series of a study")
-def search_study_series(study: str, request: Request) -> JSONResponse:
+def search_study_series(study: str, request: Request, caller: Searcher) -> JSONResponse:
     """Series of one study matching the query parameters."""
-    return _series(request, {"StudyInstanceUID": require_uid(study)})
+    return _series(request, caller, {"StudyInstanceUID": require_uid(study)})
 
 
-def _instances(request: Request, fixed: dict[str, str]) -> JSONResponse:
+def _instances(request: Request, caller: Principal, fixed: dict[str, str]) -> JSONResponse:
     _accepts_json(request)
-    query, include = build_query(request.query_params, fixed)
+    query, include = _scoped_query(request, caller, fixed)
     tags = _include_tags(include)
     base = dicomweb_base(request)
-    records = _index(request).find_instances(query, with_header=bool(tags))
-    return _answer([_instance_json(record, tags, base) for record in records])
+    records = _index(request).find_instances(query, with_header=bool(tags)) if query else []
+    return _answer(
+        request,
+        caller,
+        [_instance_json(record, tags, base) for record in records],
+        fixed.get("StudyInstanceUID", ""),
+    )
 
 
 @router.get("/instances", summary="QIDO-RS: search for instances")
-def search_instances(request: Request) -> JSONResponse:
+def search_instances(request: Request, caller: Searcher) -> JSONResponse:
     """Instances of any study matching the query parameters."""
-    return _instances(request, {})
+    return _instances(request, caller, {})
 
 
 @router.get("/studies/{study}/instances", summary="QIDO-RS: search for instances of a study")
-def search_study_instances(study: str, request: Request) -> JSONResponse:
+def search_study_instances(study: str, request: Request, caller: Searcher) -> JSONResponse:
     """Instances of one study matching the query parameters."""
-    return _instances(request, {"StudyInstanceUID": require_uid(study)})
+    return _instances(request, caller, {"StudyInstanceUID": require_uid(study)})
 
 
 @router.get(
     "/studies/{study}/series/{series}/instances",
     summary="QIDO-RS: search for instances of a series",
 )
-def search_series_instances(study: str, series: str, request: Request) -> JSONResponse:
+def search_series_instances(
+    study: str, series: str, request: Request, caller: Searcher
+) -> JSONResponse:
     """Instances of one series matching the query parameters."""
     return _instances(
         request,
+        caller,
         {"StudyInstanceUID": require_uid(study), "SeriesInstanceUID": require_uid(series)},
     )

@@ -9,13 +9,12 @@ import io
 
 from fastapi import APIRouter, Request, Response
 
-from openjip.index import InstanceRecord, Query
+from openjip.index import InstanceRecord
 from openjip.web.dicomweb.errors import DicomWebError
 from openjip.web.dicomweb.frames import INSTANCE, parse_frame_numbers, read_pixels
 from openjip.web.dicomweb.multipart import parse_media_type
 from openjip.web.dicomweb.pixels import Window
-from openjip.web.dicomweb.urls import require_uid
-from openjip.web.dicomweb.wado import matching_instances
+from openjip.web.dicomweb.wado import Reader, matching_instances
 
 router = APIRouter()
 IMAGE_FORMATS = {"image/jpeg": "JPEG", "image/png": "PNG"}
@@ -74,23 +73,23 @@ def _middle_image(records: list[InstanceRecord]) -> InstanceRecord:
     return records[len(records) // 2]
 
 
-def _study_image(request: Request, study: str) -> InstanceRecord:
-    index = request.app.state.backends.index
-    series = [
-        item
-        for item in index.find_series(Query(StudyInstanceUID=[require_uid(study)]))
-        if item.Modality not in NON_IMAGE_MODALITIES
-    ]
-    if not series:
-        raise DicomWebError(404, f"study {study} holds no image series")
-    first = min(series, key=lambda item: (item.SeriesNumber or 0, item.SeriesInstanceUID))
-    return _middle_image(matching_instances(request, study, first.SeriesInstanceUID))
+def _study_image(records: list[InstanceRecord]) -> InstanceRecord:
+    """The middle image of the first (lowest-numbered) image series among ``records``."""
+    images = [record for record in records if record.Modality not in NON_IMAGE_MODALITIES]
+    if not images:
+        raise DicomWebError(404, f"study {records[0].StudyInstanceUID} holds no image series")
+    first = min(images, key=lambda record: (record.SeriesNumber or 0, record.SeriesInstanceUID))
+    return _middle_image(
+        [record for record in images if record.SeriesInstanceUID == first.SeriesInstanceUID]
+    )
 
 
 @router.get(INSTANCE + "/rendered", summary="WADO-RS: an instance rendered")
-def rendered_instance(study: str, series: str, instance: str, request: Request) -> Response:
+def rendered_instance(
+    study: str, series: str, instance: str, request: Request, caller: Reader
+) -> Response:
     """The first frame of the instance as JPEG or PNG."""
-    (record,) = matching_instances(request, study, series, instance)
+    (record,) = matching_instances(request, caller, study, series, instance)
     return _render(request, record, None, thumbnail=False)
 
 
@@ -104,28 +103,31 @@ def _one_frame(frames: str) -> int:
 @router.get(INSTANCE + "/frames/{frames}/rendered", summary="WADO-RS: a frame rendered")
 @router.get(INSTANCE + "/frames/{frames}/thumbnail", summary="WADO-RS: thumbnail of a frame")
 def rendered_frame(
-    study: str, series: str, instance: str, frames: str, request: Request
+    study: str, series: str, instance: str, frames: str, request: Request, caller: Reader
 ) -> Response:
     """One frame as JPEG or PNG (small for ``thumbnail``)."""
-    (record,) = matching_instances(request, study, series, instance)
+    (record,) = matching_instances(request, caller, study, series, instance)
     thumbnail = request.url.path.endswith("/thumbnail")
     return _render(request, record, _one_frame(frames), thumbnail=thumbnail)
 
 
 @router.get(INSTANCE + "/thumbnail", summary="WADO-RS: thumbnail of an instance")
-def instance_thumbnail(study: str, series: str, instance: str, request: Request) -> Response:
+def instance_thumbnail(
+    study: str, series: str, instance: str, request: Request, caller: Reader
+) -> Response:
     """The middle frame of the instance, small."""
-    (record,) = matching_instances(request, study, series, instance)
+    (record,) = matching_instances(request, caller, study, series, instance)
     return _render(request, record, None, thumbnail=True)
 
 
 @router.get("/studies/{study}/series/{series}/thumbnail", summary="WADO-RS: thumbnail of a series")
-def series_thumbnail(study: str, series: str, request: Request) -> Response:
+def series_thumbnail(study: str, series: str, request: Request, caller: Reader) -> Response:
     """The middle image of the series, small."""
-    return _render(request, _middle_image(matching_instances(request, study, series)), None, True)
+    records = matching_instances(request, caller, study, series)
+    return _render(request, _middle_image(records), None, thumbnail=True)
 
 
 @router.get("/studies/{study}/thumbnail", summary="WADO-RS: thumbnail of a study")
-def study_thumbnail(study: str, request: Request) -> Response:
+def study_thumbnail(study: str, request: Request, caller: Reader) -> Response:
     """The middle image of the study's first image series, small."""
-    return _render(request, _study_image(request, study), None, thumbnail=True)
+    return _render(request, _study_image(matching_instances(request, caller, study)), None, True)

@@ -1,17 +1,21 @@
 """WADO-RS: retrieve studies, series and instances as ``multipart/related`` of
 ``application/dicom`` exactly as stored (never transcoded), and their metadata as DICOM JSON
-(PS3.18 10.4), image headers with a BulkDataURI for their pixel data (:mod:`frames`)."""
+(PS3.18 10.4). Objects outside the caller's projects answer 404 like absent ones, so their
+existence is not revealed. Image headers carry a BulkDataURI for their pixel data
+(:mod:`frames`)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from openjip.access import ALLOWED, DENIED, Action, Principal
 from openjip.index import InstanceRecord, Query
 from openjip.storage import ObjectStore
+from openjip.web.access import require, web_access
 from openjip.web.dicomweb.errors import DicomWebError
 from openjip.web.dicomweb.media import is_native
 from openjip.web.dicomweb.multipart import new_boundary, parse_media_type, write_multipart
@@ -20,22 +24,38 @@ from openjip.web.dicomweb.urls import dicomweb_base, require_uid
 router = APIRouter()
 CHUNK_BYTES = 1 << 20
 ROWS, BITS_ALLOCATED, PIXEL_DATA = "00280010", "00280100", "7FE00010"
+Reader = Annotated[Principal, Depends(require(Action.GET))]
 
 
 def matching_instances(
-    request: Request, study: str, series: str | None = None, instance: str | None = None
+    request: Request,
+    caller: Principal,
+    study: str,
+    series: str | None = None,
+    instance: str | None = None,
 ) -> list[InstanceRecord]:
-    """The stored instances under a WADO-RS path, sorted as the index returns them; 404 if none."""
+    """The instances under a WADO-RS path that ``caller`` may retrieve; 404 (audited) if none,
+    the same answer for another project's objects as for absent ones."""
     query = Query(StudyInstanceUID=[require_uid(study)])
     if series is not None:
         query.SeriesInstanceUID = [require_uid(series)]
     if instance is not None:
         query.SOPInstanceUID = [require_uid(instance)]
-    records = request.app.state.backends.index.find_instances(
-        query, with_header=request.url.path.endswith("/metadata")
+    visible = caller.visible_projects(Action.GET)
+    if visible is not None:
+        query.projects = sorted(visible)
+    records = (
+        request.app.state.backends.index.find_instances(
+            query, with_header=request.url.path.endswith("/metadata")
+        )
+        if visible is None or visible
+        else []
     )
+    audit = web_access(request).audit
     if not records:
+        audit.record(caller, Action.GET, DENIED, study=study, detail=f"404 {request.url.path}")
         raise DicomWebError(404, f"nothing stored at {request.url.path}")
+    audit.record(caller, Action.GET, ALLOWED, study=study, detail=request.url.path)
     return records
 
 
@@ -95,10 +115,8 @@ def _with_pixel_data_uri(record: InstanceRecord, base: str) -> dict[str, Any]:
         f"{base}/studies/{record.StudyInstanceUID}/series/{record.SeriesInstanceUID}"
         f"/instances/{record.SOPInstanceUID}/bulkdata/{PIXEL_DATA}"
     )
-    return {
-        **header,
-        PIXEL_DATA: {"vr": "OB" if encapsulated or bits <= 8 else "OW", "BulkDataURI": uri},
-    }
+    vr = "OB" if encapsulated or bits <= 8 else "OW"
+    return {**header, PIXEL_DATA: {"vr": vr, "BulkDataURI": uri}}
 
 
 def _metadata(request: Request, records: list[InstanceRecord]) -> JSONResponse:
@@ -110,43 +128,45 @@ def _metadata(request: Request, records: list[InstanceRecord]) -> JSONResponse:
 
 
 @router.get("/studies/{study}", summary="WADO-RS: retrieve a study")
-def retrieve_study(study: str, request: Request) -> StreamingResponse:
+def retrieve_study(study: str, request: Request, caller: Reader) -> StreamingResponse:
     """Every instance of the study."""
-    return _retrieve(request, matching_instances(request, study))
+    return _retrieve(request, matching_instances(request, caller, study))
 
 
 @router.get("/studies/{study}/series/{series}", summary="WADO-RS: retrieve a series")
-def retrieve_series(study: str, series: str, request: Request) -> StreamingResponse:
+def retrieve_series(study: str, series: str, request: Request, caller: Reader) -> StreamingResponse:
     """Every instance of the series."""
-    return _retrieve(request, matching_instances(request, study, series))
+    return _retrieve(request, matching_instances(request, caller, study, series))
 
 
 @router.get(
     "/studies/{study}/series/{series}/instances/{instance}", summary="WADO-RS: retrieve an instance"
 )
 def retrieve_instance(
-    study: str, series: str, instance: str, request: Request
+    study: str, series: str, instance: str, request: Request, caller: Reader
 ) -> StreamingResponse:
     """One instance."""
-    return _retrieve(request, matching_instances(request, study, series, instance))
+    return _retrieve(request, matching_instances(request, caller, study, series, instance))
 
 
 @router.get("/studies/{study}/metadata", summary="WADO-RS: metadata of a study")
-def study_metadata(study: str, request: Request) -> JSONResponse:
+def study_metadata(study: str, request: Request, caller: Reader) -> JSONResponse:
     """DICOM JSON headers (bulk data left out) of every instance of the study."""
-    return _metadata(request, matching_instances(request, study))
+    return _metadata(request, matching_instances(request, caller, study))
 
 
 @router.get("/studies/{study}/series/{series}/metadata", summary="WADO-RS: metadata of a series")
-def series_metadata(study: str, series: str, request: Request) -> JSONResponse:
+def series_metadata(study: str, series: str, request: Request, caller: Reader) -> JSONResponse:
     """DICOM JSON headers of every instance of the series."""
-    return _metadata(request, matching_instances(request, study, series))
+    return _metadata(request, matching_instances(request, caller, study, series))
 
 
 @router.get(
     "/studies/{study}/series/{series}/instances/{instance}/metadata",
     summary="WADO-RS: metadata of an instance",
 )
-def instance_metadata(study: str, series: str, instance: str, request: Request) -> JSONResponse:
+def instance_metadata(
+    study: str, series: str, instance: str, request: Request, caller: Reader
+) -> JSONResponse:
     """DICOM JSON header of one instance."""
-    return _metadata(request, matching_instances(request, study, series, instance))
+    return _metadata(request, matching_instances(request, caller, study, series, instance))
