@@ -69,13 +69,14 @@ pytest: install system-deps viewer  ## the test suite alone
 
 test: lint pytest  ## lint, type-check and run every test
 
-bench: install system-deps  ## ingest (vs Orthanc, storescp), query (C-FIND vs Orthanc, QIDO), series-trigger latency, header-reader, CLI start-up and authentication-cost benchmarks (root; ~10-20 min, query index built once ~6 min); figures go to bench/results/
+bench: install system-deps viewer  ## ingest (vs Orthanc, storescp), query (C-FIND vs Orthanc, QIDO), series-trigger latency, header-reader, CLI start-up, authentication-cost and viewer (DICOMweb vs Orthanc's plugin, OHIF) benchmarks (root; ~10-20 min, query index built once ~6 min); figures go to bench/results/
 	$(BIN)/python bench/ingest.py $(BENCH_ARGS)
 	$(BIN)/python bench/query.py $(QUERY_BENCH_ARGS)
 	$(BIN)/python bench/trigger.py $(TRIGGER_BENCH_ARGS)
 	$(BIN)/python bench/header.py
 	$(BIN)/python bench/cli.py
 	$(BIN)/python bench/auth.py $(AUTH_BENCH_ARGS)
+	$(BIN)/python bench/viewer.py $(VIEWER_BENCH_ARGS)
 
 FUZZ_SECONDS ?= 300
 FUZZ_ARTIFACTS ?= fuzz-artifacts

@@ -175,7 +175,10 @@ def run_in_namespace(args: argparse.Namespace) -> dict[str, Any]:
         load_openjip(work / "openjip", big + small)
         env = {**os.environ, "OPENJIP_HOME": str(work / "openjip"),
                "OPENJIP_WEB__PORT": str(WEB_PORT), "OPENJIP_WEB__VIEWER_PATH": str(VIEWER),
-               "OPENJIP_LOG_LEVEL": "warning"}  # fmt: skip
+               "OPENJIP_LOG_LEVEL": "warning",
+               # Anonymous on loopback (inside the namespace), as Orthanc runs without auth.
+               "OPENJIP_ACCESS__ALLOW_ANONYMOUS": "true",
+               "OPENJIP_ACCESS__ANONYMOUS_ROLE": "admin"}  # fmt: skip
         web = Peer([str(VENV_BIN / "openjip"), "web"], env, work / "web.log")
         try:
             wait_for_http(WEB_PORT, "/healthz")
