@@ -33,6 +33,7 @@ from starlette.concurrency import run_in_threadpool
 
 from openjip.access import Action, Principal
 from openjip.access.oidc import InvalidToken, LoginStart, OidcUnavailable
+from openjip.airflow.auth_user import OpenjipUser
 
 if TYPE_CHECKING:
     from openjip.airflow.auth_manager import OpenjipAuthManager
@@ -164,9 +165,7 @@ async def _credentials(request: Request) -> dict[str, Any]:
     return dict(await request.form())
 
 
-def _user(who: Principal) -> Any:
-    from openjip.airflow.auth_manager import OpenjipUser
-
+def _user(who: Principal) -> OpenjipUser:
     return OpenjipUser.of(who)
 
 

@@ -28,6 +28,7 @@ from starlette.concurrency import run_in_threadpool
 
 from openjip.access import Action, Principal, UserStore, principal
 from openjip.access.oidc import InvalidToken, OidcProvider, OidcUnavailable
+from openjip.airflow.auth_user import OpenjipUser
 from openjip.config import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -73,39 +74,6 @@ MENU_RESOURCES: dict[MenuItem, str] = {
     MenuItem.PLUGINS: "configuration",
 }
 """Menu entries shown only to whoever may read their resource; the rest need ``view``."""
-
-
-class OpenjipUser(BaseUser):
-    """An Airflow user made from an openjip principal: its name, roles and projects."""
-
-    def __init__(self, name: str, roles: list[str], projects: list[str]) -> None:
-        self.name = name
-        self.roles = sorted(roles)
-        self.projects = list(projects)
-
-    @classmethod
-    def of(cls, who: Principal) -> OpenjipUser:
-        return cls(who.name, [str(role) for role in who.roles], list(who.projects))
-
-    @functools.cached_property
-    def principal(self) -> Principal:
-        return principal(self.name, "user", self.roles, self.projects)
-
-    def get_id(self) -> str:
-        return self.name
-
-    def get_name(self) -> str:
-        return self.name
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, OpenjipUser) and (self.name, self.roles, self.projects) == (
-            other.name,
-            other.roles,
-            other.projects,
-        )
-
-    def __hash__(self) -> int:
-        return hash(self.name)
 
 
 def may(user: OpenjipUser, resource: str, method: str) -> bool:

@@ -102,6 +102,15 @@ class AirflowClient:
         """One run of ``dag_id``."""
         return self._call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")
 
+    def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+        """Every task instance of one run (mapped ones once per map index)."""
+        answer = self._call(
+            "GET",
+            f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances",
+            params={"limit": 1000},
+        )
+        return list(answer.get("task_instances", []))
+
     def task_log(
         self, dag_id: str, run_id: str, task_id: str, *, try_number: int = 1, map_index: int = -1
     ) -> str:
@@ -127,6 +136,10 @@ class AirflowClient:
     def set_paused(self, dag_id: str, paused: bool) -> dict[str, Any]:
         """Pause or unpause ``dag_id``."""
         return self._call("PATCH", f"/api/v2/dags/{dag_id}", json={"is_paused": paused})
+
+    def plugins(self) -> list[dict[str, Any]]:
+        """The plugins Airflow loaded, with their views."""
+        return list(self._call("GET", "/api/v2/plugins").get("plugins", []))
 
     def import_errors(self) -> list[dict[str, Any]]:
         """Import errors of the DAG files."""

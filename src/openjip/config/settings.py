@@ -218,6 +218,16 @@ class WebSettings(BaseModel):
         description="Port serving only `/metrics`, without credentials, on `host` (for a "
         "scraper the network lets in); 0 disables it.",
     )
+    public_url: str = Field(
+        "",
+        description="URL browsers reach the web service at, for the links of Airflow's UI to "
+        "the Images page and the viewer; default `http://HOST:PORT`.",
+    )
+    viewer_path: Path | None = Field(
+        None,
+        description="Folder of the OHIF viewer served at /viewer/ (`make viewer` installs it "
+        "there); default `$OPENJIP_HOME/viewer`.",
+    )
 
 
 class StorageSettings(BaseModel):
@@ -546,6 +556,16 @@ class Settings(BaseSettings):
     def access_audit_path(self) -> Path:
         """The access audit log (JSON lines)."""
         return self.home_dir / "audit" / "access.jsonl"
+
+    @property
+    def web_url(self) -> str:
+        """Base URL of the web service as browsers reach it, without a trailing slash."""
+        return (self.web.public_url or f"http://{self.web.host}:{self.web.port}").rstrip("/")
+
+    @property
+    def viewer_path(self) -> Path:
+        """Folder of the OHIF viewer the web service serves at ``/viewer/``."""
+        return (self.web.viewer_path or self.home_dir / "viewer").expanduser()
 
     @property
     def index_path(self) -> Path:
