@@ -68,7 +68,13 @@ def _sources(settings: Settings, backup_dir: Path) -> list[tuple[str, Path, Path
             ("objects", p, p.relative_to(roots["objects"])) for p in walk(roots["objects"], set())
         ]
     home = roots["home"]
-    skip = {home / folder for folder in SKIPPED_HOME_FOLDERS} | {roots["objects"], backup_dir}
+    # The OHIF viewer is installed software (`make viewer`), not state.
+    viewer = settings.viewer_path.absolute()
+    skip = {home / folder for folder in SKIPPED_HOME_FOLDERS} | {
+        roots["objects"],
+        backup_dir,
+        viewer,
+    }
     for path in walk(home, skip):
         if path != roots["index"]:
             found.append(("home", path, path.relative_to(home)))
