@@ -64,7 +64,7 @@ viewer: install system-deps  ## install the OHIF viewer into VIEWER_DIR (npm pac
 		echo "$$tarball: integrity $$actual, expected $(OHIF_INTEGRITY)"; rm -f $$tarball; exit 1; fi && \
 	$(BIN)/python -W ignore::RuntimeWarning -m openjip.web.viewer $$tarball $(VIEWER_DIR)
 
-pytest: install system-deps viewer  ## the test suite alone
+pytest: install system-deps viewer podman-images  ## the test suite alone (tests/podman use the images)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test: lint pytest  ## lint, type-check and run every test
@@ -102,20 +102,47 @@ CHART_VALUES ?=
 CHART_SIGN_KEY ?=
 CHART_KEYRING ?= $(HOME)/.gnupg/secring.gpg
 
-.PHONY: images chart-bundle
+# The base of the images the podman tests (tests/podman) build: Debian bookworm made here with
+# debootstrap (no registry needed), kept in podman's storage between runs on the same machine.
+# It trusts the CAs this machine trusts (pip in the image builds goes through the same network).
+BASE_IMAGE ?= localhost/openjip-base:bookworm
+BASE_PACKAGES := python3,python3-venv,python-is-python3,ca-certificates
+DEBIAN_MIRROR ?= http://deb.debian.org/debian
+BASE_PATH := /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+# What the podman tests need on the machine (installed by system-deps when missing).
+PODMAN_PACKAGES := podman runc debootstrap postgresql
 
-images: viewer  ## build the service and operator images with podman or docker (IMAGE_REGISTRY, IMAGE_TAG, PYTHON_IMAGE)
-	@test -n "$(CONTAINER_ENGINE)" || { echo "no container engine (podman or docker) found"; exit 1; }
-	for name in $(SERVICE_IMAGES); do \
-		$(CONTAINER_ENGINE) build $(CONTAINER_BUILD_ARGS) --build-arg PYTHON_IMAGE=$(PYTHON_IMAGE) \
-			--build-context viewer=$(NPM_CACHE_DIR) -f services/$$name/Dockerfile -t $(IMAGE_REGISTRY)/openjip/$$name:$(IMAGE_TAG) . || exit 1; \
-	done
+.PHONY: images service-images chart-bundle podman-deps podman-base podman-images
+
+images: service-images  ## build the service and operator images with podman or docker (IMAGE_REGISTRY, IMAGE_TAG, PYTHON_IMAGE)
 	for dir in operators/*/; do \
 		test -f $$dir/Dockerfile || continue; \
 		image=$$(sed -n 's/^image: *//p' $$dir/operator.yaml); \
 		$(CONTAINER_ENGINE) build $(CONTAINER_BUILD_ARGS) --build-arg PYTHON_IMAGE=$(PYTHON_IMAGE) \
 			--build-context sdk=src/openjip/sdk -t $$image $$dir || exit 1; \
 	done
+
+service-images: viewer  ## build the openjip and airflow images (IMAGE_REGISTRY, IMAGE_TAG, PYTHON_IMAGE)
+	@test -n "$(CONTAINER_ENGINE)" || { echo "no container engine (podman or docker) found"; exit 1; }
+	for name in $(SERVICE_IMAGES); do \
+		$(CONTAINER_ENGINE) build $(CONTAINER_BUILD_ARGS) --build-arg PYTHON_IMAGE=$(PYTHON_IMAGE) \
+			--build-context viewer=$(NPM_CACHE_DIR) -f services/$$name/Dockerfile -t $(IMAGE_REGISTRY)/openjip/$$name:$(IMAGE_TAG) . || exit 1; \
+	done
+
+podman-deps:  ## podman, runc, debootstrap and PostgreSQL for tests/podman (only as root, only when missing)
+	@$(MAKE) --no-print-directory system-deps DEB_PACKAGES="$(PODMAN_PACKAGES)"
+
+podman-base: podman-deps  ## the Debian base image, made with debootstrap once per machine
+	@podman image exists $(BASE_IMAGE) || { \
+		rootfs=$$(mktemp -d /var/tmp/openjip-base.XXXXXX) && \
+		debootstrap --variant=minbase --include=$(BASE_PACKAGES) bookworm $$rootfs $(DEBIAN_MIRROR) && \
+		cp /etc/ssl/certs/ca-certificates.crt $$rootfs/etc/ssl/certs/ca-certificates.crt && \
+		tar -C $$rootfs -c . | podman import --change "ENV PATH=$(BASE_PATH)" - $(BASE_IMAGE) && \
+		rm -rf $$rootfs; }
+
+podman-images: podman-base  ## the service images on the local base (podman's layer cache keeps them)
+	@$(MAKE) --no-print-directory service-images CONTAINER_ENGINE=podman PYTHON_IMAGE=$(BASE_IMAGE) \
+		CONTAINER_BUILD_ARGS="--runtime runc --pull=never --quiet"
 
 chart-bundle: install  ## packaged chart (+ .prov if CHART_SIGN_KEY) and images.txt for CHART_VALUES into dist/chart
 	$(BIN)/python services/chart_bundle.py --out $(BUNDLE_DIR) \

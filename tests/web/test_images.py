@@ -12,12 +12,12 @@ import pydicom
 import pytest
 
 from openjip.airflow.plugin import plugin_views
+from openjip.cohorts.selection import Selection
 from openjip.config import Settings
 from openjip.index import MetadataIndex, open_index
 from openjip.phantom import write_ct_series
 from openjip.records import output_prefix
 from openjip.storage import open_store
-from openjip.workflows.cohorts import Selection
 
 
 @pytest.fixture

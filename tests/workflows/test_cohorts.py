@@ -10,11 +10,7 @@ import pydicom
 import pytest
 
 from openjip.airflow.operators import SelectSeriesOperator
-from openjip.config import Settings
-from openjip.index import open_index
-from openjip.phantom import write_ct_series
-from openjip.storage import open_store
-from openjip.workflows.cohorts import (
+from openjip.cohorts.selection import (
     Cohort,
     Selection,
     SelectionError,
@@ -22,6 +18,10 @@ from openjip.workflows.cohorts import (
     resolve_identifiers,
     save_cohort,
 )
+from openjip.config import Settings
+from openjip.index import open_index
+from openjip.phantom import write_ct_series
+from openjip.storage import open_store
 from openjip.workflows.spec import InputSpec
 
 

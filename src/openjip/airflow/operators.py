@@ -63,8 +63,8 @@ class SelectSeriesOperator(BaseOperator):
 
     def _selected(self, index: Any, settings: Any, chosen: list[str], cohort: str) -> list[str]:
         """What the form named, else the cohort's series; each value's match is logged."""
+        from openjip.cohorts.selection import SelectionError, load_cohort, resolve_identifiers
         from openjip.storage import open_store
-        from openjip.workflows.cohorts import SelectionError, load_cohort, resolve_identifiers
 
         try:
             if chosen:

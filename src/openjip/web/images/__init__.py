@@ -16,6 +16,14 @@ from starlette.concurrency import run_in_threadpool
 
 from openjip.access import Action, Principal
 from openjip.airflow.client import AirflowClient, AirflowError
+from openjip.cohorts.selection import (
+    Cohort,
+    Selection,
+    SelectionError,
+    list_cohorts,
+    load_cohort,
+    save_cohort,
+)
 from openjip.index import MetadataIndex, Query
 from openjip.records import NotAnOutputKey, parse_output_key
 from openjip.storage import ObjectStore
@@ -28,14 +36,6 @@ from openjip.web.images.runs import (
     viewer_url,
 )
 from openjip.web.images.search import search, search_query
-from openjip.workflows.cohorts import (
-    Cohort,
-    Selection,
-    SelectionError,
-    list_cohorts,
-    load_cohort,
-    save_cohort,
-)
 from openjip.workflows.loader import discover_specs, workflow_dirs
 
 BASE = "/images/"

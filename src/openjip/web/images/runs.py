@@ -1,5 +1,5 @@
 """Runs started from the Images page and their results: a selection (or a cohort) resolved to
-series (:mod:`openjip.workflows.cohorts`) and handed to Airflow; a run's DICOM result opened in
+series (:mod:`openjip.cohorts.selection`) and handed to Airflow; a run's DICOM result opened in
 the viewer; its other outputs (NIfTI, JSON, CSV) downloaded from the object store."""
 
 from __future__ import annotations
