@@ -33,9 +33,11 @@ class Action(enum.Enum):
     """A sequence kept, its items handled by the table (X/Z/U*: UIDs inside replaced)."""
 
 
-# A combined code names choices that differ only in IOD conformance (X/Z: remove unless Type 2);
-# without the IOD of every instance at hand, the choice that keeps the instance conformant is
-# taken: the element stays, emptied or with a dummy value, never a leak either way.
+# A combined code names choices that differ only in IOD conformance (X/Z: remove unless the IOD
+# needs the attribute, Type 2). The action here is the one for an IOD that needs it; rows with
+# "X/Z" carry the SOP classes that do (``required_in``), for all others the attribute is removed
+# (Profile.action). X/D and Z/D: a dummy satisfies every Type; X/Z/U*: the sequence is kept with
+# its UIDs replaced, so that references between de-identified instances still resolve.
 _COMBINED = {"X/Z": Action.EMPTY, "X/D": Action.DUMMY, "Z/D": Action.DUMMY}
 _COMBINED |= {"X/Z/D": Action.DUMMY, "X/Z/U*": Action.WALK}
 
@@ -93,10 +95,16 @@ class Profile:
     private: Action
     """REMOVE, or CLEAN under Retain Safe Private (the safe-private allow-list is kept)."""
     names: dict[int, str] = field(default_factory=dict)
+    required_in: dict[int, frozenset[str]] = field(default_factory=dict)
+    """X/Z rows: the SOP classes whose IOD needs the attribute (elsewhere it is removed)."""
 
-    def action(self, tag: int) -> Action | None:
-        """The action for a public attribute, None when the table does not list it (kept)."""
+    def action(self, tag: int, sop_class: str | None = None) -> Action | None:
+        """The action for a public attribute, None when the table does not list it (kept);
+        ``sop_class`` for a top-level attribute (X/Z rows depend on the IOD), None in items."""
         found = self.exact.get(tag)
+        needed_by = self.required_in.get(tag)
+        if needed_by is not None and sop_class is not None and sop_class not in needed_by:
+            return Action.REMOVE
         if found is not None:
             return found
         for mask, value, action in self.masked:
@@ -141,6 +149,7 @@ def build_profile(options: Iterable[str] = (), table: dict[str, Any] | None = No
     exact: dict[int, Action] = {}
     masked: list[tuple[int, int, Action]] = []
     names: dict[int, str] = {}
+    required_in: dict[int, frozenset[str]] = {}
     private = Action.REMOVE
     for row in rows:
         action = _row_action(row, chosen)
@@ -155,4 +164,14 @@ def build_profile(options: Iterable[str] = (), table: dict[str, Any] | None = No
         else:
             exact[int(text, 16)] = action
             names[int(text, 16)] = row["name"]
-    return Profile(chosen, exact, tuple(masked), private, names)
+            if (
+                "required_in" in row
+                and row["basic"] in ("X/Z", "X/Z/D")
+                and action
+                in (
+                    Action.EMPTY,
+                    Action.DUMMY,
+                )
+            ):
+                required_in[int(text, 16)] = frozenset(row["required_in"])
+    return Profile(chosen, exact, tuple(masked), private, names, required_in)

