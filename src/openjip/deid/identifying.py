@@ -3,9 +3,9 @@ the report's check looks for in the output bytes.
 
 A value counts when the profile does not keep its attribute (any depth, private attributes
 included) and it is specific enough to mean something: three characters or more, and not a
-short number (a "2" or "100" occurs in any file). A value that is part of one the profile keeps
-elsewhere in the same instance (a private creator "TOSHIBA" beside the kept Manufacturer
-"TOSHIBA_MEC") is not searched for: the profile keeps it on purpose, finding it is no leak.
+short number (a "2" or "100" occurs in any file). A value that is part of the value of an
+attribute the table does not list (a private creator "TOSHIBA" beside the Manufacturer
+"TOSHIBA_MEC") is not searched for: the standard keeps that attribute, finding it is no leak.
 """
 
 from __future__ import annotations
@@ -43,10 +43,8 @@ def _specific(text: str) -> bool:
     return not (text.isdigit() and len(text) < MIN_DIGITS)
 
 
-def identifying_values(decided: Iterable[tuple[DataElement, bool]]) -> set[str]:
-    """Values of the elements decided as not kept (True), less those inside kept values."""
-    found: set[str] = set()
-    kept: set[str] = set()
-    for element, removed in decided:
-        (found if removed else kept).update(filter(_specific, _strings(element)))
-    return {value for value in found if not any(value in other for other in kept)}
+def identifying_values(removed: Iterable[DataElement], kept: Iterable[DataElement]) -> set[str]:
+    """Values of the ``removed`` elements, less those inside values of the ``kept`` ones."""
+    found = {text for element in removed for text in _strings(element) if _specific(text)}
+    retained = {text for element in kept for text in _strings(element) if _specific(text)}
+    return {value for value in found if not any(value in other for other in retained)}

@@ -30,6 +30,8 @@ CODE_TAGS = frozenset({0x00080100, 0x00080102, 0x00080103, 0x00080104, 0x0008011
 SCRUBBED_VRS = TEXT_VRS - {"AE", "CS", "UI", "UR"} | {"UN"}
 DUMMIES = {"DA": "19000101", "DT": "19000101000000", "TM": "000000", "AS": "000D"}
 DUMMY_TEXT = "ANONYMIZED"
+FREE_TEXT_VRS = frozenset({"ST", "LT", "UT", "UC"})
+CLEAN_REPLACES = frozenset({"DA", "DT", "PN", "UI"}) | FREE_TEXT_VRS
 OUTCOMES = {
     Action.KEEP: "kept",
     Action.REMOVE: "removed",
@@ -64,10 +66,11 @@ def _name(element: DataElement) -> str:
 
 
 def _changes_value(decision: Decision) -> bool:
-    """Whether the source value is gone from the output (times of day are kept when dates are
-    shifted: a whole-day shift leaves them as they were)."""
-    if decision.action is Action.CLEAN and decision.element.VR == "TM":
-        return False
+    """Whether the source value is gone from the output. Cleaning replaces names, dates and
+    UIDs; free text it keeps, less the identifying values of the other attributes (so a
+    cleaned description is not itself searched for); times of day survive a whole-day shift."""
+    if decision.action is Action.CLEAN:
+        return decision.element.VR in CLEAN_REPLACES
     return decision.action not in (Action.KEEP, Action.WALK)
 
 
@@ -85,9 +88,18 @@ class Deidentifier:
         self.pseudonyms = pseudonyms
         self.safe_private = safe_private
 
+    def _unlisted(self, decision: Decision) -> bool:
+        """Kept because the table has no row for it (Manufacturer...): what is inside such a
+        value is no leak. Values kept by a row (an option's K) do not count: a table broken
+        into keeping an identifying attribute must fail the check."""
+        tag = decision.element.tag
+        return not tag.is_private and self.profile.action(int(tag)) is None
+
     def _private_action(self, dataset: Dataset, element: DataElement) -> Action:
-        if self.profile.private is Action.REMOVE or element.tag.is_private_creator:
-            return self.profile.private if element.tag.is_private_creator else Action.REMOVE
+        if self.profile.private in (Action.REMOVE, Action.KEEP):
+            return self.profile.private
+        if element.tag.is_private_creator:  # Retain Safe Private: creators name vendors only
+            return Action.KEEP
         creator_tag = (element.tag.group << 16) | (element.tag.element >> 8)
         creator = dataset.get(creator_tag)
         key = (str(creator.value) if creator else "", element.tag.group, element.tag.element & 0xFF)
@@ -134,7 +146,8 @@ class Deidentifier:
         decisions.extend(self.decide(dataset, str(dataset.get("SOPClassUID", ""))))
         result = InstanceResult()
         result.identifying = identifying_values(
-            (d.element, _changes_value(d)) for d in decisions
+            (d.element for d in decisions if _changes_value(d)),
+            (d.element for d in decisions if self._unlisted(d)),
         ) - {DUMMY_TEXT, *DUMMIES.values()}  # a source value equal to a dummy is no leak
         context = _Context(self.pseudonyms, patient_key, result.identifying, self.profile)
         for decision in decisions:
@@ -200,7 +213,9 @@ class _Context:
         return None
 
     def _clean(self, element: DataElement) -> object:
-        if element.VR in ("DA", "DT") and self.profile.shifts_dates:
+        if element.VR in ("DA", "DT"):
+            if not self.profile.shifts_dates:
+                return DUMMIES[element.VR]
             return _shift(element, self.pseudonyms.day_shift(self.patient_key))
         if element.VR == "PN":
             return DUMMY_TEXT
@@ -208,6 +223,9 @@ class _Context:
             return element.value
         if element.VR == "UI":
             return self.pseudonyms.uid(str(element.value))
+        if element.VR in FREE_TEXT_VRS:
+            # Prose may name anyone, not only who the header names: it is replaced, not scrubbed.
+            return DUMMY_TEXT
         if element.VR in SCRUBBED_VRS:
             return _scrub(element.value, self.identifying)
         return element.value
