@@ -14,7 +14,14 @@ BENCH_ARGS ?=
 # e.g. make bench QUERY_BENCH_ARGS="--repeat 10 --orthanc-studies 1000"
 QUERY_BENCH_ARGS ?=
 
-.PHONY: help install system-deps run test lint typecheck pytest bench docs clean fuzz
+.PHONY: help install system-deps viewer run test lint typecheck pytest bench docs clean fuzz
+# The OHIF viewer the web service serves at /viewer/: npm's @ohif/app, integrity pinned, unpacked
+# (never committed) into VIEWER_DIR, the folder OPENJIP_WEB__VIEWER_PATH names (default
+# $$OPENJIP_HOME/viewer).
+OHIF_VERSION := 3.13.2
+OHIF_INTEGRITY := sha512-WZdxmpmG7rqFgW9ZJLcbgr3XCtLi1KDNPoMaeY5PPe6j4G4fjEjjkycZM6C6Zk2F87BKxFfpq+jd5xXZB9E8EA==
+VIEWER_DIR ?= $(or $(OPENJIP_HOME),$(HOME)/.openjip)/viewer
+NPM_CACHE_DIR ?= $(HOME)/.cache/openjip
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -45,18 +52,31 @@ lint: install  ## ruff and mypy
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-pytest: install system-deps  ## the test suite alone
+viewer: install system-deps  ## install the OHIF viewer into VIEWER_DIR (npm pack, integrity checked, rebased under /viewer/)
+	@if grep -qs "ohif-app-$(OHIF_VERSION).tgz" $(VIEWER_DIR)/.openjip-viewer; then \
+		echo "viewer $(OHIF_VERSION) already in $(VIEWER_DIR)"; exit 0; fi; \
+	command -v npm >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm; \
+	mkdir -p $(NPM_CACHE_DIR) && \
+	tarball=$(NPM_CACHE_DIR)/ohif-app-$(OHIF_VERSION).tgz && \
+	{ test -f $$tarball || (cd $(NPM_CACHE_DIR) && npm pack --silent @ohif/app@$(OHIF_VERSION) >/dev/null); } && \
+	actual="sha512-$$(openssl dgst -sha512 -binary $$tarball | base64 -w0)" && \
+	if [ "$$actual" != "$(OHIF_INTEGRITY)" ]; then \
+		echo "$$tarball: integrity $$actual, expected $(OHIF_INTEGRITY)"; rm -f $$tarball; exit 1; fi && \
+	$(BIN)/python -W ignore::RuntimeWarning -m openjip.web.viewer $$tarball $(VIEWER_DIR)
+
+pytest: install system-deps viewer podman-images  ## the test suite alone (tests/podman use the images)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test: lint pytest  ## lint, type-check and run every test
 
-bench: install system-deps  ## ingest (vs Orthanc, storescp), query (C-FIND vs Orthanc, QIDO), series-trigger latency, header-reader, CLI start-up and authentication-cost benchmarks (root; ~10-20 min, query index built once ~6 min); figures go to bench/results/
+bench: install system-deps viewer  ## ingest (vs Orthanc, storescp), query (C-FIND vs Orthanc, QIDO), series-trigger latency, header-reader, CLI start-up, authentication-cost and viewer (DICOMweb vs Orthanc's plugin, OHIF) benchmarks (root; ~10-20 min, query index built once ~6 min); figures go to bench/results/
 	$(BIN)/python bench/ingest.py $(BENCH_ARGS)
 	$(BIN)/python bench/query.py $(QUERY_BENCH_ARGS)
 	$(BIN)/python bench/trigger.py $(TRIGGER_BENCH_ARGS)
 	$(BIN)/python bench/header.py
 	$(BIN)/python bench/cli.py
 	$(BIN)/python bench/auth.py $(AUTH_BENCH_ARGS)
+	$(BIN)/python bench/viewer.py $(VIEWER_BENCH_ARGS)
 
 FUZZ_SECONDS ?= 300
 FUZZ_ARTIFACTS ?= fuzz-artifacts
@@ -82,20 +102,47 @@ CHART_VALUES ?=
 CHART_SIGN_KEY ?=
 CHART_KEYRING ?= $(HOME)/.gnupg/secring.gpg
 
-.PHONY: images chart-bundle
+# The base of the images the podman tests (tests/podman) build: Debian bookworm made here with
+# debootstrap (no registry needed), kept in podman's storage between runs on the same machine.
+# It trusts the CAs this machine trusts (pip in the image builds goes through the same network).
+BASE_IMAGE ?= localhost/openjip-base:bookworm
+BASE_PACKAGES := python3,python3-venv,python-is-python3,ca-certificates
+DEBIAN_MIRROR ?= http://deb.debian.org/debian
+BASE_PATH := /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+# What the podman tests need on the machine (installed by system-deps when missing).
+PODMAN_PACKAGES := podman runc debootstrap postgresql
 
-images:  ## build the service and operator images with podman or docker (IMAGE_REGISTRY, IMAGE_TAG, PYTHON_IMAGE)
-	@test -n "$(CONTAINER_ENGINE)" || { echo "no container engine (podman or docker) found"; exit 1; }
-	for name in $(SERVICE_IMAGES); do \
-		$(CONTAINER_ENGINE) build $(CONTAINER_BUILD_ARGS) --build-arg PYTHON_IMAGE=$(PYTHON_IMAGE) \
-			-f services/$$name/Dockerfile -t $(IMAGE_REGISTRY)/openjip/$$name:$(IMAGE_TAG) . || exit 1; \
-	done
+.PHONY: images service-images chart-bundle podman-deps podman-base podman-images
+
+images: service-images  ## build the service and operator images with podman or docker (IMAGE_REGISTRY, IMAGE_TAG, PYTHON_IMAGE)
 	for dir in operators/*/; do \
 		test -f $$dir/Dockerfile || continue; \
 		image=$$(sed -n 's/^image: *//p' $$dir/operator.yaml); \
 		$(CONTAINER_ENGINE) build $(CONTAINER_BUILD_ARGS) --build-arg PYTHON_IMAGE=$(PYTHON_IMAGE) \
 			--build-context sdk=src/openjip/sdk -t $$image $$dir || exit 1; \
 	done
+
+service-images: viewer  ## build the openjip and airflow images (IMAGE_REGISTRY, IMAGE_TAG, PYTHON_IMAGE)
+	@test -n "$(CONTAINER_ENGINE)" || { echo "no container engine (podman or docker) found"; exit 1; }
+	for name in $(SERVICE_IMAGES); do \
+		$(CONTAINER_ENGINE) build $(CONTAINER_BUILD_ARGS) --build-arg PYTHON_IMAGE=$(PYTHON_IMAGE) \
+			--build-context viewer=$(NPM_CACHE_DIR) -f services/$$name/Dockerfile -t $(IMAGE_REGISTRY)/openjip/$$name:$(IMAGE_TAG) . || exit 1; \
+	done
+
+podman-deps:  ## podman, runc, debootstrap and PostgreSQL for tests/podman (only as root, only when missing)
+	@$(MAKE) --no-print-directory system-deps DEB_PACKAGES="$(PODMAN_PACKAGES)"
+
+podman-base: podman-deps  ## the Debian base image, made with debootstrap once per machine
+	@podman image exists $(BASE_IMAGE) || { \
+		rootfs=$$(mktemp -d /var/tmp/openjip-base.XXXXXX) && \
+		debootstrap --variant=minbase --include=$(BASE_PACKAGES) bookworm $$rootfs $(DEBIAN_MIRROR) && \
+		cp /etc/ssl/certs/ca-certificates.crt $$rootfs/etc/ssl/certs/ca-certificates.crt && \
+		tar -C $$rootfs -c . | podman import --change "ENV PATH=$(BASE_PATH)" - $(BASE_IMAGE) && \
+		rm -rf $$rootfs; }
+
+podman-images: podman-base  ## the service images on the local base (podman's layer cache keeps them)
+	@$(MAKE) --no-print-directory service-images CONTAINER_ENGINE=podman PYTHON_IMAGE=$(BASE_IMAGE) \
+		CONTAINER_BUILD_ARGS="--runtime runc --pull=never --quiet"
 
 chart-bundle: install  ## packaged chart (+ .prov if CHART_SIGN_KEY) and images.txt for CHART_VALUES into dist/chart
 	$(BIN)/python services/chart_bundle.py --out $(BUNDLE_DIR) \

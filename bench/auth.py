@@ -1,6 +1,7 @@
 """What authentication costs the web service: QIDO-RS latency (p50/p99) and STOW-RS throughput
 of ``openjip web`` without credentials (anonymous on loopback, as admin), with HTTP Basic of a
-local admin, with a login session cookie, and with HTTP Basic of a viewer whose queries are
+local admin, with a login session cookie, with an OIDC bearer token (RS256, verified against
+a JWKS this script serves on loopback), and with HTTP Basic of a viewer whose queries are
 limited to one project; plus the one-time cost of checking a password (argon2id).
 
 One site (``--studies`` studies of one CT_small instance each, half in project p1, half in p2)
@@ -53,7 +54,69 @@ QUERIES = {
     "studies_page": "/dicom-web/studies?limit=25",
     "study_series": "/dicom-web/studies/{study}/series",
 }
-CONFIGURATIONS = ("anonymous", "basic_admin", "session_admin", "basic_viewer_p1")
+CONFIGURATIONS = ("anonymous", "basic_admin", "session_admin", "bearer_admin", "basic_viewer_p1")
+
+
+class Issuer:
+    """A minimal OpenID issuer on loopback: discovery document and JWKS of one RSA key, and
+    tokens signed with it (the web service verifies them as it would Keycloak's)."""
+
+    def __init__(self) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        import jwt
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
+        self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        public = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(self.key.public_key()))
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        documents = {
+            "/.well-known/openid-configuration": {
+                "issuer": self.url,
+                "jwks_uri": f"{self.url}/jwks",
+            },
+            "/jwks": {"keys": [{**public, "kid": "bench", "alg": "RS256", "use": "sig"}]},
+        }
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                body = json.dumps(documents.get(self.path, {})).encode()
+                self.send_response(200 if self.path in documents else 404)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *_: object) -> None:
+                return
+
+        self.server.RequestHandlerClass = Handler
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def token(self) -> str:
+        import jwt
+
+        now = int(time.time())
+        claims = {
+            "iss": self.url,
+            "aud": "openjip",
+            "sub": "bench",
+            "preferred_username": "bench",
+            "groups": ["bench-admins"],
+            "iat": now,
+            "nbf": now,
+            "exp": now + 3600,
+        }
+        return jwt.encode(claims, self.key, algorithm="RS256", headers={"kid": "bench"})
+
+    def env(self) -> dict[str, str]:
+        return {
+            "OPENJIP_ACCESS__OIDC_ISSUER": self.url,
+            "OPENJIP_ACCESS__OIDC_CLIENT_ID": "openjip",
+            "OPENJIP_ACCESS__OIDC_GROUPS": json.dumps({"bench-admins": {"roles": ["admin"]}}),
+        }
 
 
 def instance(study: str, patient: str) -> bytes:
@@ -97,13 +160,15 @@ def free_port() -> int:
 class Web:
     """``openjip web`` in its own process for one configuration."""
 
-    def __init__(self, home: Path, configuration: str) -> None:
+    def __init__(self, home: Path, configuration: str, issuer: Issuer) -> None:
+        self.issuer = issuer
         self.port = free_port()
         env = {
             **os.environ,
             "OPENJIP_HOME": str(home),
             "OPENJIP_WEB__PORT": str(self.port),
             "OPENJIP_LOG_LEVEL": "warning",
+            **issuer.env(),
         }
         if configuration == "anonymous":
             env |= {
@@ -130,6 +195,8 @@ class Web:
         client = httpx.Client(base_url=self.url, timeout=60)
         if configuration in ("basic_admin", "basic_viewer_p1"):
             client.auth = ("admin" if configuration == "basic_admin" else "viewer", PASSWORD)
+        elif configuration == "bearer_admin":
+            client.headers["Authorization"] = f"Bearer {self.issuer.token()}"
         elif configuration == "session_admin":
             answer = client.post("/login", data={"username": "admin", "password": PASSWORD})
             if answer.status_code != 303:
@@ -214,9 +281,10 @@ def main() -> None:
             c: {q: [] for q in QUERIES} for c in CONFIGURATIONS
         }
         stow: dict[str, list[float]] = {c: [] for c in CONFIGURATIONS}
+        issuer = Issuer()
         for _ in range(args.rounds):
             for configuration in CONFIGURATIONS:
-                web = Web(home, configuration)
+                web = Web(home, configuration, issuer)
                 client = web.client(configuration)
                 try:
                     for name, times in measure_qido(client, studies, args.qido_repeat).items():
@@ -227,6 +295,7 @@ def main() -> None:
                     client.close()
                     web.stop()
         argon2_ms = password_check_ms(home)
+        issuer.server.shutdown()
 
     report: dict[str, Any] = {
         "what": __doc__.split("\n\n")[0],

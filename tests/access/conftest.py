@@ -1,5 +1,5 @@
-"""Fixtures of the access tests: a real OIDC provider (glewlwyd) for the whole session, and the
-settings of a web service that trusts it."""
+"""Fixtures of the access tests: a real OIDC provider (glewlwyd) for the whole session, the
+settings of a web service that trusts it, and a PKI for DICOM TLS."""
 
 from __future__ import annotations
 
@@ -9,11 +9,14 @@ from pathlib import Path
 
 import pytest
 
-# The tests import glewlwyd (pytest's importlib mode puts no test folder on sys.path).
+# The tests import glewlwyd, tls_pki and the query/retrieve tests' dcmtk peers (pytest's
+# importlib mode puts no test folder on sys.path).
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parents[1] / "query_retrieve"))
 
 from glewlwyd import AUDIENCE, CLIENT_ID, CLIENT_SECRET, Provider, start_glewlwyd
 from pydantic import SecretStr
+from tls_pki import Pki, make_pki
 
 from openjip.config import Settings
 from openjip.config.settings import OidcGrant
@@ -56,3 +59,9 @@ def oidc_settings(settings: Settings, provider: Provider) -> Settings:
     access.oidc_leeway_seconds = 0
     settings.web.port = provider.web_port
     return settings
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    """CA ``test-ca``; ``site`` (openjip) and ``peer`` (dcmtk) certificates for 127.0.0.1."""
+    return make_pki(tmp_path_factory.mktemp("pki"))

@@ -94,6 +94,27 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
         },
         "airflow": {"executor": "KubernetesExecutor"},
     },
+    "single-sign-on": {
+        "access": {
+            "oidc": {
+                "issuer": "https://sso.hospital.example/realms/openjip",
+                "clientSecret": {"existingSecret": "openjip-oidc"},
+                "groups": {"radiology": {"roles": ["viewer"], "projects": ["p1"]}},
+            }
+        },
+        "ingress": {
+            "enabled": True,
+            "className": "nginx",
+            "web": {"host": "images.hospital.example", "tlsSecretName": "images-tls"},
+            "airflow": {"host": "workflows.hospital.example", "tlsSecretName": "workflows-tls"},
+            "keycloak": {"host": "sso.hospital.example", "tlsSecretName": "sso-tls"},
+        },
+        "keycloak": {"enabled": True},
+        "receiver": {
+            "tls": {"secretName": "dicom-tls"},
+            "knownAEs": {"PACS": {"host": "pacs.hospital.example", "port": 104, "tls": True}},
+        },
+    },
 }
 
 

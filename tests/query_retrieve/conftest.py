@@ -32,6 +32,17 @@ class Site:
     """PatientID -> StudyInstanceUID."""
 
 
+OPEN_TO_UNKNOWN_AES = '["echo", "store", "find", "get", "move"]'
+"""These tests query and retrieve as AEs the site does not know: a loopback receiver may let
+them (tests/access/test_dimse*.py test the permissions themselves)."""
+
+
+@pytest.fixture(autouse=True)
+def unknown_aes_may_query(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every receiver of these tests lets unknown AEs find, get and move."""
+    monkeypatch.setenv("OPENJIP_RECEIVER__UNKNOWN_AE_ALLOW", OPEN_TO_UNKNOWN_AES)
+
+
 @pytest.fixture
 def site_data(ingest: Callable[[list[Path]], list[str]], ct_phantom: list[Path]) -> Site:
     """The CT phantom (PatientID PHANTOM, 24 slices) and three pydicom test files, ingested."""
@@ -57,6 +68,10 @@ def netns() -> Iterator[NetNamespace]:
 
 def receiver_env(home: Path, **extra: Any) -> dict[str, str]:
     """Environment of a receiver subprocess of the test's site."""
-    env = {"OPENJIP_HOME": str(home), "OPENJIP_RECEIVER__WORKERS": "1"}
+    env = {
+        "OPENJIP_HOME": str(home),
+        "OPENJIP_RECEIVER__WORKERS": "1",
+        "OPENJIP_RECEIVER__UNKNOWN_AE_ALLOW": OPEN_TO_UNKNOWN_AES,
+    }
     env.update({key: str(value) for key, value in extra.items()})
     return env

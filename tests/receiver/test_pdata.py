@@ -158,7 +158,8 @@ def test_response_in_fragments_to_a_peer_with_small_pdus(running_receiver: Any) 
         ae.shutdown()
 
 
-def test_other_messages_between_stores_on_one_association(running_receiver: Any) -> None:
+def test_other_messages_between_stores_on_one_association(receiver_factory: Any) -> None:
+    running_receiver = receiver_factory(unknown_ae_allow=["echo", "store", "find"])
     contexts = [
         (Verification, [ImplicitVRLittleEndian]),
         (CTImageStorage, [ExplicitVRLittleEndian]),

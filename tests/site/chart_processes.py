@@ -79,6 +79,20 @@ def secret_values(objects: list[dict[str, Any]]) -> dict[tuple[str, str], str]:
     return values
 
 
+def resolve_env(spec: dict[str, Any], secrets: dict[tuple[str, str], str]) -> dict[str, str]:
+    """A container's ``env`` as the kubelet gives it: in order, ``secretKeyRef`` values from
+    ``secrets``, ``$(VAR)`` of variables defined before expanded."""
+    env: dict[str, str] = {}
+    for item in spec.get("env", []):
+        if "value" in item:
+            value = str(item["value"])
+        else:
+            ref = item["valueFrom"]["secretKeyRef"]
+            value = secrets[(ref["name"], ref["key"])]
+        env[item["name"]] = _VARIABLE.sub(lambda match: env.get(match[1], match[0]), value)
+    return env
+
+
 def image_dockerfile(image: str) -> Path:
     """services/<name>/Dockerfile of ``registry/owner/<name>:tag``."""
     name = image.rsplit("/", 1)[-1].split("@")[0].split(":")[0]
@@ -158,16 +172,8 @@ def chart_process(
         local = scratch / mount["name"]
         local.mkdir(parents=True, exist_ok=True)
         loopback.mounts.setdefault(mount["mountPath"], local)
-    rendered_secrets = {**secret_values(objects), **loopback.secrets}
-    env: dict[str, str] = {}
-    for item in spec.get("env", []):
-        if "value" in item:
-            value = str(item["value"])
-        else:
-            ref = item["valueFrom"]["secretKeyRef"]
-            value = rendered_secrets[(ref["name"], ref["key"])]
-        value = _VARIABLE.sub(lambda match: env.get(match[1], match[0]), value)
-        env[item["name"]] = loopback.translate(value)
+    secrets = {**secret_values(objects), **loopback.secrets}
+    env = {name: loopback.translate(value) for name, value in resolve_env(spec, secrets).items()}
     env.update(overrides or {})
     command = list(spec.get("command") or image_entrypoint(spec["image"]))
     argv = [*command, *spec.get("args", [])]

@@ -185,8 +185,17 @@ def test_every_route_of_the_app_is_protected_but_the_public_ones(site: Site) -> 
             path = str(getattr(route, "path", ""))
             if path in public:
                 continue
-            concrete = path.format(
-                study=site.own.study, series=site.own.series, instance=site.own.instance
+            concrete = path.replace(":path}", "}").format(
+                study=site.own.study,
+                series=site.own.series,
+                instance=site.own.instance,
+                # The viewer's, frames', bulk data's and Images page's other path parameters.
+                frames="1",
+                tag="7FE00010",
+                path="index.html",
+                dag_id="ct-body-mask",
+                run_id="manual__1",
+                key="runs/ct-body-mask/manual__1/segment/all/seg.dcm",
             )
             for method in sorted(getattr(route, "methods", {"GET"}) - {"HEAD"}):
                 response = http.request(method, concrete, headers={"Accept": "application/json"})

@@ -86,7 +86,7 @@ def test_stow_qido_wado_round_trip_with_dicomweb_client(
         ct.StudyInstanceUID, ct.SeriesInstanceUID, ct.SOPInstanceUID
     )
     assert metadata["00100010"]["Value"][0]["Alphabetic"] == str(ct.PatientName)
-    assert "7FE00010" not in metadata
+    assert metadata["7FE00010"]["BulkDataURI"].endswith("/bulkdata/7FE00010")
 
 
 def test_wado_returns_the_stored_bytes(http: httpx.Client) -> None:
@@ -147,6 +147,14 @@ def test_qido_matching_paging_and_includefield(phantom_site: httpx.Client) -> No
     ).json()
     assert with_header[0]["00280010"]["Value"] == [128]  # Rows, from the stored header
     assert with_header[0]["00081190"]["Value"][0].endswith(pydicom.dcmread(CT).SOPInstanceUID)
+    surname = str(pydicom.dcmread(CT).PatientName).split("^")[0]
+    fuzzy = {"PatientName": surname[1:].lower(), "fuzzymatching": "true"}
+    # CT_small and MR_small share the surname; the phantom's patient does not.
+    assert len(http.get("/dicom-web/studies", params=fuzzy).json()) == 2
+    assert http.get("/dicom-web/studies", params={**fuzzy, "fuzzymatching": "false"}).json() == []
+    study = http.get("/dicom-web/studies", params={"ModalitiesInStudy": "MR"}).json()[0]
+    assert study["00080061"]["Value"] == ["MR"]
+    assert study["00201206"]["Value"] == [1] and study["00201208"]["Value"] == [1]
 
 
 @pytest.mark.parametrize(

@@ -107,6 +107,8 @@ def _broken(change: str) -> dict[str, Any]:
         step0["params"]["target"] = 3
     elif change == "reserved param name":
         doc["params"]["series"] = {"type": "string"}
+    elif change == "cohort input without a cohort":
+        doc["input"] = {"kind": "cohort"}
     return doc
 
 
@@ -129,6 +131,7 @@ CASES = {
     "operator param unknown": ("steps[0].params.lung_treshold", "takes no param"),
     "operator param wrong type": ("steps[0].params.target", "not of type string"),
     "reserved param name": ("params.series", "reserved"),
+    "cohort input without a cohort": ("input.cohort", "name of a saved cohort"),
 }
 
 

@@ -39,10 +39,13 @@
   value: "False"
 - name: AIRFLOW__CORE__EXECUTION_API_SERVER_URL
   value: {{ printf "%s/execution/" (include "openjip.airflowApiURL" .) | quote }}
-- name: AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS
-  value: admin:admin
-- name: AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE
-  value: /var/lib/airflow/auth/passwords.json
+# openjip's auth manager: OIDC users and the site's service account (OPENJIP_AIRFLOW__USERNAME).
+- name: AIRFLOW__CORE__AUTH_MANAGER
+  value: openjip.airflow.auth_manager.OpenjipAuthManager
+{{- if and .Values.ingress.enabled .Values.ingress.airflow.host }}
+- name: AIRFLOW__API__BASE_URL
+  value: {{ printf "https://%s" .Values.ingress.airflow.host | quote }}
+{{- end }}
 - name: AIRFLOW__LOGGING__BASE_LOG_FOLDER
   value: /var/lib/airflow/logs
 - name: AIRFLOW_DB_PASSWORD
@@ -79,6 +82,7 @@
 {{ include "openjip.env.storage" . }}
 {{ include "openjip.env.index" . }}
 {{ include "openjip.env.airflowClient" . }}
+{{ include "openjip.env.access" . }}
 {{ include "openjip.env.stepRunner" . }}
 {{- include "openjip.env.extra" .Values.airflow.extraEnv }}
 {{- end -}}
@@ -105,12 +109,6 @@
 - name: workflows
   persistentVolumeClaim:
     claimName: {{ include "openjip.componentName" (dict "ctx" . "component" "workflows") }}
-- name: admin-password
-  secret:
-    secretName: {{ include "openjip.airflowSecretName" . }}
-    items:
-      - key: admin-password
-        path: admin-password
 {{- if eq .Values.airflow.executor "KubernetesExecutor" }}
 - name: pod-template
   configMap:
@@ -118,10 +116,7 @@
 {{- end }}
 {{- end -}}
 
-{{/*
-Init container of every Airflow pod: writes the simple auth manager's password file (Airflow
-opens it read-write, so it cannot be the Secret itself) and waits for the migrations Job.
-*/}}
+{{/* Init container of every Airflow pod: waits for the migrations Job. */}}
 {{- define "openjip.airflowInitContainer" -}}
 - name: wait-for-migrations
   image: {{ include "openjip.image" (dict "ctx" . "image" .Values.images.airflow) }}
@@ -130,8 +125,6 @@ opens it read-write, so it cannot be the Secret itself) and waits for the migrat
     - bash
     - -ec
     - |
-      mkdir -p /var/lib/airflow/auth
-      printf '{"admin": "%s"}' "$(cat /var/run/secrets/openjip/airflow/admin-password)" > /var/lib/airflow/auth/passwords.json
       exec airflow db check-migrations --migration-wait-timeout 900
   env:
     {{- include "openjip.env.airflow" . | nindent 4 }}
@@ -140,9 +133,6 @@ opens it read-write, so it cannot be the Secret itself) and waits for the migrat
     {{- toYaml .Values.migrations.resources | nindent 4 }}
   volumeMounts:
     {{- include "openjip.airflowVolumeMounts" . | nindent 4 }}
-    - name: admin-password
-      mountPath: /var/run/secrets/openjip/airflow
-      readOnly: true
 {{- end -}}
 
 {{/* The pod spec shared by every Airflow Deployment. (dict "ctx" $ "component" "airflow-scheduler" "values" <component values> "args" [...] "ports" [...] "probes" <yaml>) */}}

@@ -204,6 +204,8 @@ app.kubernetes.io/part-of: openjip
   value: 0.0.0.0
 - name: OPENJIP_WEB__PORT
   value: "8042"
+- name: OPENJIP_WEB__METRICS_PORT
+  value: {{ .Values.web.metricsPort | quote }}
 {{- end -}}
 
 {{/*

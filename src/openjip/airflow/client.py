@@ -10,18 +10,21 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from openjip.access.files import write_private_file
 from openjip.config import Settings
 
 # Every REST call (health polls at start-up, each trigger) would be an INFO line of httpx.
 logging.getLogger("httpx").setLevel(logging.WARNING)
 
-PASSWORDS_FILE = "simple_auth_manager_passwords.json.generated"
-"""Where Airflow's simple auth manager keeps the generated passwords, in AIRFLOW_HOME."""
+PASSWORDS_FILE = "openjip_site_passwords.json"
+"""The generated password of the local site's service account (``airflow.username``), in
+AIRFLOW_HOME, 0600; :class:`openjip.airflow.auth_manager.OpenjipAuthManager` accepts it."""
 
 
 class AirflowError(Exception):
@@ -99,6 +102,15 @@ class AirflowClient:
         """One run of ``dag_id``."""
         return self._call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")
 
+    def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+        """Every task instance of one run (mapped ones once per map index)."""
+        answer = self._call(
+            "GET",
+            f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances",
+            params={"limit": 1000},
+        )
+        return list(answer.get("task_instances", []))
+
     def task_log(
         self, dag_id: str, run_id: str, task_id: str, *, try_number: int = 1, map_index: int = -1
     ) -> str:
@@ -124,6 +136,10 @@ class AirflowClient:
     def set_paused(self, dag_id: str, paused: bool) -> dict[str, Any]:
         """Pause or unpause ``dag_id``."""
         return self._call("PATCH", f"/api/v2/dags/{dag_id}", json={"is_paused": paused})
+
+    def plugins(self) -> list[dict[str, Any]]:
+        """The plugins Airflow loaded, with their views."""
+        return list(self._call("GET", "/api/v2/plugins").get("plugins", []))
 
     def import_errors(self) -> list[dict[str, Any]]:
         """Import errors of the DAG files."""
@@ -176,11 +192,11 @@ def _detail(answer: httpx.Response) -> str:
     return f"HTTP {answer.status_code}: {detail}"
 
 
-def ensure_passwords_file(airflow_home: Path, username: str, password: str) -> None:
-    """Seed Airflow's password file so a configured password is the one Airflow uses."""
+def ensure_site_password(airflow_home: Path, username: str) -> None:
+    """Generate the service account's password once, into a file that is 0600 from the start."""
     path = airflow_home / PASSWORDS_FILE
     passwords = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
-    if passwords.get(username) != password:
-        passwords[username] = password
-        path.write_text(json.dumps(passwords), encoding="utf-8")
-        path.chmod(0o600)
+    if passwords.get(username):
+        return
+    passwords[username] = secrets.token_urlsafe(24)
+    write_private_file(path, json.dumps(passwords).encode())

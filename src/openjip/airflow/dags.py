@@ -58,6 +58,8 @@ def series_param(spec: WorkflowSpec) -> Param:
     """The form field listing the series of a run."""
     if spec.input.kind == "query":
         hint = "Leave empty to use the series the workflow's index query finds."
+    elif spec.input.kind == "cohort":
+        hint = f"Leave empty to use the series of the cohort {spec.input.cohort!r}."
     else:
         hint = "At least one."
     return Param(
@@ -65,7 +67,10 @@ def series_param(spec: WorkflowSpec) -> Param:
         type="array",
         items={"type": "string"},
         title="Series",
-        description=f"SeriesInstanceUIDs to analyse, one per line. {hint}",
+        description=(
+            "What to analyse, one per line: SeriesInstanceUIDs, StudyInstanceUIDs, accession "
+            f"numbers or patient IDs (each is resolved to its series). {hint}"
+        ),
     )
 
 

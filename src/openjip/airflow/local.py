@@ -3,8 +3,10 @@
 Its home is ``$OPENJIP_HOME/airflow`` (SQLite, LocalExecutor), its DAG folder the project's
 ``dags/``, the api-server binds 127.0.0.1, the scheduler serves no logs on 0.0.0.0, the JWT
 secret is a stable 64-byte secret kept in that home, and tasks reach the execution API on the
-api-server's real port. ``start()`` returns once the API answers and every valid workflow is
-parsed and unpaused; ``endpoints()`` gives the UI's URL and the admin password.
+api-server's real port. Airflow signs in the site's users with
+:class:`openjip.airflow.auth_manager.OpenjipAuthManager`; the site itself calls the API as the
+service account ``airflow.username`` with a password generated into AIRFLOW_HOME (0600).
+``start()`` returns once the API answers and every valid workflow is parsed and unpaused.
 """
 
 from __future__ import annotations
@@ -20,10 +22,11 @@ import time
 from pathlib import Path
 from typing import IO
 
+from openjip.access.files import write_private_file
 from openjip.airflow.client import (
     AirflowClient,
     AirflowError,
-    ensure_passwords_file,
+    ensure_site_password,
     site_password,
 )
 from openjip.config import Settings
@@ -32,6 +35,8 @@ from openjip.workflows.loader import PROJECT_WORKFLOWS, discover_specs, workflow
 log = logging.getLogger(__name__)
 
 DAGS_FOLDER = PROJECT_WORKFLOWS.parent
+AUTH_MANAGER = "openjip.airflow.auth_manager.OpenjipAuthManager"
+"""Airflow signs in openjip's users (see :mod:`openjip.airflow.auth_manager`)."""
 COMPONENTS = {
     "api-server": ["api-server"],
     "scheduler": ["scheduler", "--skip-serve-logs"],
@@ -52,8 +57,7 @@ def _free_port(host: str) -> int:
 def _jwt_secret(home: Path) -> str:
     path = home / "openjip-jwt-secret"
     if not path.exists():
-        path.write_text(secrets.token_urlsafe(64), encoding="utf-8")
-        path.chmod(0o600)
+        write_private_file(path, secrets.token_urlsafe(64).encode())
     return path.read_text(encoding="utf-8").strip()
 
 
@@ -79,7 +83,6 @@ class AirflowComponent:
     def environment(self) -> dict[str, str]:
         """The environment of every Airflow process (and so of every task)."""
         env = dict(os.environ)
-        username = self.settings.airflow.username
         secret = _jwt_secret(self.home)
         bin_dir = str(Path(sys.executable).parent)
         env.update(
@@ -92,7 +95,7 @@ class AirflowComponent:
                 "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
                 "AIRFLOW__CORE__PARALLELISM": str(self.settings.airflow.parallelism),
                 "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.url}/execution/",
-                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{username}:admin",
+                "AIRFLOW__CORE__AUTH_MANAGER": AUTH_MANAGER,
                 "AIRFLOW__API__HOST": self.host,
                 "AIRFLOW__API__PORT": str(self.port),
                 "AIRFLOW__API__BASE_URL": self.url,
@@ -116,9 +119,8 @@ class AirflowComponent:
             self.port = _free_port(self.host)
             # The trigger hook and CLI calls in this process find Airflow through the settings.
             self.settings.airflow.port = self.port
-        password = self.settings.airflow.password.get_secret_value()
-        if password:
-            ensure_passwords_file(self.home, self.settings.airflow.username, password)
+        if not self.settings.airflow.password.get_secret_value():
+            ensure_site_password(self.home, self.settings.airflow.username)
         env = self.environment()
         airflow = str(Path(sys.executable).with_name("airflow"))
         migrate = subprocess.run(
@@ -164,10 +166,7 @@ class AirflowComponent:
                     probe = AirflowClient(self.url, "", "")
                     healthy = probe.healthy()
                     probe.close()
-                    if (
-                        healthy
-                        and (self.home / "simple_auth_manager_passwords.json.generated").exists()
-                    ):
+                    if healthy:
                         client = self.client()
                 else:
                     try:
@@ -214,8 +213,5 @@ class AirflowComponent:
         self._logs.clear()
 
     def endpoints(self) -> list[str]:
-        """The UI's URL and how to log in."""
-        return [
-            f"Airflow    {self.url}  user {self.settings.airflow.username}"
-            f"  password {self.password()}"
-        ]
+        """The UI's URL and how to log in (no password: those never go to logs)."""
+        return [f"Airflow    {self.url}  (sign in as a site user, see `openjip user`)"]

@@ -34,23 +34,24 @@ class SelectSeriesOperator(BaseOperator):
         self.input_spec = input_spec
 
     def execute(self, context: Any) -> list[str]:
-        """The series of the run's conf, else those the spec's query finds in the index."""
+        """The series of the run's conf (series, studies, accession numbers or patient IDs),
+        else those of the spec's cohort or query."""
         params = context["params"]
         chosen = [uid.strip() for uid in params.get(SERIES_PARAM) or [] if uid.strip()]
-        if chosen:
-            self.log.info("series chosen for this run: %s", chosen)
-            return chosen
         spec = InputSpec.model_validate(self.input_spec)
-        if spec.kind == "series":
+        if not chosen and spec.kind == "series":
             raise AirflowException(
                 f"no series selected: give at least one SeriesInstanceUID in {SERIES_PARAM!r}"
             )
         from openjip.config import get_settings
         from openjip.index import Query, open_index
 
-        fields = {key: resolve_param_value(value, params) for key, value in spec.query.items()}
-        index = open_index(get_settings())
+        settings = get_settings()
+        index = open_index(settings)
         try:
+            if chosen or spec.kind == "cohort":
+                return self._selected(index, settings, chosen, spec.cohort)
+            fields = {key: resolve_param_value(value, params) for key, value in spec.query.items()}
             found = index.find_series(Query(**fields, limit=spec.limit))
         finally:
             index.close()
@@ -58,6 +59,24 @@ class SelectSeriesOperator(BaseOperator):
         self.log.info("index query %s found %d series", fields, len(uids))
         if not uids:
             raise AirflowException(f"the index query {fields} found no series")
+        return uids
+
+    def _selected(self, index: Any, settings: Any, chosen: list[str], cohort: str) -> list[str]:
+        """What the form named, else the cohort's series; each value's match is logged."""
+        from openjip.cohorts.selection import SelectionError, load_cohort, resolve_identifiers
+        from openjip.storage import open_store
+
+        try:
+            if chosen:
+                uids, notes = resolve_identifiers(index, chosen)
+                for note in notes:
+                    self.log.info("series field: %s", note)
+            else:
+                uids = load_cohort(open_store(settings), cohort).selection.resolve(index)
+                self.log.info("cohort %r holds %d series", cohort, len(uids))
+        except SelectionError as error:
+            raise AirflowException(str(error)) from error
+        self.log.info("series chosen for this run: %s", uids)
         return uids
 
 

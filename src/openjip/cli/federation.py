@@ -14,6 +14,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
+from openjip.access.at_rest import protect_data_at_rest
 from openjip.cli.environment import configure_logging, console, err_console, fail, load_settings
 from openjip.cli.federation_questions import ask, question_app
 from openjip.federation.errors import FederationError
@@ -289,6 +290,7 @@ def serve() -> None:
 
     settings = load_settings()
     configure_logging(settings)
+    protect_data_at_rest(settings)
     service = FederationService(
         Exchange(settings.home_dir, settings.federation), log_level=settings.log_level
     )

@@ -79,6 +79,19 @@ def send(
     calling_ae: Annotated[
         str, typer.Option(callback=_check_ae, help="Our AE title.")
     ] = "OPENJIP_SCU",
+    tls: Annotated[
+        bool, typer.Option(help="Speak DICOM TLS; implied by the other --tls-* options.")
+    ] = False,
+    tls_ca: Annotated[
+        Path | None,
+        typer.Option(exists=True, help="PEM CAs the node's certificate must be signed by."),
+    ] = None,
+    tls_cert: Annotated[
+        Path | None, typer.Option(exists=True, help="Our PEM client certificate.")
+    ] = None,
+    tls_key: Annotated[
+        Path | None, typer.Option(exists=True, help="PEM private key of --tls-cert.")
+    ] = None,
 ) -> None:
     """Send DICOM files and folders to a DICOM node with C-STORE.
 
@@ -86,7 +99,17 @@ def send(
     or the association was refused; the failures are listed with their DIMSE status.
 
     Example: openjip send ~/scans/ct-001/ --host 127.0.0.1 --port 11112 --called-ae OPENJIP
+
+    Over DICOM TLS: openjip send scan/ --host pacs.example --port 2762 --tls-ca ca.pem
     """
+    tls_context = None
+    if tls or tls_ca or tls_cert or tls_key:
+        from openjip.access.tls import TLSConfigError, client_context
+
+        try:
+            tls_context = client_context(tls_ca, tls_cert, tls_key)
+        except TLSConfigError as error:
+            fail(str(error))
     files: list[DicomFile] = []
     skipped = 0
     for path in walk(paths):
@@ -127,6 +150,7 @@ def send(
                 called_ae=called_ae,
                 calling_ae=calling_ae,
                 on_sent=advance,
+                tls_context=tls_context,
             )
         except AssociationFailed as error:
             progress.stop()

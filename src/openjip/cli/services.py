@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from openjip.access.at_rest import protect_data_at_rest
 from openjip.cli.environment import configure_logging, load_settings
 
 app = typer.Typer()
@@ -31,6 +32,7 @@ def receiver(host: Host = None, port: Port = None) -> None:
     settings.receiver.host = host or settings.receiver.host
     settings.receiver.port = settings.receiver.port if port is None else port
     configure_logging(settings)
+    protect_data_at_rest(settings)
     from openjip.site import receiver_components, run_site
 
     raise typer.Exit(run_site(receiver_components(settings)))
@@ -46,6 +48,7 @@ def web(host: Host = None, port: Port = None) -> None:
     settings.web.host = host or settings.web.host
     settings.web.port = settings.web.port if port is None else port
     configure_logging(settings)
+    protect_data_at_rest(settings)
     from openjip.site import run_site, web_components
 
     raise typer.Exit(run_site(web_components(settings)))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from openjip.access.at_rest import protect_data_at_rest
 from openjip.cli.environment import configure_logging, console, load_settings
 
 app = typer.Typer(name="site", help="Run a whole site.", no_args_is_help=True)
@@ -21,6 +22,7 @@ def up() -> None:
     """
     settings = load_settings()
     configure_logging(settings)
+    protect_data_at_rest(settings)
     from openjip.access import UserError, UserStore
     from openjip.site import local_components, run_site
 

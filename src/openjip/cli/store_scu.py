@@ -5,6 +5,7 @@ is lost, every outcome recorded with its DIMSE status."""
 from __future__ import annotations
 
 import socket
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,7 +67,12 @@ def _set_nodelay(event: evt.Event) -> None:
 
 
 def _associate(
-    group: list[DicomFile], host: str, port: int, called_ae: str, calling_ae: str
+    group: list[DicomFile],
+    host: str,
+    port: int,
+    called_ae: str,
+    calling_ae: str,
+    tls_context: ssl.SSLContext | None = None,
 ) -> Association:
     """An established association proposing exactly the contexts ``group`` needs."""
     ae = AE(ae_title=calling_ae)
@@ -89,6 +95,7 @@ def _associate(
         port,
         ae_title=called_ae,
         max_pdu=0,
+        tls_args=(tls_context, host) if tls_context is not None else None,
         evt_handlers=[
             (evt.EVT_CONN_OPEN, remember_connection),
             (evt.EVT_ACSE_RECV, remember_answer),
@@ -102,10 +109,12 @@ def _associate(
         reason = seen.get("rejected", "no reason given")
         raise AssociationFailed(f"association rejected by {where}: {reason}")
     if "connected" not in seen:
-        raise AssociationFailed(f"cannot connect to {host}:{port} (nothing listening?)")
+        why = "TLS handshake failed or nothing listening" if tls_context else "nothing listening?"
+        raise AssociationFailed(f"cannot connect to {host}:{port} ({why})")
     if "accepted" in seen:
         raise AssociationFailed(f"{where} accepted none of the proposed presentation contexts")
-    raise AssociationFailed(f"association with {where} failed (aborted or timed out)")
+    hint = "; over TLS: did it refuse our certificate?" if tls_context else ""
+    raise AssociationFailed(f"association with {where} failed (aborted or timed out{hint})")
 
 
 def _store(assoc: Association, item: DicomFile, report: SendReport) -> None:
@@ -153,6 +162,7 @@ def send_files(
     called_ae: str,
     calling_ae: str,
     on_sent: Callable[[DicomFile], None] = lambda _: None,
+    tls_context: ssl.SSLContext | None = None,
 ) -> SendReport:
     """C-STORE ``files`` to ``called_ae`` at ``host:port``, as stored on disk.
 
@@ -167,7 +177,7 @@ def send_files(
         for number, group in enumerate(plan_associations(files)):
             _send_group(
                 group,
-                (host, port, called_ae, calling_ae),
+                (host, port, called_ae, calling_ae, tls_context),
                 report,
                 on_sent,
                 may_raise=number == 0,
@@ -179,7 +189,7 @@ def send_files(
 
 def _send_group(
     group: list[DicomFile],
-    peer: tuple[str, int, str, str],
+    peer: tuple[str, int, str, str, ssl.SSLContext | None],
     report: SendReport,
     on_sent: Callable[[DicomFile], None],
     *,

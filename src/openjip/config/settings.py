@@ -16,6 +16,32 @@ class MoveDestination(BaseModel):
     port: int = Field(ge=1, le=65535)
 
 
+DimseAction = Literal["echo", "store", "find", "get", "move"]
+"""What a calling AE may ask of the receiver."""
+
+
+def _echo_and_store() -> list[DimseAction]:
+    return ["echo", "store"]
+
+
+class KnownAE(BaseModel):
+    """A DICOM node the site knows by its AE title: what it may do, which projects it serves,
+    and (for a C-MOVE destination) where it listens."""
+
+    host: str = Field("", description="Address of the AE's own SCP (C-MOVE destinations).")
+    port: int | None = Field(None, ge=1, le=65535, description="Port of the AE's own SCP.")
+    allow: list[DimseAction] = Field(
+        default_factory=_echo_and_store, description="Services the AE may use."
+    )
+    projects: list[str] = Field(
+        default_factory=lambda: ["default"],
+        min_length=1,
+        description="Projects of the AE: what it stores goes to the first, its queries and "
+        "retrievals see all of them.",
+    )
+    tls: bool = Field(False, description="C-MOVE to this AE speaks DICOM TLS.")
+
+
 class ReceiverSettings(BaseModel):
     """The DIMSE service (C-ECHO, C-STORE, C-FIND, C-MOVE, C-GET)."""
 
@@ -114,7 +140,38 @@ class ReceiverSettings(BaseModel):
     )
     move_destinations: dict[str, MoveDestination] = Field(
         default_factory=dict,
-        description='C-MOVE destinations by AE title, JSON: {"AE": {"host": "...", "port": 104}}.',
+        description="Deprecated alias of `known_aes` for C-MOVE destinations, JSON: "
+        '{"AE": {"host": "...", "port": 104}}; such AEs get no other permission.',
+    )
+    known_aes: dict[str, KnownAE] = Field(
+        default_factory=dict,
+        description='AEs the site knows, JSON: {"AE": {"host": "...", "port": 104, "allow": '
+        '["store", "find", "get", "move"], "projects": ["p1"]}}.',
+    )
+    unknown_ae_allow: list[DimseAction] = Field(
+        default_factory=_echo_and_store,
+        description="Services any other calling AE may use (what it stores goes to `default`).",
+    )
+    unknown_ae_reads_on_network: bool = Field(
+        False,
+        description="Start although `unknown_ae_allow` lets unknown AEs find, get or move and "
+        "`host` is not a loopback address (otherwise the receiver refuses to start).",
+    )
+    tls_cert: Path | None = Field(
+        None,
+        description="PEM certificate of the receiver; with `tls_key` its port speaks DICOM TLS "
+        "only (PS3.15 Annex B), and C-MOVE to AEs marked `tls` presents it.",
+    )
+    tls_key: Path | None = Field(None, description="PEM private key of `tls_cert`.")
+    tls_listen: bool = Field(
+        True,
+        description="With `tls_cert`, the DICOM port speaks TLS only; false keeps it plain and "
+        "uses the certificate for C-MOVE to AEs marked `tls` only.",
+    )
+    tls_ca: Path | None = Field(
+        None,
+        description="PEM file of CAs trusted for peers' certificates: clients of the TLS port "
+        "must present one signed by them, and C-MOVE destinations are verified against them.",
     )
     metrics_port: int = Field(
         0,
@@ -160,6 +217,16 @@ class WebSettings(BaseModel):
         le=65535,
         description="Port serving only `/metrics`, without credentials, on `host` (for a "
         "scraper the network lets in); 0 disables it.",
+    )
+    public_url: str = Field(
+        "",
+        description="URL browsers reach the web service at, for the links of Airflow's UI to "
+        "the Images page and the viewer; default `http://HOST:PORT`.",
+    )
+    viewer_path: Path | None = Field(
+        None,
+        description="Folder of the OHIF viewer served at /viewer/ (`make viewer` installs it "
+        "there); default `$OPENJIP_HOME/viewer`.",
     )
 
 
@@ -489,6 +556,16 @@ class Settings(BaseSettings):
     def access_audit_path(self) -> Path:
         """The access audit log (JSON lines)."""
         return self.home_dir / "audit" / "access.jsonl"
+
+    @property
+    def web_url(self) -> str:
+        """Base URL of the web service as browsers reach it, without a trailing slash."""
+        return (self.web.public_url or f"http://{self.web.host}:{self.web.port}").rstrip("/")
+
+    @property
+    def viewer_path(self) -> Path:
+        """Folder of the OHIF viewer the web service serves at ``/viewer/``."""
+        return (self.web.viewer_path or self.home_dir / "viewer").expanduser()
 
     @property
     def index_path(self) -> Path:

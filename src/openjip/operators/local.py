@@ -1,6 +1,7 @@
 """Running an operator's entrypoint as a local process (the ``local`` mode of a step).
 
-The process gets the environment of :mod:`openjip.sdk.contract`, runs in the operator's folder
+The process gets the environment of :mod:`openjip.sdk.contract` plus the allow-list of
+:mod:`openjip.access.environment` (nothing else of its parent's), runs in the operator's folder
 with this interpreter's ``bin`` first on PATH (so ``command: [python, main.py]`` uses openjip's
 environment), and is stopped with its whole process group on timeout. Its log lines and
 progress are streamed to callbacks while it runs.
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from openjip.access.environment import step_environment
 from openjip.operators.catalog import LoadedOperator
 from openjip.operators.params import resolve_params
 from openjip.sdk.contract import (
@@ -81,8 +83,8 @@ def _log_line(stream: str, line: str) -> None:
 def _step_env(
     operator: LoadedOperator, input_dir: Path, output_dir: Path, params: Mapping[str, Any]
 ) -> dict[str, str]:
-    # The operator sees no site settings (store or index credentials): only its own contract.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENJIP_")}
+    # An allow-list: no secret of Airflow or of the site, only the step's own contract.
+    env = step_environment(os.environ)
     python_bin = str(Path(sys.executable).parent)
     env["PATH"] = os.pathsep.join([python_bin, env.get("PATH", "")])
     env["PYTHONUNBUFFERED"] = "1"

@@ -26,9 +26,15 @@ from openjip.config import ReceiverSettings
 
 
 def known_aes(settings: ReceiverSettings) -> frozenset[str]:
-    """Calling AE titles the site knows: its allow-list and its C-MOVE destinations."""
+    """Calling AE titles the site knows: its allow-list, its known AEs and its C-MOVE
+    destinations."""
     return frozenset(
-        title.strip() for title in (*settings.allowed_calling_aes, *settings.move_destinations)
+        title.strip()
+        for title in (
+            *settings.allowed_calling_aes,
+            *settings.known_aes,
+            *settings.move_destinations,
+        )
     )
 
 

@@ -30,6 +30,7 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
     StudyRootQueryRetrieveInformationModelMove,
 )
 
+from openjip.access.dimse import DimseAccess
 from openjip.dicom.matching import InvalidMatchValue, matches
 from openjip.dicom.query_keys import MATCHING_KEYS, UID_LIST_FIELDS, set_query_field
 from openjip.index import (
@@ -42,7 +43,7 @@ from openjip.index import (
     SeriesRecord,
     StudyRecord,
 )
-from openjip.receiver.status import Find, Status
+from openjip.receiver.status import NOT_AUTHORIZED, Find, Status
 
 LOGGER = logging.getLogger(__name__)
 
@@ -366,16 +367,22 @@ def _let_dul_catch_up(assoc: Any) -> None:
 class FindHandler:
     """``EVT_C_FIND`` handler: yields pending matches, honours C-CANCEL."""
 
-    def __init__(self, index: MetadataIndex, ae_title: str) -> None:
+    def __init__(self, index: MetadataIndex, ae_title: str, access: DimseAccess) -> None:
         self.index = index
         self.ae_title = ae_title
+        self.access = access
 
     def __call__(self, event: evt.Event) -> Iterator[tuple[Dataset | int, Dataset | None]]:
+        decision = self.access.for_request(event, "find")
+        if not decision.allowed:
+            yield NOT_AUTHORIZED.response(decision.comment), None
+            return
         try:
             parsed = parse_identifier(
                 decode_identifier(event), str(event.request.AffectedSOPClassUID)
             )
             check_filters(parsed)
+            decision.grant.restrict(parsed.query)
             views = search(self.index, parsed)
         except BadIdentifier as exc:
             LOGGER.warning(

@@ -18,6 +18,7 @@ import logging
 import os
 import selectors
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -25,6 +26,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from openjip.access import tls
 from openjip.config import ReceiverSettings
 from openjip.receiver.admission import Admission, AdmissionPolicy, AssociateRequest
 
@@ -68,8 +70,12 @@ class Gate:
         dispatch: Callable[[socket.socket, Admission], None],
         *,
         settings: ReceiverSettings,
+        tls_context: ssl.SSLContext | None = None,
     ) -> None:
         self.listener = listener
+        self.tls_context = tls_context
+        """DICOM TLS: connections are wrapped at accept, their handshake runs here, within
+        the request's deadline, before the request is read (see :mod:`openjip.access.tls`)."""
         self.policy = policy
         self.dispatch = dispatch
         self.request_timeout = settings.association_request_timeout
@@ -147,6 +153,8 @@ class Gate:
             if len(self._negotiating) >= self.max_negotiating:
                 self._push_out()
             sock.setblocking(False)
+            if self.tls_context is not None:
+                sock = tls.wrap_accepted(self.tls_context, sock)
             pending = _Negotiating(sock, address[:2], time.monotonic() + self.request_timeout)
             self._negotiating[pending.fd] = pending
             self._selector.register(sock, selectors.EVENT_READ, lambda p=pending: self._read(p))
@@ -164,9 +172,14 @@ class Gate:
         self._drop(oldest)
 
     def _read(self, pending: _Negotiating) -> None:
+        handshake = tls.handshake_step(pending.sock, pending.address)
+        if handshake is not tls.Handshake.DONE:
+            if handshake is tls.Handshake.FAILED:
+                self._drop(pending)
+            return
         try:
-            data = pending.sock.recv(_READ)
-        except (BlockingIOError, InterruptedError):
+            data = tls.receive_available(pending.sock, _READ)
+        except (BlockingIOError, InterruptedError, ssl.SSLWantReadError):
             return
         except OSError:
             data = b""

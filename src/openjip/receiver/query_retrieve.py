@@ -12,6 +12,8 @@ from typing import Any
 from pydicom.uid import ExplicitVRLittleEndian
 from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, evt
 
+from openjip.access import tls
+from openjip.access.dimse import DimseAccess
 from openjip.config import ReceiverSettings
 from openjip.ingest import Ingestor
 from openjip.receiver.find import LEVELS_OF_MODEL, FindHandler
@@ -38,14 +40,14 @@ def add_query_retrieve_contexts(ae: AE) -> None:
 
 
 def query_retrieve_handlers(
-    settings: ReceiverSettings, ingestor: Ingestor, scratch_dir: Path
+    settings: ReceiverSettings, ingestor: Ingestor, scratch_dir: Path, access: DimseAccess
 ) -> list[tuple[Any, Any]]:
     """``(event, handler)`` pairs answering C-FIND, C-MOVE and C-GET from the ingestor's index
     and store."""
     install_stored_sending()
     source = InstanceSource(ingestor.index, ingestor.store, scratch_dir)
     return [
-        (evt.EVT_C_FIND, FindHandler(ingestor.index, settings.ae_title)),
-        (evt.EVT_C_MOVE, MoveHandler(source, dict(settings.move_destinations))),
-        (evt.EVT_C_GET, GetHandler(source)),
+        (evt.EVT_C_FIND, FindHandler(ingestor.index, settings.ae_title, access)),
+        (evt.EVT_C_MOVE, MoveHandler(source, access, tls.receiver_client_context(settings))),
+        (evt.EVT_C_GET, GetHandler(source, access)),
     ]

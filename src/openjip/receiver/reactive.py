@@ -24,6 +24,7 @@ import logging
 import os
 import queue
 import select
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -84,6 +85,8 @@ class WakingDUL(DULServiceProvider):
         if sock is None or sock.fileno() < 0:
             time.sleep(self._run_loop_delay)
             return
+        if isinstance(sock, ssl.SSLSocket) and sock.pending():
+            return  # decrypted bytes wait in the TLS layer, where select cannot see them
         try:
             ready, _, _ = select.select([sock.fileno(), self._wake_read], [], [], _IDLE_WAIT)
         except (OSError, ValueError):

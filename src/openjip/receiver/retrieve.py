@@ -2,7 +2,7 @@
 
 The identifier's unique keys (PatientID, StudyInstanceUID, SeriesInstanceUID, SOPInstanceUID,
 lists of UIDs allowed) select instances in the index. C-MOVE opens an association to the
-destination named by its AE title in ``receiver.move_destinations`` (unknown: 0xA801) proposing
+destination named by its AE title in ``receiver.known_aes`` (unknown: 0xA801) proposing
 each instance's SOP class in its stored transfer syntax; C-GET sends on the requestor's own
 association (which must have proposed the storage classes with the SCP role). pynetdicom runs
 the sub-operations and reports their counts and the failed SOP instance list.
@@ -17,6 +17,7 @@ sub-operation (never transcoded).
 from __future__ import annotations
 
 import logging
+import ssl
 import tempfile
 import time
 from collections.abc import Iterator
@@ -31,7 +32,7 @@ from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.dsutils import split_dataset
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 
-from openjip.config.settings import MoveDestination
+from openjip.access.dimse import DimseAccess, Grant
 from openjip.index import IndexError_, IndexUnavailable, InstanceRecord, MetadataIndex
 from openjip.receiver.find import (
     BadIdentifier,
@@ -39,7 +40,7 @@ from openjip.receiver.find import (
     decode_identifier,
     parse_identifier,
 )
-from openjip.receiver.status import Retrieve
+from openjip.receiver.status import NOT_AUTHORIZED, Retrieve
 from openjip.storage.base import ObjectStore, StorageError, check_key
 from openjip.storage.local import LocalObjectStore
 
@@ -203,8 +204,11 @@ def _refusal(event: evt.Event, service: str, exc: BadIdentifier) -> Dataset:
     return exc.status.response(exc.comment)
 
 
-def _parse(event: evt.Event) -> ParsedIdentifier:
-    return parse_identifier(decode_identifier(event), str(event.request.AffectedSOPClassUID))
+def _parse(event: evt.Event, grant: Grant) -> ParsedIdentifier:
+    """The identifier, limited to what the calling AE may see."""
+    parsed = parse_identifier(decode_identifier(event), str(event.request.AffectedSOPClassUID))
+    grant.restrict(parsed.query)
+    return parsed
 
 
 def _contexts(records: list[InstanceRecord]) -> list[Any]:
@@ -225,26 +229,34 @@ def _contexts(records: list[InstanceRecord]) -> list[Any]:
 class MoveHandler:
     """``EVT_C_MOVE`` handler: destination, sub-operation count, then the instances."""
 
-    def __init__(self, source: InstanceSource, destinations: dict[str, MoveDestination]) -> None:
+    def __init__(
+        self, source: InstanceSource, access: DimseAccess, tls_context: ssl.SSLContext
+    ) -> None:
         self.source = source
-        self.destinations = destinations
+        self.access = access
+        self.tls_context = tls_context
+        """Presented to destinations marked ``tls`` (their certificate verified with it)."""
 
     def __call__(self, event: evt.Event) -> Iterator[Any]:
         name = (event.move_destination or "").strip()
-        destination = self.destinations.get(name)
-        if destination is None:
+        destination = self.access.destination(name)
+        decision = self.access.for_request(event, "move")
+        # An AE that may not move is offered no C-MOVE context (see DimseAccess), so a
+        # refusal here is a second line only.
+        if not decision.allowed or destination is None:
             LOGGER.warning("C-MOVE to unknown destination %r refused (0xA801)", name)
             yield None, None
             return
+        tls_args = {"tls_args": (self.tls_context, destination.host)} if destination.tls else {}
         try:
-            records = self.source.matching(_parse(event))
+            records = self.source.matching(_parse(event, decision.grant))
         except BadIdentifier as exc:
             # pynetdicom takes a status only after the destination and a count.
-            yield destination.host, destination.port, {"contexts": _contexts([])}
+            yield destination.host, destination.port, {"contexts": _contexts([]), **tls_args}
             yield 1
             yield _refusal(event, "C-MOVE", exc), None
             return
-        yield destination.host, destination.port, {"contexts": _contexts(records)}
+        yield destination.host, destination.port, {"contexts": _contexts(records), **tls_args}
         yield len(records)
         yield from self.source.sendable(records, lambda: event.is_cancelled)
 
@@ -252,12 +264,18 @@ class MoveHandler:
 class GetHandler:
     """``EVT_C_GET`` handler: sub-operation count, then the instances on this association."""
 
-    def __init__(self, source: InstanceSource) -> None:
+    def __init__(self, source: InstanceSource, access: DimseAccess) -> None:
         self.source = source
+        self.access = access
 
     def __call__(self, event: evt.Event) -> Iterator[Any]:
+        decision = self.access.for_request(event, "get")
+        if not decision.allowed:
+            yield 1
+            yield NOT_AUTHORIZED.response(decision.comment), None
+            return
         try:
-            records = self.source.matching(_parse(event))
+            records = self.source.matching(_parse(event, decision.grant))
         except BadIdentifier as exc:
             yield 1
             yield _refusal(event, "C-GET", exc), None

@@ -20,6 +20,7 @@ from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 
 import openjip.receiver.metrics as metrics
+from openjip.access.dimse import DimseAccess
 from openjip.config import ReceiverSettings
 from openjip.ingest import Ingestor
 from openjip.receiver.query_retrieve import (
@@ -28,7 +29,6 @@ from openjip.receiver.query_retrieve import (
     query_retrieve_handlers,
 )
 from openjip.receiver.reactive import ReactiveRequestHandler
-from openjip.receiver.status import Echo
 from openjip.receiver.store import StoreHandler, StoreService
 from openjip.receiver.transport import ReceiverServer, Timeouts
 
@@ -68,10 +68,6 @@ def build_ae(settings: ReceiverSettings) -> AE:
     return ae
 
 
-def _on_echo(event: evt.Event) -> int:
-    return Echo.SUCCESS.code
-
-
 def _on_open(event: evt.Event) -> None:
     metrics.OPEN_ASSOCIATIONS.inc()
 
@@ -87,18 +83,22 @@ def make_server(
     *,
     address: tuple[str, int],
     on_finished: Callable[[Any], None],
+    access: DimseAccess | None = None,
 ) -> ReceiverServer:
     """A server for the associations the gate admits on ``address``; ``on_finished`` is
-    called with each one's admission when it ended."""
+    called with each one's admission when it ended; ``access`` decides what each calling AE
+    may do (by default without an audit)."""
     configure_pynetdicom()
     incoming_dir.mkdir(parents=True, exist_ok=True)
+    access = access or DimseAccess(settings)
     ae = build_ae(settings)
-    store_service = StoreService(ingestor)
+    store_service = StoreService(ingestor, access)
     handlers: list[Any] = [
-        (evt.EVT_C_ECHO, _on_echo),
+        (evt.EVT_REQUESTED, access.on_association_requested),
+        (evt.EVT_C_ECHO, access.on_echo),
         (evt.EVT_CONN_OPEN, _on_open),
         (evt.EVT_CONN_CLOSE, _on_close),
-        *query_retrieve_handlers(settings, ingestor, incoming_dir),
+        *query_retrieve_handlers(settings, ingestor, incoming_dir, access),
     ]
     own_reader = settings.pdata_reader == "openjip"
     if not own_reader:

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from openjip.access.files import open_private_append
 from openjip.index.base import SeriesRecord
 
 EVENTS_FILE = "events/series_complete.jsonl"
@@ -46,10 +47,9 @@ class JsonlEventLog:
         line = json.dumps(
             {"event": "series_complete", "emitted_at": time.time(), "series": series.to_dict()}
         )
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._lock:
             self._rotate_when_full()
-            with self.path.open("a", encoding="utf-8") as file:
+            with open(open_private_append(self.path), "a", encoding="utf-8") as file:
                 file.write(line + "\n")
                 file.flush()
                 os.fsync(file.fileno())

@@ -21,6 +21,8 @@ from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.multiprocess import MultiProcessCollector
 
 import openjip.receiver.metrics as metrics
+from openjip.access import tls
+from openjip.access.dimse import DimseAccess, check_not_open
 from openjip.config import Settings
 from openjip.index import MetadataIndex, open_index
 from openjip.ingest import Ingestor
@@ -63,7 +65,7 @@ class ReceiverService:
         self.settings = settings
         self.listeners = [*default_listeners(settings), *listeners]
         configured = settings.receiver.workers
-        self.workers = configured if configured > 0 else default_workers()
+        self.workers = tls.processes(settings.receiver, configured or default_workers())
         self._store: ObjectStore | None = None
         self._index: MetadataIndex | None = None
         self._server: ReceiverServer | None = None
@@ -93,6 +95,7 @@ class ReceiverService:
     def start(self) -> None:
         """Open store and index, start listening; returns once connections are accepted."""
         settings = self.settings
+        check_not_open(settings.receiver)
         self._store = open_store(settings)
         self._index = open_index(settings)
         try:
@@ -120,8 +123,15 @@ class ReceiverService:
                 process_incoming_dir(settings),
                 address=(host, port),
                 on_finished=policy.release,
+                access=DimseAccess.for_site(settings),
             )
-            self._gate = Gate(listener, policy, self._server.hand_over, settings=settings.receiver)
+            self._gate = Gate(
+                listener,
+                policy,
+                self._server.hand_over,
+                settings=settings.receiver,
+                tls_context=tls.server_context(settings.receiver),
+            )
             self._gate.start()
             registry = metrics.REGISTRY
         else:

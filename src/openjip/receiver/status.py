@@ -19,6 +19,8 @@ from pynetdicom.status import (
     VERIFICATION_SERVICE_CLASS_STATUS,
 )
 
+from openjip.access import dimse
+
 
 @dataclass(frozen=True)
 class Status:
@@ -54,6 +56,10 @@ def error_comment(comment: str) -> str:
     printable ASCII and no backslash."""
     printable = "".join(c if " " <= c <= "~" else "?" for c in comment)
     return printable.replace("\\", "/")[:64]
+
+
+NOT_AUTHORIZED = Status(dimse.NOT_AUTHORIZED, "Failure", "Refused: not authorized")
+"""Any service the calling AE may not use (PS3.7 C.5; see :mod:`openjip.access.dimse`)."""
 
 
 class Echo:

@@ -19,12 +19,13 @@ from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.service_class import StorageServiceClass
 
 import openjip.receiver.metrics as metrics
+from openjip.access.dimse import DimseAccess
 from openjip.dicom import is_valid_uid
 from openjip.index.base import IndexError_
 from openjip.ingest import Ingestor, InvalidInstance
 from openjip.receiver.filemeta import PREAMBLE, encode_file_meta
 from openjip.receiver.incoming import IncomingFile
-from openjip.receiver.status import Status, Store
+from openjip.receiver.status import NOT_AUTHORIZED, Status, Store
 from openjip.storage.base import StorageError
 
 LOGGER = logging.getLogger(__name__)
@@ -48,8 +49,9 @@ def check_command_uids(sop_class_uid: str, sop_instance_uid: str) -> Answer | No
 class StoreService:
     """Answers C-STORE requests by ingesting the received file."""
 
-    def __init__(self, ingestor: Ingestor) -> None:
+    def __init__(self, ingestor: Ingestor, access: DimseAccess) -> None:
         self.ingestor = ingestor
+        self.access = access
 
     def store(
         self,
@@ -92,11 +94,18 @@ class StoreService:
         refusal = check_command_uids(sop_class_uid, sop_instance_uid)
         if refusal is not None:
             return refusal
+        decision = self.access.decide(calling_ae, "store", audit_allowed=False)
+        if not decision.allowed:
+            return NOT_AUTHORIZED, decision.comment
         if incoming.error is not None:
             return Store.OUT_OF_RESOURCES, f"cannot write: {incoming.error.strerror}"
         try:
             result = self.ingestor.ingest_file(
-                incoming.path, source_ae=calling_ae, move=True, sop_instance_uid=sop_instance_uid
+                incoming.path,
+                source_ae=calling_ae,
+                move=True,
+                sop_instance_uid=sop_instance_uid,
+                projects=[decision.grant.store_project],
             )
         except InvalidInstance as exc:
             return Store.CANNOT_UNDERSTAND, exc.reason
@@ -109,6 +118,7 @@ class StoreService:
         except Exception as exc:
             LOGGER.exception("C-STORE from %s: unexpected failure", calling_ae)
             return Store.CANNOT_UNDERSTAND, f"cannot process: {type(exc).__name__}: {exc}"
+        self.access.audit(calling_ae, "store", result.record.StudyInstanceUID, True)
         metrics.INSTANCES.inc()
         metrics.BYTES.inc(result.record.size)
         metrics.STORE_SECONDS.observe(result.store_seconds)

@@ -201,6 +201,7 @@ def worker_main(settings: Settings, address: tuple[str, int], channel: socket.so
     """Entry point of a worker process: serve every connection the parent hands over."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(message)s")
+    from openjip.access.dimse import DimseAccess
     from openjip.index import open_index
     from openjip.ingest import Ingestor
     from openjip.receiver.incoming import process_incoming_dir
@@ -221,6 +222,7 @@ def worker_main(settings: Settings, address: tuple[str, int], channel: socket.so
         process_incoming_dir(settings),
         address=address,
         on_finished=ended,
+        access=DimseAccess.for_site(settings),
     )
     channel.sendall(_READY)
     while True:

@@ -209,7 +209,7 @@ class LocalObjectStore(ObjectStore):
             temp = os.path.join(directory, f".{name}{self._temp_suffix()}")
             try:
                 self._ensure_dir(directory)
-                return temp, os.open(temp, flags, 0o644)
+                return temp, os.open(temp, flags, 0o600)
             except FileExistsError:
                 continue  # a temporary file left by a crashed process whose pid we now have
             except FileNotFoundError:
@@ -225,7 +225,7 @@ class LocalObjectStore(ObjectStore):
         if directory in self._known_dirs:
             return
         if directory == self._root:
-            os.makedirs(directory, exist_ok=True)
+            os.makedirs(directory, mode=0o700, exist_ok=True)
         else:
             parent = os.path.dirname(directory)
             try:
@@ -245,7 +245,7 @@ class LocalObjectStore(ObjectStore):
     def _mkdir(directory: str) -> bool:
         """Create one directory; False when it already exists."""
         try:
-            os.mkdir(directory)
+            os.mkdir(directory, 0o700)
         except FileExistsError as error:
             if not os.path.isdir(directory):
                 raise NotADirectoryError(errno.ENOTDIR, "an object has this name") from error

@@ -12,7 +12,7 @@ from openjip import __version__
 from openjip.config import Settings
 from openjip.index import MetadataIndex
 from openjip.storage import ObjectStore
-from openjip.web import admin, health, login, metrics, statistics
+from openjip.web import admin, health, images, login, metrics, statistics, viewer
 from openjip.web.access import ACCESS_ERROR_HANDLERS, WebAccess
 from openjip.web.backends import Backends
 from openjip.web.dicomweb import dicomweb_router
@@ -49,6 +49,8 @@ def create_app(
     app.include_router(metrics.router)
     app.include_router(statistics.router)
     app.include_router(dicomweb_router(), prefix=DICOMWEB_PREFIX)
+    app.include_router(viewer.router)
+    app.include_router(images.router)
     for error_class in HANDLED_ERRORS:
         app.add_exception_handler(error_class, dicomweb_error_handler)
     for access_error, handler in ACCESS_ERROR_HANDLERS.items():

@@ -10,6 +10,7 @@ from openjip.asgi import ThreadedServer
 from openjip.config import Settings
 from openjip.web.app import DICOMWEB_PREFIX, create_app
 from openjip.web.metrics import metrics_app
+from openjip.web.viewer import BASE as VIEWER_BASE
 
 
 class WebService:
@@ -71,6 +72,7 @@ class WebService:
         lines = [
             f"web        {self.url}/healthz  {self.url}/metrics  {self.url}/login",
             f"DICOMweb   {self.url}{DICOMWEB_PREFIX}",
+            f"viewer     {self.url}{VIEWER_BASE}",
         ]
         if self._metrics_server is not None:
             lines.append(f"metrics    {self._metrics_server.url}/metrics")

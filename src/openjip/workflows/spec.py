@@ -53,12 +53,18 @@ class ParamSpec(_Strict):
 class InputSpec(_Strict):
     """Which series a run works on when its conf names none."""
 
-    kind: Literal["series", "query"] = Field(
+    kind: Literal["series", "query", "cohort"] = Field(
         "series",
         description=(
-            "`series`: the SeriesInstanceUIDs picked in the form (param `series`); "
-            "`query`: the series the index finds with `query` (the form may still name series)."
+            "`series`: the series picked in the form (param `series`: SeriesInstanceUIDs, "
+            "StudyInstanceUIDs, accession numbers or patient IDs); "
+            "`query`: the series the index finds with `query` (the form may still name series); "
+            "`cohort`: the series of the saved cohort `cohort` (the form may still name series)."
         ),
+    )
+    cohort: str = Field(
+        "",
+        description="Name of the saved cohort (Images page) a `kind: cohort` workflow runs on.",
     )
     query: dict[str, str] = Field(
         default_factory=dict,

@@ -284,6 +284,8 @@ def _check_references(spec: WorkflowSpec) -> list[SpecError]:
         for key, value in step.params.items()
     ]
     places += [(f"input.query.{key}", value) for key, value in spec.input.query.items()]
+    if spec.input.kind == "cohort" and not spec.input.cohort:
+        errors.append(SpecError("input.cohort", "kind: cohort needs the name of a saved cohort"))
     for key in spec.input.query:
         if key not in QUERY_FIELDS:
             errors.append(

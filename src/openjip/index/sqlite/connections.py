@@ -168,6 +168,9 @@ class ConnectionPool:
         with _unavailable_on_error(self.path):
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
+                # SQLite gives the WAL and shared-memory files the database file's mode.
+                if not self.path.exists():
+                    os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
             except OSError as exc:
                 raise IndexUnavailable(f"index folder {self.path.parent}: {exc}") from exc
             conn = sqlite3.connect(

@@ -1,7 +1,8 @@
 """Which DICOM attributes QIDO-RS matches on and returns, and index records as DICOM JSON.
 
 Query keys may be given by keyword (``PatientID``) or by tag (``00100020``). Values use DICOM
-matching (wildcards, date ranges, UID lists), exactly as :class:`openjip.index.Query` defines it.
+matching (wildcards, date ranges, UID lists), exactly as :class:`openjip.index.Query` defines it;
+``fuzzymatching=true`` makes a patient name match wherever it occurs in the name.
 """
 
 from __future__ import annotations
@@ -57,9 +58,19 @@ def build_query(params: Mapping[str, str], fixed: Mapping[str, str]) -> tuple[Qu
         set_query_field(query, field, value)
     for field, value in fixed.items():
         set_query_field(query, field, value)
+    if params.get("fuzzymatching", "").lower() == "true":
+        query.PatientName = _fuzzy(query.PatientName)
     query.limit = _bounded(params, "limit", MAX_LIMIT)
     query.offset = _bounded(params, "offset", MAX_OFFSET) or 0
     return query, include
+
+
+def _fuzzy(name: str) -> str:
+    """A patient name pattern that fuzzy matching widens: without wildcards, any name that
+    contains it (case is ignored for names anyway), so ``smith`` finds ``Smith^John``."""
+    if not name or "*" in name or "?" in name:
+        return name
+    return f"*{name}*"
 
 
 def _bounded(params: Mapping[str, str], name: str, maximum: int) -> int | None:

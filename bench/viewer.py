@@ -1,0 +1,229 @@
+"""Viewer benchmark: what OHIF asks of DICOMweb, ``openjip web`` against Orthanc with its
+DICOMweb plugin, on the same study, plus the first image drawn by OHIF from openjip.
+
+1. One synthetic chest CT study is written once into ``bench/data/viewer/``: a 500-slice 512²
+   series and a 500-slice 256² series of the same study (1,000 instances).
+2. openjip's store and index are filled by its ingest path; Orthanc (with
+   ``libOrthancDicomWeb.so``) is loaded over its REST API. Neither load is timed.
+3. WADO-RS metadata of the whole study (1,000 instances) and frames of every instance of the
+   500-slice series (``frames/1``, as stored, six connections as a browser opens them) are
+   fetched from both; the figure is the median wall time of ``--repeat`` rounds.
+4. Headless Chromium opens ``/viewer/viewer?StudyInstanceUIDs=...`` of openjip; the figure is
+   the time until the viewport shows the CT. (OHIF over Orthanc is not measured: it would need
+   OHIF on Orthanc's origin with client-side routes, which Orthanc's ServeFolders cannot do.)
+
+Everything runs inside one private network namespace (Orthanc listens on every interface).
+Usage: ``.venv/bin/python bench/viewer.py [--repeat 5]``; figures go to
+``bench/results/viewer.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pydicom
+from query import Peer, wait_for_http
+
+from ingest import DCMTK_ENV, LOOPBACK_UP, ORTHANC, VENV_BIN, versions
+from openjip.config import Settings
+from openjip.index import open_index
+from openjip.ingest import Ingestor
+from openjip.phantom import write_ct_series
+from openjip.storage import open_store
+
+BENCH_DIR = Path(__file__).resolve().parent
+DATA_DIR = BENCH_DIR / "data" / "viewer"
+RESULTS = BENCH_DIR / "results" / "viewer.json"
+IN_NAMESPACE_FLAG = "--in-namespace"
+WEB_PORT, ORTHANC_HTTP, ORTHANC_DICOM = 8042, 8043, 4242
+FRAME_ACCEPT = 'multipart/related; type="application/octet-stream"; transfer-syntax=*'
+CONNECTIONS = 6
+VIEWER = Path(os.environ.get("OPENJIP_WEB__VIEWER_PATH", "~/.openjip/viewer")).expanduser()
+
+
+def study_files() -> tuple[list[Path], list[Path]]:
+    """(the 500-slice 512² series, the 500-slice 256² series) of one study, written once."""
+    big, small = DATA_DIR / "ct-512", DATA_DIR / "ct-256"
+    if not (DATA_DIR / "complete").exists():
+        write_ct_series(big, slices=500, rows=512, columns=512, patient_id="BENCH", series_number=1)
+        write_ct_series(
+            small, slices=500, rows=256, columns=256, patient_id="BENCH", series_number=2
+        )
+        (DATA_DIR / "complete").touch()
+    return sorted(big.iterdir()), sorted(small.iterdir())
+
+
+def load_openjip(home: Path, files: list[Path]) -> None:
+    settings = Settings(home=home)
+    index = open_index(settings)
+    ingestor = Ingestor(open_store(settings), index)
+    for path in files:
+        ingestor.ingest_file(path, source_ae="BENCH")
+    index.close()
+
+
+def start_orthanc(work: Path, files: list[Path]) -> Peer:
+    config = {
+        "Name": "openjip-viewer-bench",
+        "StorageDirectory": str(work / "storage"),
+        "IndexDirectory": str(work / "index"),
+        "DicomPort": ORTHANC_DICOM,
+        "HttpPort": ORTHANC_HTTP,
+        "RemoteAccessAllowed": False,
+        "AuthenticationEnabled": False,
+        "Plugins": ["/usr/share/orthanc/plugins/libOrthancDicomWeb.so"],
+        "DicomWeb": {"Enable": True, "Root": "/dicom-web/"},
+    }
+    (work / "orthanc.json").write_text(json.dumps(config))
+    peer = Peer([ORTHANC, str(work / "orthanc.json")], DCMTK_ENV, work / "orthanc.log")
+    wait_for_http(ORTHANC_HTTP, "/system")
+    with httpx.Client(base_url=f"http://127.0.0.1:{ORTHANC_HTTP}", timeout=60) as http:
+        for path in files:
+            http.post("/instances", content=path.read_bytes()).raise_for_status()
+    return peer
+
+
+def timed(action: Callable[[], int], repeat: int) -> dict[str, Any]:
+    """Median and each wall time (ms) of ``repeat`` runs after one warm-up; bytes of the last."""
+    action()
+    samples, size = [], 0
+    for _ in range(repeat):
+        started = time.perf_counter()
+        size = action()
+        samples.append((time.perf_counter() - started) * 1000)
+    return {"median_ms": round(statistics.median(samples), 1),
+            "samples_ms": [round(s, 1) for s in samples], "bytes": size}  # fmt: skip
+
+
+def measure(base: str, study: str, instances: list[tuple[str, str]], repeat: int) -> dict[str, Any]:
+    clients = [httpx.Client(base_url=base, timeout=120) for _ in range(CONNECTIONS)]
+
+    def metadata() -> int:
+        answer = clients[0].get(
+            f"/studies/{study}/metadata", headers={"Accept": "application/dicom+json"}
+        )
+        answer.raise_for_status()
+        if len(answer.json()) != 1000:
+            raise RuntimeError(f"{base}: metadata of {len(answer.json())} instances")
+        return len(answer.content)
+
+    def frame(job: tuple[int, tuple[str, str]]) -> int:
+        number, (series, sop) = job
+        url = f"/studies/{study}/series/{series}/instances/{sop}/frames/1"
+        answer = clients[number % CONNECTIONS].get(url, headers={"Accept": FRAME_ACCEPT})
+        answer.raise_for_status()
+        return len(answer.content)
+
+    def frames() -> int:
+        with ThreadPoolExecutor(CONNECTIONS) as pool:
+            return sum(pool.map(frame, enumerate(instances)))
+
+    try:
+        return {"study_metadata_1000": timed(metadata, repeat),
+                "frames_500_slices_512": timed(frames, repeat)}  # fmt: skip
+    finally:
+        for client in clients:
+            client.close()
+
+
+def first_image_in_ohif(base: str, study: str) -> float:
+    """Seconds from navigation until OHIF's viewport shows the CT (headless Chromium)."""
+    sys.path.insert(0, str(BENCH_DIR.parent / "tests" / "viewer"))
+    from browser import VIEWPORT, element_pixels, shows_an_image, start_chromium, wait_for
+
+    driver = start_chromium()
+    try:
+        started = time.monotonic()
+        driver.get(f"{base}/viewer/viewer?StudyInstanceUIDs={study}")
+        wait_for(lambda: shows_an_image(element_pixels(driver, VIEWPORT)), 120, "the first image")
+        return round(time.monotonic() - started, 2)
+    finally:
+        driver.quit()
+
+
+def run_in_namespace(args: argparse.Namespace) -> dict[str, Any]:
+    big, small = study_files()
+    headers = [pydicom.dcmread(path, stop_before_pixels=True) for path in big]
+    study = str(headers[0].StudyInstanceUID)
+    instances = [(str(ds.SeriesInstanceUID), str(ds.SOPInstanceUID)) for ds in headers]
+    report: dict[str, Any] = {
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "versions": versions(),
+        "machine": {"cpus": os.cpu_count(), "load_average_before": os.getloadavg()},
+        "data": {"study_instances": len(big) + len(small), "frames_series": "500 x 512² CT",
+                 "transfer_syntax": "Explicit VR Little Endian"},
+        "method": {"metadata": "GET /studies/{uid}/metadata, one connection",
+                   "frames": f"GET .../frames/1 of each of 500 instances over {CONNECTIONS}"
+                             " kept-alive connections, transfer-syntax=*",
+                   "repeat": args.repeat},
+    }  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="openjip-viewer-bench-") as tmp:
+        work = Path(tmp)
+        load_openjip(work / "openjip", big + small)
+        env = {**os.environ, "OPENJIP_HOME": str(work / "openjip"),
+               "OPENJIP_WEB__PORT": str(WEB_PORT), "OPENJIP_WEB__VIEWER_PATH": str(VIEWER),
+               "OPENJIP_LOG_LEVEL": "warning",
+               # Anonymous on loopback (inside the namespace), as Orthanc runs without auth.
+               "OPENJIP_ACCESS__ALLOW_ANONYMOUS": "true",
+               "OPENJIP_ACCESS__ANONYMOUS_ROLE": "admin"}  # fmt: skip
+        web = Peer([str(VENV_BIN / "openjip"), "web"], env, work / "web.log")
+        try:
+            wait_for_http(WEB_PORT, "/healthz")
+            base = f"http://127.0.0.1:{WEB_PORT}"
+            report["openjip"] = measure(f"{base}/dicom-web", study, instances, args.repeat)
+            report["openjip"]["ohif_first_image_s"] = first_image_in_ohif(base, study)
+        finally:
+            web.stop()
+        orthanc = start_orthanc(work, big + small)
+        try:
+            base = f"http://127.0.0.1:{ORTHANC_HTTP}/dicom-web"
+            report["orthanc"] = measure(base, study, instances, args.repeat)
+        finally:
+            orthanc.stop()
+    report["machine"]["load_average_after"] = os.getloadavg()
+    ours, theirs = report["openjip"], report["orthanc"]
+    report["targets"] = {
+        name: {
+            "openjip_over_orthanc": round(ours[name]["median_ms"] / theirs[name]["median_ms"], 2)
+        }
+        for name in ("study_metadata_1000", "frames_500_slices_512")
+    }
+    report["targets"]["study_metadata_1000"]["le_1s"] = (
+        ours["study_metadata_1000"]["median_ms"] <= 1000
+    )
+    return report
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=5, help="rounds of each measurement")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="JSON file to write")
+    parser.add_argument(IN_NAMESPACE_FLAG, action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if not args.in_namespace:
+        command = [sys.executable, __file__, *sys.argv[1:], IN_NAMESPACE_FLAG]
+        wrapper = ["unshare", "-n", "sh", "-c", LOOPBACK_UP, "sh", *command]
+        return subprocess.run(wrapper, check=False).returncode
+    report = run_in_namespace(args)
+    args.results.parent.mkdir(parents=True, exist_ok=True)
+    args.results.write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps({k: report[k] for k in ("openjip", "orthanc", "targets")}, indent=2))
+    print(f"\nwritten to {args.results}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
