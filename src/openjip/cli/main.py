@@ -68,6 +68,10 @@ COMMANDS: dict[str, LazyCommand] = {
     "project": LazyCommand(
         "project", "Assign studies to projects (who may see them follows from the projects)."
     ),
+    "deidentify": LazyCommand(
+        "deidentify",
+        "De-identify DICOM files with the PS3.15 Basic Profile and its options, into a folder.",
+    ),
     "audit": LazyCommand(
         "audit",
         "Print the access audit log, oldest first: time, who (user or AE), action, study, result.",
