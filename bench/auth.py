@@ -255,6 +255,37 @@ def measure_stow(client: httpx.Client, count: int) -> float:
     return count / (time.perf_counter() - started)
 
 
+def verification_ms(home: Path, issuer: Issuer, repeat: int = 500) -> dict[str, float]:
+    """In-process cost per request of each credential check, without HTTP around it."""
+    from openjip.access.oidc import OidcProvider
+    from openjip.config.settings import AccessSettings
+
+    users = UserStore(Settings(home=home).access_dir)
+    users.verify("admin", PASSWORD)  # the first check is argon2's; later ones are remembered
+    provider = OidcProvider(
+        AccessSettings.model_validate(
+            {
+                "oidc_issuer": issuer.url,
+                "oidc_client_id": "openjip",
+                "oidc_groups": {"bench-admins": {"roles": ["admin"]}},
+            }
+        )
+    )
+    token = issuer.token()
+    provider.principal(provider.verify(token))  # fetches discovery and JWKS once
+    checks = {
+        "basic_remembered": lambda: users.verify("admin", PASSWORD),
+        "bearer_rs256": lambda: provider.principal(provider.verify(token)),
+    }
+    figures = {}
+    for name, check in checks.items():
+        started = time.perf_counter()
+        for _ in range(repeat):
+            check()
+        figures[name] = round((time.perf_counter() - started) / repeat * 1000, 3)
+    return figures
+
+
 def password_check_ms(home: Path) -> float:
     users = UserStore(Settings(home=home).access_dir)
     started = time.perf_counter()
@@ -295,6 +326,7 @@ def main() -> None:
                     client.close()
                     web.stop()
         argon2_ms = password_check_ms(home)
+        verification = verification_ms(home, issuer)
         issuer.server.shutdown()
 
     report: dict[str, Any] = {
@@ -303,6 +335,7 @@ def main() -> None:
         "parameters": vars(args) | {"results": str(args.results)},
         "site_build_seconds": round(build_seconds, 1),
         "password_check_ms_uncached": round(argon2_ms, 1),
+        "verification_ms_in_process": verification,
         "qido_ms": {
             configuration: {
                 name: {

@@ -21,6 +21,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ready
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
+from openjip.access import UserStore
 from openjip.airflow.local import AirflowComponent
 from openjip.config import Settings
 from openjip.config.settings import AirflowSettings, WebSettings
@@ -31,6 +32,7 @@ from openjip.storage import open_store
 from openjip.web import WebService
 
 OUT = Path(__file__).parent
+USER, PASSWORD = "doctor", "screenshots only, thrown away"
 VIEWER = Path(os.environ.get("OPENJIP_WEB__VIEWER_PATH", "~/.openjip/viewer")).expanduser()
 
 
@@ -70,6 +72,7 @@ def main() -> None:
         airflow=AirflowSettings(port=0, parallelism=2),
     )
     _store_patient(settings, home / "incoming")
+    UserStore(settings.access_dir).add(USER, PASSWORD, "admin")
     web = WebService(settings)
     web.start()
     os.environ.update({"OPENJIP_HOME": str(home), "OPENJIP_WEB__PUBLIC_URL": web.url})
@@ -77,12 +80,13 @@ def main() -> None:
     airflow.start()
     browser = _chromium()
     try:
-        browser.get(airflow.url + "/")
-        _until(browser, ready.presence_of_element_located((By.NAME, "username")), 60)
-        browser.find_element(By.NAME, "username").send_keys(settings.airflow.username)
-        browser.find_element(By.NAME, "password").send_keys(airflow.password())
-        browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-        time.sleep(3)
+        for url in (web.url + "/login", airflow.url + "/"):  # the same site user for both
+            browser.get(url)
+            _until(browser, ready.presence_of_element_located((By.NAME, "username")), 60)
+            browser.find_element(By.NAME, "username").send_keys(USER)
+            browser.find_element(By.NAME, "password").send_keys(PASSWORD)
+            browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+            time.sleep(3)
         browser.get(airflow.url + "/plugin/openjip-images")
         _until(browser, ready.frame_to_be_available_and_switch_to_it((By.TAG_NAME, "iframe")), 60)
         browser.find_element(By.ID, "name").send_keys("doe")

@@ -73,8 +73,8 @@ def test_find_run_and_look_at_the_result(
     log_in(chromium, viewer_site.url, *doctor, then="/images/")
     chromium.get(airflow.url + "/")
     wait_for(lambda: chromium.find_elements(By.NAME, "username"), 60, "Airflow's login form")
-    chromium.find_element(By.NAME, "username").send_keys(airflow.settings.airflow.username)
-    chromium.find_element(By.NAME, "password").send_keys(airflow.password())
+    chromium.find_element(By.NAME, "username").send_keys(doctor[0])  # the same site user
+    chromium.find_element(By.NAME, "password").send_keys(doctor[1])
     chromium.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
     wait_for(lambda: "/login" not in chromium.current_url, 60, "Airflow's start page")
     chromium.get(airflow.url + "/plugin/openjip-images")  # the Images entry of the navigation

@@ -27,6 +27,7 @@ from typing import Any
 from openjip.access.files import create_private_dir, write_private_file
 from openjip.access.projects import check_project_names
 from openjip.access.roles import Principal, Role, principal
+from openjip.state.versions import StateTooNew, ensure_store
 
 USERS_FILE = "users.json"
 VERIFIED_SECONDS = 60.0
@@ -69,6 +70,10 @@ class UserStore:
     """Add, list, remove and verify the local users of one site."""
 
     def __init__(self, directory: Path) -> None:
+        try:  # the users of a newer openjip are refused before anything reads or writes them
+            ensure_store(directory.parent, "users")
+        except StateTooNew as error:
+            raise UserError(str(error)) from error
         self.directory = directory
         self.path = directory / USERS_FILE
         self._hasher = _hasher()

@@ -28,6 +28,7 @@ from typing import Any
 from openjip.airflow.client import AirflowClient, AirflowError, AirflowUnavailable, RunExists
 from openjip.config import Settings
 from openjip.index.base import IndexError_, Query, SeriesRecord
+from openjip.state.versions import ensure_store
 from openjip.workflows.loader import discover_specs, workflow_dirs
 from openjip.workflows.spec import SERIES_PARAM, MatchRule, WorkflowSpec
 
@@ -103,6 +104,7 @@ class RunRequestQueue:
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
+        ensure_store(path.parent, "trigger-queue")  # refuses a newer openjip's queue (StateTooNew)
         self.path = path
         self._lock = threading.Lock()
         self._db = sqlite3.connect(path, timeout=30, check_same_thread=False, isolation_level=None)

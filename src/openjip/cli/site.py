@@ -5,9 +5,11 @@ from __future__ import annotations
 import typer
 
 from openjip.access.at_rest import protect_data_at_rest
+from openjip.cli import site_state
 from openjip.cli.environment import configure_logging, console, load_settings
 
 app = typer.Typer(name="site", help="Run a whole site.", no_args_is_help=True)
+app.registered_commands += site_state.app.registered_commands  # backup, restore, check
 
 
 @app.command()

@@ -26,6 +26,7 @@ from openjip.federation.peers import Peer, PeerRegistry
 from openjip.federation.placement import approved_spec_path, check_workflow_id
 from openjip.federation.questions import QuestionDesk
 from openjip.federation.screening import screen_document
+from openjip.state.versions import StateTooNew, ensure_store
 from openjip.statistics.loopback import LoopbackClient, secret_path
 
 
@@ -68,6 +69,10 @@ class Exchange:
     ) -> None:
         from openjip.workflows.loader import PROJECT_WORKFLOWS
 
+        try:  # the state of a newer openjip is refused before anything reads or writes it
+            ensure_store(home, "federation")
+        except StateTooNew as error:
+            raise FederationError(str(error)) from error
         self.settings = settings
         self.directory = home / "federation"
         self.workflows_dir = home / "workflows"

@@ -385,12 +385,8 @@ class FindHandler:
             decision.grant.restrict(parsed.query)
             views = search(self.index, parsed)
         except BadIdentifier as exc:
-            LOGGER.warning(
-                "C-FIND from %s refused with 0x%04X: %s",
-                event.assoc.requestor.ae_title,
-                exc.status.code,
-                exc.comment,
-            )
+            who, code = event.assoc.requestor.ae_title, exc.status.code
+            LOGGER.warning("C-FIND from %s refused with 0x%04X: %s", who, code, exc.comment)
             yield exc.status.response(exc.comment), None
             return
         for number, view in enumerate(views):

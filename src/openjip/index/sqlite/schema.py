@@ -132,6 +132,12 @@ def prepare(conn: sqlite3.Connection) -> None:
             for statement in (_SCHEMA + _PROJECTS_SCHEMA) if version == 0 else _MIGRATE_1_TO_2:
                 conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        elif version > SCHEMA_VERSION:
+            raise IndexUnavailable(
+                f"the index is at schema version {version}, newer than version {SCHEMA_VERSION}"
+                " that this openjip knows; it was written by a newer openjip: upgrade openjip"
+                " again (or restore a backup made before the upgrade). Nothing was changed."
+            )
         elif version != SCHEMA_VERSION:
             raise IndexUnavailable(
                 f"index schema version {version}, this openjip uses {SCHEMA_VERSION};"
