@@ -75,6 +75,7 @@ bench: install system-deps viewer  ## ingest (vs Orthanc, storescp), query (C-FI
 	$(BIN)/python bench/trigger.py $(TRIGGER_BENCH_ARGS)
 	$(BIN)/python bench/header.py
 	$(BIN)/python bench/cli.py
+	$(BIN)/python bench/deid.py
 	$(BIN)/python bench/auth.py $(AUTH_BENCH_ARGS)
 	$(BIN)/python bench/viewer.py $(VIEWER_BENCH_ARGS)
 

@@ -5,7 +5,8 @@ A value counts when the profile does not keep its attribute (any depth, private 
 included) and it is specific enough to mean something: three characters or more, and not a
 short number (a "2" or "100" occurs in any file). A value that is part of the value of an
 attribute the table does not list (a private creator "TOSHIBA" beside the Manufacturer
-"TOSHIBA_MEC") is not searched for: the standard keeps that attribute, finding it is no leak.
+"TOSHIBA_MEC") or that a chosen option keeps (a date inside a UID under Retain UIDs) is not
+searched for: that attribute is kept on purpose, finding it is no leak.
 """
 
 from __future__ import annotations

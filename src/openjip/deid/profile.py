@@ -97,6 +97,8 @@ class Profile:
     names: dict[int, str] = field(default_factory=dict)
     required_in: dict[int, frozenset[str]] = field(default_factory=dict)
     """X/Z rows: the SOP classes whose IOD needs the attribute (elsewhere it is removed)."""
+    kept_by_option: frozenset[int] = frozenset()
+    """Attributes a chosen option keeps (K) that the Basic Profile does not."""
 
     def action(self, tag: int, sop_class: str | None = None) -> Action | None:
         """The action for a public attribute, None when the table does not list it (kept);
@@ -150,6 +152,7 @@ def build_profile(options: Iterable[str] = (), table: dict[str, Any] | None = No
     masked: list[tuple[int, int, Action]] = []
     names: dict[int, str] = {}
     required_in: dict[int, frozenset[str]] = {}
+    kept_by_option: set[int] = set()
     private = Action.REMOVE
     for row in rows:
         action = _row_action(row, chosen)
@@ -164,6 +167,8 @@ def build_profile(options: Iterable[str] = (), table: dict[str, Any] | None = No
         else:
             exact[int(text, 16)] = action
             names[int(text, 16)] = row["name"]
+            if action is Action.KEEP and row["basic"] != "K":
+                kept_by_option.add(int(text, 16))
             if (
                 "required_in" in row
                 and row["basic"] in ("X/Z", "X/Z/D")
@@ -174,4 +179,6 @@ def build_profile(options: Iterable[str] = (), table: dict[str, Any] | None = No
                 )
             ):
                 required_in[int(text, 16)] = frozenset(row["required_in"])
-    return Profile(chosen, exact, tuple(masked), private, names, required_in)
+    return Profile(
+        chosen, exact, tuple(masked), private, names, required_in, frozenset(kept_by_option)
+    )

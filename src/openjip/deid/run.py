@@ -5,6 +5,7 @@ bytes of its output file (private tags, nested sequences and all), else the run 
 
 from __future__ import annotations
 
+import io
 import json
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -88,11 +89,10 @@ class Report:
         path.write_text(json.dumps(self.to_json(), indent=1) + "\n")
 
 
-def find_leaks(output: Path, identifying: set[str], pixels: bytes = b"") -> list[Leak]:
-    """Every identifying value found in the bytes of ``output``, all but its Pixel Data: the
-    pixels are the source's byte for byte (burned-in text is the quarantine's concern), and a
-    three-letter name occurs by chance in a few hundred kilobytes of pixels."""
-    data = output.read_bytes()
+def find_leaks(output: Path, data: bytes, identifying: set[str], pixels: bytes = b"") -> list[Leak]:
+    """Every identifying value found in ``data`` (the bytes written to ``output``), all but its
+    Pixel Data: the pixels are the source's byte for byte (burned-in text is the quarantine's
+    concern), and a three-letter name occurs by chance in a few hundred kilobytes of pixels."""
     if pixels:
         start = data.rfind(pixels)
         data = data[:start] + data[start + len(pixels) :] if start >= 0 else data
@@ -143,16 +143,19 @@ def deidentify_files(
             advance()
             continue
         written[target] = path
+        buffer = io.BytesIO()  # one write, and the check reads what was written without a read
         try:
-            dataset.save_as(target, enforce_file_format=False)
+            dataset.save_as(buffer, enforce_file_format=False)
         except (ValueError, TypeError, OverflowError) as error:
             report.failures.append((str(path), f"cannot be written de-identified: {error}"))
             advance()
             continue
+        data = buffer.getvalue()
+        target.write_bytes(data)
         report.instances += 1
         report.outputs.append((str(path), str(target)))
         report.attributes.update(result.counts)
         pixels = dataset.get("PixelData") or b""
-        report.leaks.extend(find_leaks(target, result.identifying, pixels))
+        report.leaks.extend(find_leaks(target, data, result.identifying, pixels))
         advance()
     return report

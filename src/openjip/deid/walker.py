@@ -88,12 +88,17 @@ class Deidentifier:
         self.pseudonyms = pseudonyms
         self.safe_private = safe_private
 
-    def _unlisted(self, decision: Decision) -> bool:
-        """Kept because the table has no row for it (Manufacturer...): what is inside such a
-        value is no leak. Values kept by a row (an option's K) do not count: a table broken
-        into keeping an identifying attribute must fail the check."""
+    def _kept_on_purpose(self, decision: Decision) -> bool:
+        """Kept because the table has no row for it (Manufacturer...) or a chosen option keeps
+        it (Retain UIDs keeps UIDs that embed the acquisition date): what is inside such a
+        value is no leak. A Basic Profile row broken into K does not count: it must fail the
+        check."""
         tag = decision.element.tag
-        return not tag.is_private and self.profile.action(int(tag)) is None
+        if tag.is_private:
+            return False
+        if decision.action is Action.CLEAN and decision.element.VR == "TM":
+            return True  # times of day stay under a whole-day date shift
+        return self.profile.action(int(tag)) is None or int(tag) in self.profile.kept_by_option
 
     def _private_action(self, dataset: Dataset, element: DataElement) -> Action:
         if self.profile.private in (Action.REMOVE, Action.KEEP):
@@ -147,7 +152,7 @@ class Deidentifier:
         result = InstanceResult()
         result.identifying = identifying_values(
             (d.element for d in decisions if _changes_value(d)),
-            (d.element for d in decisions if self._unlisted(d)),
+            (d.element for d in decisions if self._kept_on_purpose(d)),
         ) - {DUMMY_TEXT, *DUMMIES.values()}  # a source value equal to a dummy is no leak
         context = _Context(self.pseudonyms, patient_key, result.identifying, self.profile)
         for decision in decisions:

@@ -1,0 +1,122 @@
+"""De-identification speed: openjip's Basic Profile against Orthanc's ``/instances/{id}/anonymize``
+(Basic Profile, Orthanc's default) on the same 1,000 phantom CT instances.
+
+openjip: ``deidentify_files`` in this process (read, walk, write, leak check), one core.
+Orthanc: the instances uploaded first (not timed), then one ``POST /instances/{id}/anonymize``
+per instance, each answer (the anonymized file) written to disk, over one keep-alive HTTP
+connection. Orthanc listens on every interface, so the run happens in a private network
+namespace (``unshare -n``, root), with TCP_NODELAY=1 (shared/TOOLING.md).
+Writes bench/results/deid.json.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from query import Peer, wait_for_http
+
+from ingest import DCMTK_ENV, LOOPBACK_UP, ORTHANC, versions
+from openjip.deid.profile import build_profile
+from openjip.deid.pseudonyms import Pseudonyms
+from openjip.deid.run import deidentify_files
+from openjip.deid.walker import Deidentifier
+from openjip.phantom.ct import write_ct_series
+
+BENCH_DIR = Path(__file__).resolve().parent
+DATA_DIR = BENCH_DIR / "data" / "deid-ct"
+RESULTS = BENCH_DIR / "results" / "deid.json"
+SERIES, SLICES, SIZE = 10, 100, 512
+ORTHANC_HTTP = 18042
+IN_NAMESPACE_FLAG = "--in-namespace"
+
+
+def data_files() -> list[Path]:
+    files = sorted(DATA_DIR.rglob("*.dcm"))
+    if len(files) == SERIES * SLICES:
+        return files
+    for series in range(SERIES):
+        write_ct_series(DATA_DIR / f"s{series}", slices=SLICES, rows=SIZE, columns=SIZE,
+                        patient_id=f"BENCH{series % 3}", series_number=series + 1)  # fmt: skip
+    return sorted(DATA_DIR.rglob("*.dcm"))
+
+
+def time_openjip(files: list[Path], out: Path) -> dict[str, Any]:
+    deidentifier = Deidentifier(build_profile(), Pseudonyms(b"bench-secret"))
+    started = time.perf_counter()
+    report = deidentify_files(files, out, deidentifier)
+    seconds = time.perf_counter() - started
+    assert report.instances == len(files) and report.check_passed, report.to_json()["check"]
+    return {"seconds": round(seconds, 2), "instances_per_second": round(len(files) / seconds, 1)}
+
+
+def _post(conn: http.client.HTTPConnection, path: str, body: bytes) -> bytes:
+    conn.request("POST", path, body=body, headers={"Content-Length": str(len(body))})
+    response = conn.getresponse()
+    data = response.read()
+    if response.status != 200:
+        raise RuntimeError(f"Orthanc {path}: {response.status} {data[:300]!r}")
+    return data
+
+
+def time_orthanc(files: list[Path], work: Path) -> dict[str, Any]:
+    config = {
+        "Name": "openjip-deid-bench",
+        "StorageDirectory": str(work / "storage"),
+        "IndexDirectory": str(work / "index"),
+        "HttpPort": ORTHANC_HTTP,
+        "DicomServerEnabled": False,
+        "RemoteAccessAllowed": False,
+        "AuthenticationEnabled": False,
+        "Plugins": [],
+    }
+    (work / "orthanc.json").write_text(json.dumps(config))
+    peer = Peer([ORTHANC, str(work / "orthanc.json")], DCMTK_ENV, work / "orthanc.log")
+    try:
+        wait_for_http(ORTHANC_HTTP, "/system")
+        conn = http.client.HTTPConnection("127.0.0.1", ORTHANC_HTTP, timeout=120)
+        ids = [json.loads(_post(conn, "/instances", path.read_bytes()))["ID"] for path in files]
+        out = work / "anonymized"
+        out.mkdir()
+        started = time.perf_counter()
+        for number, instance in enumerate(ids):
+            data = _post(conn, f"/instances/{instance}/anonymize", b"{}")
+            (out / f"{number}.dcm").write_bytes(data)
+        seconds = time.perf_counter() - started
+    finally:
+        peer.stop()
+    return {"seconds": round(seconds, 2), "instances_per_second": round(len(files) / seconds, 1)}
+
+
+def main() -> int:
+    if IN_NAMESPACE_FLAG not in sys.argv:
+        if os.geteuid() != 0:
+            sys.exit("the benchmark needs root for its private network namespace (unshare -n)")
+        data_files()  # generated outside, so the namespace run only measures
+        command = [sys.executable, __file__, IN_NAMESPACE_FLAG]
+        os.execvp("unshare", ["unshare", "-n", "sh", "-c", LOOPBACK_UP, "sh", *command])
+    files = data_files()
+    with tempfile.TemporaryDirectory() as work:
+        openjip = time_openjip(files, Path(work) / "openjip")
+        (Path(work) / "orthanc").mkdir()
+        orthanc = time_orthanc(files, Path(work) / "orthanc")
+    result = {
+        "what": f"{len(files)} phantom CT instances {SIZE}x{SIZE}, Basic Profile, one process",
+        "openjip": {**openjip, "note": "deidentify_files: read, walk, write, leak check"},
+        "orthanc": {**orthanc, "note": "POST /instances/{id}/anonymize, answer written to disk"},
+        "versions": versions(),
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    RESULTS.write_text(json.dumps(result, indent=1) + "\n")
+    print(json.dumps(result, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
