@@ -60,7 +60,7 @@ def test_digests_and_mirror_registry_are_used(render_chart: Any) -> None:
     objects = render_chart(VALUE_SETS["air-gapped-mirror"])
     images = {c["image"] for _, _, c in all_containers(objects)}
     assert all(image.startswith("registry.hospital.local:5000/") for image in images), images
-    assert "registry.hospital.local:5000/openjip/openjip:0.1.0@sha256:" + "a" * 64 in images
+    assert "registry.hospital.local:5000/openjip/openjip:0.2.0@sha256:" + "a" * 64 in images
     for where, pod in pod_specs(objects):
         assert pod["imagePullSecrets"] == [{"name": "mirror"}], where
 
@@ -132,6 +132,6 @@ def test_worker_pods_take_their_image_from_the_pod_template(render_chart: Any) -
     objects = render_chart(VALUE_SETS["air-gapped-mirror"])
     (worker,) = embedded_pods(objects)
     (base,) = worker["spec"]["containers"]
-    assert base["image"] == "registry.hospital.local:5000/openjip/airflow:0.1.0@sha256:" + "b" * 64
+    assert base["image"] == "registry.hospital.local:5000/openjip/airflow:0.2.0@sha256:" + "b" * 64
     names = {v["name"] for _, _, c in all_containers(objects) for v in c.get("env", [])}
     assert not any("WORKER_CONTAINER" in name for name in names)

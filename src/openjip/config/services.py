@@ -233,7 +233,7 @@ class AirflowSettings(BaseModel):
         description="An analysis step's task fails after this long (its pod is deleted).",
     )
     step_image: str = Field(
-        "ghcr.io/openjip/openjip:0.1.0",
+        "ghcr.io/openjip/openjip:0.2.0",
         description="openjip image that fetches inputs and publishes outputs in analysis pods.",
     )
     storage_secret: str = Field(
