@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,15 @@ from openjip.index.base import IndexUnavailable, Query
 from openjip.index.sqlite import SQLiteIndex
 from openjip.index.sqlite.schema import SCHEMA_VERSION
 from openjip.state import versions
-from openjip.state.versions import STATE_DIR, VERSIONS_FILE, FileStore, StateTooNew, ensure_store
+from openjip.state.inventory import record_index_migrations
+from openjip.state.versions import (
+    MIGRATION_LOG,
+    STATE_DIR,
+    VERSIONS_FILE,
+    FileStore,
+    StateTooNew,
+    ensure_store,
+)
 
 runner = CliRunner()
 
@@ -122,3 +131,27 @@ def test_older_code_refuses_a_newer_trigger_queue_and_changes_nothing(settings: 
     with pytest.raises(StateTooNew, match="trigger-queue state is at schema version 2"):
         RunRequestQueue(settings.home_dir / QUEUE_FILE)
     assert snapshot(settings.home_dir) == before
+
+
+def test_the_index_reports_its_migration_and_the_log_gets_it_once(tmp_path: Path) -> None:
+    """The index writes each step into its own file; the site's assembly copies it to the log."""
+    path = tmp_path / "index.sqlite3"
+
+    def open_index() -> None:
+        index = SQLiteIndex(path)
+        index.find_series(Query())  # the first connection creates or migrates the schema
+        index.close()
+
+    open_index()
+    conn = sqlite3.connect(path)
+    conn.execute("DROP TABLE study_projects")  # the layout of schema version 1 (openjip 0.1)
+    conn.execute("PRAGMA user_version = 1")
+    conn.commit()
+    conn.close()
+    assert record_index_migrations(tmp_path, path) == 0  # nothing migrated yet
+    open_index()  # migrates 1 -> 2
+    assert record_index_migrations(tmp_path, path) == 1
+    assert record_index_migrations(tmp_path, path) == 0  # never logged twice
+    (entry,) = [json.loads(line) for line in (tmp_path / STATE_DIR / MIGRATION_LOG).open()]
+    assert (entry["store"], entry["from"], entry["to"]) == ("index", 1, 2)
+    assert entry["time"] < time.time()

@@ -104,11 +104,14 @@ def _write_versions(home: Path, versions: dict[str, int]) -> None:
     os.replace(temporary, path)
 
 
-def log_migration(home: Path, store: str, before: int | None, after: int) -> None:
-    """Append one line to the migration log (``before`` None: the store was first versioned)."""
+def log_migration(
+    home: Path, store: str, before: int | None, after: int, at: float | None = None
+) -> None:
+    """Append one line to the migration log (``before`` None: the store was first versioned;
+    ``at``: when the step ran, if not now)."""
     path = home / STATE_DIR / MIGRATION_LOG
     path.parent.mkdir(parents=True, exist_ok=True)
-    entry = {"time": time.time(), "store": store, "from": before, "to": after}
+    entry = {"time": time.time() if at is None else at, "store": store, "from": before, "to": after}
     with path.open("a") as log:
         log.write(json.dumps({**entry, "openjip": __version__}) + "\n")
 
@@ -143,3 +146,12 @@ def ensure_store(home: Path, name: str) -> None:
             store.migrations[step](home)
             log_migration(home, name, step, step + 1)
         _write_versions(home, {**versions, name: store.version})
+
+
+def logged_migrations(home: Path) -> list[dict[str, object]]:
+    """The entries of the migration log, oldest first."""
+    try:
+        lines = (home / STATE_DIR / MIGRATION_LOG).read_text().splitlines()
+    except FileNotFoundError:
+        return []
+    return [json.loads(line) for line in lines if line.strip()]
