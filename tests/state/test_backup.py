@@ -3,6 +3,7 @@ and non-empty homes are refused; a backup under C-STORE load holds every acknowl
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from typer.testing import CliRunner
 
 from openjip.cli.main import app
 from openjip.config import Settings
+from openjip.deid.pseudonyms import Pseudonyms, site_secret
 from openjip.index.base import Query
 from openjip.index.sqlite import SQLiteIndex
 from openjip.state.backup import BackupError, backup, restore
@@ -40,6 +42,21 @@ def test_restore_on_a_fresh_home_gives_the_same_site(
     assert (tmp_path / "new-home" / "federation" / "site.key").stat().st_mode & 0o777 == 0o600
     assert (tmp_path / "new-home" / "access").stat().st_mode & 0o777 == 0o700
     assert (tmp_path / "backup").stat().st_mode & 0o777 == 0o700
+
+
+def test_the_deid_secret_is_backed_up_and_restored_so_pseudonyms_stay_the_same(
+    filled_site: tuple[Settings, Any], tmp_path: Path
+) -> None:
+    settings, _ = filled_site
+    pseudonym = Pseudonyms(site_secret(settings.home_dir)).patient("PATIENT-1")
+    backup(settings, tmp_path / "backup")
+    manifest = json.loads((tmp_path / "backup" / "manifest.json").read_text())
+    assert manifest["files"]["home/deid.secret"]["mode"] == 0o600
+    assert manifest["versions"]["deid-secret"] == 1
+    restored = fresh_settings(tmp_path, "new-home")
+    restore(restored, tmp_path / "backup")
+    assert (restored.home_dir / "deid.secret").stat().st_mode & 0o777 == 0o600
+    assert Pseudonyms(site_secret(restored.home_dir)).patient("PATIENT-1") == pseudonym
 
 
 def test_a_corrupted_backup_file_is_refused_and_nothing_restored(

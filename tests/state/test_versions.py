@@ -18,6 +18,7 @@ from openjip.access import UserError, UserStore
 from openjip.airflow.series_arrival import QUEUE_FILE, RunRequestQueue
 from openjip.cli.main import app
 from openjip.config import Settings
+from openjip.deid.pseudonyms import site_secret
 from openjip.federation.errors import FederationError
 from openjip.federation.exchange import Exchange
 from openjip.index.base import IndexUnavailable, Query
@@ -131,6 +132,24 @@ def test_older_code_refuses_a_newer_trigger_queue_and_changes_nothing(settings: 
     with pytest.raises(StateTooNew, match="trigger-queue state is at schema version 2"):
         RunRequestQueue(settings.home_dir / QUEUE_FILE)
     assert snapshot(settings.home_dir) == before
+
+
+def test_older_code_refuses_a_newer_deid_secret_and_changes_nothing(
+    settings: Settings, tmp_path: Path
+) -> None:
+    secret = site_secret(settings.home_dir)
+    assert json.loads((settings.home_dir / STATE_DIR / VERSIONS_FILE).read_text()) == {
+        "deid-secret": 1
+    }
+    make_newer(settings.home_dir, "deid-secret")
+    before = snapshot(settings.home_dir)
+    with pytest.raises(StateTooNew, match="deid-secret state is at schema version 2"):
+        site_secret(settings.home_dir)
+    (tmp_path / "in").mkdir()
+    result = runner.invoke(app, ["deidentify", str(tmp_path / "in"), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 1 and "newer than version 1" in result.output
+    assert not (tmp_path / "o").exists()
+    assert snapshot(settings.home_dir) == before and len(secret) >= 32
 
 
 def test_the_index_reports_its_migration_and_the_log_gets_it_once(tmp_path: Path) -> None:

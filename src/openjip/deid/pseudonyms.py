@@ -14,6 +14,7 @@ import hmac
 from dataclasses import dataclass
 from pathlib import Path
 
+from openjip.state.versions import ensure_store
 from openjip.statistics.loopback import ensure_secret
 
 SECRET_FILE = "deid.secret"
@@ -21,7 +22,9 @@ MAX_SHIFT_DAYS = 3650
 
 
 def site_secret(home: Path) -> bytes:
-    """The de-identification secret of the site with this ``OPENJIP_HOME`` (created 0600)."""
+    """The de-identification secret of the site with this ``OPENJIP_HOME`` (created 0600);
+    :class:`~openjip.state.StateTooNew` when a newer openjip's pseudonyms derive otherwise."""
+    ensure_store(home, "deid-secret")
     return ensure_secret(home / SECRET_FILE).encode()
 
 

@@ -1,11 +1,12 @@
 """Schema versions of the stores of a site, their forward migrations and the migration log.
 
 The SQLite index keeps its version in the file (``PRAGMA user_version``, migrated by
-:mod:`openjip.index.sqlite.schema`); the other stores (users, federation state, trigger queue)
-keep theirs in ``$OPENJIP_HOME/state/versions.json``. A store of an older version is migrated
-forward on open and the step appended to ``$OPENJIP_HOME/state/migrations.jsonl``; a store newer
-than this code is refused with :class:`StateTooNew` before anything is written, so that rolling
-back to an older openjip never damages state a newer one wrote.
+:mod:`openjip.index.sqlite.schema`); the other stores (users, federation state, trigger queue,
+de-identification secret) keep theirs in ``$OPENJIP_HOME/state/versions.json``. A store of an
+older version is migrated forward on open and the step appended to
+``$OPENJIP_HOME/state/migrations.jsonl``; a store newer than this code is refused with
+:class:`StateTooNew` before anything is written, so that rolling back to an older openjip never
+damages state a newer one wrote.
 """
 
 from __future__ import annotations
@@ -47,6 +48,10 @@ STORES: dict[str, FileStore] = {
     "federation": FileStore("federation", 1, {}),
     # Version 1: workflow-triggers.sqlite3, one row per (workflow, run id), as openjip 0.1 made it.
     "trigger-queue": FileStore("trigger-queue", 1, {}),
+    # Version 1: deid.secret, one URL-safe random token; pseudonyms are HMAC-SHA256 under it of
+    # "<kind>\0<value>" (openjip.deid.pseudonyms). Another derivation would give every patient
+    # another pseudonym: it would be version 2, and older code would refuse it.
+    "deid-secret": FileStore("deid-secret", 1, {}),
 }
 
 
