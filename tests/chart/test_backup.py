@@ -1,14 +1,21 @@
 """The backup CronJob and the pre-upgrade hook: what they render, and the commands they run,
 executed here as the pod would run them (the openjip containers' args and environment, Secrets
-filled in, the in-cluster S3 address replaced by a real S3 server: SeaweedFS on loopback)."""
+filled in, the in-cluster S3 address replaced by a real S3 server: SeaweedFS on loopback, and
+Airflow's database by Debian's PostgreSQL for the pg_dump init container)."""
 
 from __future__ import annotations
 
+import glob
 import json
 import os
+import shutil
+import socket
 import subprocess
 import sys
+import tempfile
 import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +26,7 @@ from chart_objects import VALUE_SETS, find, merge
 from openjip.config import Settings
 from openjip.federation.exchange import Exchange
 from openjip.phantom import write_ct_series
+from openjip.state.backup import restore
 from openjip.storage import open_store
 
 HOME, BACKUP_VOLUME = "/var/lib/openjip", "/var/lib/openjip-backup"
@@ -147,48 +155,71 @@ def test_a_backup_into_the_sites_own_bucket_fails_the_render(chart: helm_python.
 # -- the commands, run ------------------------------------------------------------------------
 
 
+@dataclass
+class StandIns:
+    """What stands here for the cluster: Secrets' values, the mounts' folders, the real S3
+    server for the in-cluster names, and a PostgreSQL (host, port) when one runs."""
+
+    secrets: dict[str, dict[str, str]]
+    paths: dict[str, Path]
+    s3: Any
+    database: tuple[str, int] | None = None
+
+    def local(self, text: str) -> str:
+        """``text`` with each mount point replaced by its folder here (longest first)."""
+        for mount in sorted((m for m in self.paths if m.startswith("/")), key=len, reverse=True):
+            if text == mount or text.startswith(mount + "/") or "=" + mount in text:
+                return text.replace(mount, str(self.paths[mount]))
+        return text
+
+
 def run_container(
-    container: dict[str, Any],
-    secrets: dict[str, dict[str, str]],
-    paths: dict[str, Path],
-    s3: Any,
+    container: dict[str, Any], stand_ins: StandIns
 ) -> subprocess.CompletedProcess[str]:
-    """Run an openjip container's args with its environment, as the kubelet would."""
-    env = {"PATH": os.environ["PATH"], "HOME": str(paths[HOME])}
+    """Run a container's command (an openjip one: its args) with its environment, as the
+    kubelet would, on this machine."""
+    env = {"PATH": os.environ["PATH"], "HOME": str(stand_ins.paths[HOME])}
     for variable in container["env"]:
         if "value" in variable:
             env[variable["name"]] = variable["value"]
         else:
             ref = variable["valueFrom"]["secretKeyRef"]
-            env[variable["name"]] = secrets[ref["name"]][ref["key"]]
-    # Where the cluster's names and mounts stand: the real S3 server and folders here.
-    env["OPENJIP_HOME"] = str(paths[HOME])
-    env["OPENJIP_STORAGE__S3_ENDPOINT"] = s3.endpoint
+            env[variable["name"]] = stand_ins.secrets[ref["name"]][ref["key"]]
+    env["OPENJIP_HOME"] = stand_ins.local(HOME)
+    env["OPENJIP_STORAGE__S3_ENDPOINT"] = stand_ins.s3.endpoint
     if "OPENJIP_BACKUP__S3_ENDPOINT" in env:
-        env["OPENJIP_BACKUP__S3_ENDPOINT"] = s3.endpoint
+        env["OPENJIP_BACKUP__S3_ENDPOINT"] = stand_ins.s3.endpoint
         env["OPENJIP_BACKUP__S3_SECURE"] = "false"
-    args = [str(paths.get(arg, arg)) for arg in container["args"]]
+    if stand_ins.database is not None and "PGHOST" in env:
+        env["PGHOST"], port = stand_ins.database
+        env["PGPORT"] = str(port)
+    for mount in container["volumeMounts"]:  # the kubelet makes every mount point
+        Path(stand_ins.local(mount["mountPath"])).mkdir(parents=True, exist_ok=True)
+    command = container.get("command") or [str(OPENJIP), *container["args"]]
     return subprocess.run(
-        [str(OPENJIP), *args], env=env, capture_output=True, text=True, timeout=300
+        [stand_ins.local(part) for part in command],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
-def run_pod(pod: dict[str, Any], *context: Any) -> list[subprocess.CompletedProcess[str]]:
-    """The openjip containers of the pod in order (init containers first); stop at a failure.
-
-    Airflow's pg_dump init container runs the PostgreSQL image and is left out here."""
+def run_pod(pod: dict[str, Any], stand_ins: StandIns) -> list[subprocess.CompletedProcess[str]]:
+    """The pod's containers in order (init containers first), stopping at a failure. Airflow's
+    pg_dump init container runs only when a PostgreSQL stands in for the database."""
     done = []
     for container in [*pod["spec"].get("initContainers", []), *pod["spec"]["containers"]]:
-        if "openjip/openjip" not in container["image"]:
+        if "postgres" in container["image"] and stand_ins.database is None:
             continue
-        done.append(run_container(container, *context))
+        done.append(run_container(container, stand_ins))
         if done[-1].returncode != 0:
             break
     return done
 
 
 @pytest.fixture
-def chart_site(tmp_path: Path, s3_server: Any) -> tuple[dict[str, dict[str, str]], dict[str, Path]]:
+def chart_site(tmp_path: Path, s3_server: Any) -> StandIns:
     """A site as the chart keeps it: objects in the S3 bucket, identity and specs in the home."""
     home = tmp_path / "home"
     (home / "workflows").mkdir(parents=True)
@@ -207,88 +238,145 @@ def chart_site(tmp_path: Path, s3_server: Any) -> tuple[dict[str, dict[str, str]
         },
         "backup-s3": {"access-key": s3_server.access_key, "secret-key": s3_server.secret_key},
     }
-    return secrets, {HOME: home, BACKUP_VOLUME: tmp_path / "backup-volume", "bucket": Path(bucket)}
+    paths = {HOME: home, BACKUP_VOLUME: tmp_path / "backup-volume", "bucket": Path(bucket)}
+    return StandIns(secrets, paths, s3_server)
 
 
-def site_values(name: str, paths: dict[str, Path]) -> dict[str, Any]:
+def site_values(name: str, site: StandIns) -> dict[str, Any]:
     """A value set with the site's bucket, and a backup prefix of this test's own."""
-    bucket = str(paths["bucket"])
+    bucket = str(site.paths["bucket"])
     return merge(VALUE_SETS[name], {"bucket": bucket, "backup": {"s3": {"prefix": bucket}}})
 
 
+def objects_of(site: StandIns, bucket: str) -> list[str]:
+    settings = Settings(home=site.paths[HOME], storage=site.s3.storage_settings(bucket))
+    return sorted(info.key for info in open_store(settings).list(""))
+
+
 def test_the_cronjob_command_backs_up_the_site_and_it_restores(
-    render_chart: Any, chart_site: Any, s3_server: Any, tmp_path: Path
+    render_chart: Any, chart_site: StandIns, tmp_path: Path
 ) -> None:
-    secrets, paths = chart_site
-    bucket = str(paths["bucket"])
-    objects = render_chart(site_values("backups-to-own-s3", paths))
-    (result,) = run_pod(
-        pod_of(objects, "CronJob", "site-openjip-backup"), secrets, paths, s3_server
-    )
+    site = chart_site
+    bucket = str(site.paths["bucket"])
+    objects = render_chart(site_values("backups-to-own-s3", site))
+    (result,) = run_pod(pod_of(objects, "CronJob", "site-openjip-backup"), site)
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"backup s3://site-backups/{bucket} on" in result.stdout
 
-    restored = Settings(
-        home=tmp_path / "restored", storage=s3_server.storage_settings(f"r-{bucket}")
-    )
+    storage = site.s3.storage_settings(f"r-{bucket}")
+    restored = Settings(home=tmp_path / "restored", storage=storage)
     restored.home_dir.mkdir()
-    from openjip.state.backup import restore
-
     manifest = restore(restored, f"s3://site-backups/{bucket}")
     assert manifest["index"] == "opensearch"  # not copied: `openjip index rebuild` after restore
-    assert sorted(i.key for i in open_store(restored).list("")) == sorted(
-        i.key
-        for i in open_store(
-            Settings(home=paths[HOME], storage=s3_server.storage_settings(bucket))
-        ).list("")
-    )
+    assert objects_of(site, f"r-{bucket}") == objects_of(site, bucket) != []
     for name in ("federation/site.key", "federation/site.json", "workflows/ct-body-mask.yaml"):
-        assert (restored.home_dir / name).read_bytes() == (paths[HOME] / name).read_bytes()
+        assert (restored.home_dir / name).read_bytes() == (site.paths[HOME] / name).read_bytes()
 
 
 def run_hook(
-    render_chart: Any, value_set: str, chart_site: Any, s3_server: Any
+    render_chart: Any, value_set: str, site: StandIns
 ) -> list[subprocess.CompletedProcess[str]]:
-    secrets, paths = chart_site
-    (job,) = find(render_chart(site_values(value_set, paths)), "Job", "site-openjip-upgrade-check")
-    return run_pod(job["spec"]["template"], secrets, paths, s3_server)
+    (job,) = find(render_chart(site_values(value_set, site)), "Job", "site-openjip-upgrade-check")
+    return run_pod(job["spec"]["template"], site)
 
 
 def test_the_hook_passes_on_a_site_it_can_open_and_backs_it_up(
-    render_chart: Any, chart_site: Any, s3_server: Any
+    render_chart: Any, chart_site: StandIns
 ) -> None:
-    check, backup = run_hook(render_chart, "backups-to-volume", chart_site, s3_server)
+    check, backup = run_hook(render_chart, "backups-to-volume", chart_site)
     assert check.returncode == 0, check.stdout + check.stderr
     assert "ok   federation: version 1, code 1" in check.stdout
     assert backup.returncode == 0, backup.stdout + backup.stderr
-    paths = chart_site[1]
-    manifest = json.loads((paths[BACKUP_VOLUME] / "manifest.json").read_text())
+    manifest = json.loads((chart_site.paths[BACKUP_VOLUME] / "manifest.json").read_text())
     assert sum(1 for name in manifest["files"] if name.startswith("objects/dicom/")) == 4
 
 
 def test_the_hook_refuses_the_upgrade_on_state_of_a_newer_openjip(
-    render_chart: Any, chart_site: Any, s3_server: Any
+    render_chart: Any, chart_site: StandIns
 ) -> None:
-    paths = chart_site[1]
-    versions = paths[HOME] / "state" / "versions.json"
+    versions = chart_site.paths[HOME] / "state" / "versions.json"
     versions.write_text(json.dumps({**json.loads(versions.read_text()), "federation": 7}))
-    (check,) = run_hook(render_chart, "backups-to-volume", chart_site, s3_server)
+    (check,) = run_hook(render_chart, "backups-to-volume", chart_site)
     assert check.returncode == 1
     assert "FAIL the federation state is at schema version 7, newer than version 1" in check.stdout
-    assert not paths[BACKUP_VOLUME].exists()  # the pod stopped before its backup
+    # The pod stopped before its backup.
+    assert not (chart_site.paths[BACKUP_VOLUME] / "manifest.json").exists()
 
 
 def test_the_hook_refuses_the_upgrade_without_a_recent_backup(
-    render_chart: Any, chart_site: Any, s3_server: Any
+    render_chart: Any, chart_site: StandIns
 ) -> None:
-    secrets, paths = chart_site
-    (check,) = run_hook(render_chart, "backups-to-own-s3", chart_site, s3_server)
+    (check,) = run_hook(render_chart, "backups-to-own-s3", chart_site)
     assert check.returncode == 1
     assert "FAIL no backup of this site recorded" in check.stdout
     # The CronJob's backup is recorded in the home the hook checks: then the hook passes.
-    values = site_values("backups-to-own-s3", paths)
+    values = site_values("backups-to-own-s3", chart_site)
     cronjob = pod_of(render_chart(values), "CronJob", "site-openjip-backup")
-    assert run_pod(cronjob, secrets, paths, s3_server)[-1].returncode == 0
-    check, backup = run_hook(render_chart, "backups-to-own-s3", chart_site, s3_server)
+    assert run_pod(cronjob, chart_site)[-1].returncode == 0
+    check, backup = run_hook(render_chart, "backups-to-own-s3", chart_site)
     assert check.returncode == 0 and "newest backup 0.0 h old" in check.stdout
     assert backup.returncode == 0, backup.stdout + backup.stderr
+
+
+# -- Airflow's database: the pg_dump init container against a real PostgreSQL -----------------
+
+
+@pytest.fixture
+def postgresql() -> Iterator[tuple[str, int, str]]:
+    """Debian's PostgreSQL on a free loopback port, as the ``postgres`` user, with the chart's
+    database and user (``airflow``) and a table of runs standing in for Airflow's metadata.
+    Its data lives outside pytest's folders, which the ``postgres`` user cannot enter."""
+    [binaries] = sorted(glob.glob("/usr/lib/postgresql/*/bin"))[-1:]
+    root = Path(tempfile.mkdtemp(prefix="openjip-pg-"))
+    root.chmod(0o711)
+    data = root / "pg"
+    data.mkdir()
+    shutil.chown(data, "postgres", "postgres")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+
+    def as_postgres(program: str, *args: str) -> None:
+        command = ["runuser", "-u", "postgres", "--", f"{binaries}/{program}", *args]
+        subprocess.run(command, check=True, capture_output=True, timeout=120)
+
+    options = "-U postgres --auth-local=trust --auth-host=scram-sha-256"
+    as_postgres("pg_ctl", "init", "-D", str(data), "-o", options)
+    server = f"-p {port} -c listen_addresses=127.0.0.1 -k {data}"
+    as_postgres("pg_ctl", "start", "--wait", "-D", str(data), "-l", f"{data}/log", "-o", server)
+    try:
+        psql = ("-h", str(data), "-p", str(port), "-U", "postgres", "-v", "ON_ERROR_STOP=1")
+        password = uuid.uuid4().hex
+        as_postgres("psql", *psql, "-c", f"CREATE ROLE airflow LOGIN PASSWORD '{password}'")
+        as_postgres("psql", *psql, "-c", "CREATE DATABASE airflow OWNER airflow")
+        as_postgres(
+            "psql", *psql, "-d", "airflow", "-c", "SET ROLE airflow; CREATE TABLE dag_run"
+            " (dag_id text, run_id text); INSERT INTO dag_run VALUES ('ct-body-mask', 'r1')",
+        )  # fmt: skip
+        yield "127.0.0.1", port, password
+    finally:
+        as_postgres("pg_ctl", "stop", "-D", str(data), "-m", "fast")
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_the_cronjob_dumps_airflows_database_into_the_backup(
+    render_chart: Any, chart_site: StandIns, postgresql: tuple[str, int, str], tmp_path: Path
+) -> None:
+    host, port, password = postgresql
+    chart_site.database = (host, port)
+    chart_site.secrets["site-openjip-postgresql"] = {"password": password}
+    objects = render_chart(site_values("backups-to-volume", chart_site))
+    dump, backup = run_pod(pod_of(objects, "CronJob", "site-openjip-backup"), chart_site)
+    assert dump.returncode == 0, dump.stderr
+    assert backup.returncode == 0, backup.stdout + backup.stderr
+    manifest = json.loads((chart_site.paths[BACKUP_VOLUME] / "manifest.json").read_text())
+    assert "home/airflow/airflow-db.pgdump" in manifest["files"]
+    restored = Settings(home=tmp_path / "restored", storage=chart_site.s3.storage_settings("r-pg"))
+    restored.home_dir.mkdir()
+    restore(restored, chart_site.paths[BACKUP_VOLUME])
+    listing = subprocess.run(
+        ["/usr/bin/pg_restore", "--list", str(restored.home_dir / "airflow" / "airflow-db.pgdump")],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert "TABLE public dag_run airflow" in listing.stdout
+    assert "TABLE DATA public dag_run airflow" in listing.stdout
