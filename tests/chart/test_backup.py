@@ -286,6 +286,7 @@ def test_the_hook_passes_on_a_site_it_can_open_and_backs_it_up(
     check, backup = run_hook(render_chart, "backups-to-volume", chart_site)
     assert check.returncode == 0, check.stdout + check.stderr
     assert "ok   federation: version 1, code 1" in check.stdout
+    assert "ok   index: OpenSearch; a service refuses a newer openjip's templates" in check.stdout
     assert backup.returncode == 0, backup.stdout + backup.stderr
     manifest = json.loads((chart_site.paths[BACKUP_VOLUME] / "manifest.json").read_text())
     assert sum(1 for name in manifest["files"] if name.startswith("objects/dicom/")) == 4

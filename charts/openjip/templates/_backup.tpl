@@ -74,6 +74,9 @@ rebuild` recreates it from the restored objects).
     {{- include "openjip.env.storage" $ | nindent 4 }}
     {{- include "openjip.env.index" $ | nindent 4 }}
     {{- include "openjip.env.backup" $ | nindent 4 }}
+    {{- else }}
+    - name: OPENJIP_INDEX__BACKEND
+      value: opensearch
     {{- end }}
   {{- include "openjip.containerSecurityContext" (dict "readOnlyRootFilesystem" true) | nindent 2 }}
   resources:
