@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -125,3 +126,21 @@ def restored_instances(backup_dir: Path, home: Path) -> set[str]:
     for instance in instances:
         assert (settings.storage_path / instance.object_key).is_file()
     return {instance.SOPInstanceUID for instance in instances}
+
+
+def test_a_local_sites_backup_restores_into_an_s3_store(
+    filled_site: tuple[Settings, Any], tmp_path: Path, s3_server: Any
+) -> None:
+    """Moving a site to S3 storage; the backup's manifest as openjip 0.2.0 wrote it, with the
+    modes of the local store's folders (an S3 store has none)."""
+    settings, _ = filled_site
+    backup(settings, tmp_path / "backup")
+    manifest_path = tmp_path / "backup" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["folders"]["objects/dicom"] = 0o700
+    manifest_path.write_text(json.dumps(manifest))
+    storage = s3_server.storage_settings(f"moved-{uuid.uuid4().hex[:10]}")
+    moved = Settings(home=tmp_path / "moved", storage=storage)
+    restore(moved, tmp_path / "backup")
+    assert contents(moved) == contents(settings)
+    assert not moved.storage_path.exists()  # the objects are in the bucket, not in the home

@@ -320,7 +320,9 @@ def _restore(settings: Settings, place: Place, store: ObjectStore) -> dict[str, 
         if reader.hexdigest() != entry["sha256"]:
             raise BackupError(f"{name} changed while it was restored; restore again")
     # Folders keep their modes (access/ and federation/ are 0700: password hashes and keys).
+    # Objects went through the site's store, which makes its own (0700) folders, if any.
     for name, mode in manifest["folders"].items():
         area, _, relative = name.partition("/")
-        os.chmod(roots[area] / relative, mode)
+        if area != "objects":
+            os.chmod(roots[area] / relative, mode)
     return manifest
