@@ -137,6 +137,8 @@ def test_object_store_admits_only_store_clients(render_chart: Any) -> None:
         "Deployment/site-openjip-receiver",
         "Deployment/site-openjip-web",
         "Deployment/site-openjip-airflow-scheduler",
+        # The web service's login sessions live in the store: Airflow's login accepts them.
+        "Deployment/site-openjip-airflow-api",
         "Job/site-openjip-migrations",
     }
     assert "Deployment/site-openjip-federation" in clients - store_clients

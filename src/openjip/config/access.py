@@ -69,6 +69,12 @@ class AccessSettings(BaseModel):
         "web service for their inputs and outputs (kubernetes mode; Airflow and the web service "
         "share it); empty turns the web service's `/steps` routes off.",
     )
+    session_cookie_domain: str = Field(
+        "",
+        description="Domain of the session cookie, for one login across the web service and "
+        "Airflow on different host names (e.g. `.hospital.example`); empty: the host itself "
+        "(enough when both share a host, as a local site's ports do).",
+    )
     overwrite_instances: bool = Field(
         False,
         description="A re-sent SOP instance whose bytes differ replaces the stored one (audited); "

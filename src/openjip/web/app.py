@@ -42,7 +42,7 @@ def create_app(
     app = FastAPI(title="openjip", version=__version__, lifespan=lifespan)
     app.state.settings = settings
     app.state.backends = backends
-    app.state.access = WebAccess(settings)
+    app.state.access = WebAccess(settings, lambda: backends.store)
     app.state.step_inputs = ExpiringTable(steps.LISTING_SECONDS)
     app.middleware("http")(metrics.record_request)
     app.include_router(login.router)
