@@ -9,7 +9,6 @@ manager accepts the same session (:mod:`openjip.airflow.auth_login`).
   expired one is refused and swept.
 - The same store keeps the state of browser logins waiting for the identity provider
   (``logins/...``), so a login that starts at one replica may come back to another.
-- :class:`ExpiringTable`: a small in-memory table of values that expire (per-process caches).
 
 Each process remembers a session it has read for :data:`CACHE_SECONDS`; a logout reaches the
 other processes within that time, the process that served it at once.
@@ -24,16 +23,17 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any
 
+from openjip.access.expiring import ExpiringTable
 from openjip.access.roles import Principal, principal
-from openjip.access.users import UserStore
 from openjip.storage.base import ObjectNotFound, ObjectStore
 
-Value = TypeVar("Value")
+if TYPE_CHECKING:
+    from openjip.access.users import UserStore
+
 StoreOf = ObjectStore | Callable[[], ObjectStore]
 """A store, or how to get it when first needed (a web service starts while its store is down)."""
-MAX_ENTRIES = 100_000
 CACHE_SECONDS = 5.0
 SWEEP_SECONDS = 3600.0
 """Expired records are deleted at most this often (when a new one is written)."""
@@ -41,43 +41,6 @@ SESSION_COOKIE = "openjip_session"
 """The cookie of a session: the web service sets it, Airflow's login reads it (and sets it)."""
 SESSIONS_PREFIX = "sessions/"
 LOGINS_PREFIX = "logins/"
-
-
-class ExpiringTable(Generic[Value]):
-    """Values under random keys, each forgotten ``seconds`` after it was put (in memory)."""
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self._entries: dict[str, tuple[float, Value]] = {}
-        self._lock = threading.Lock()
-
-    def put(self, value: Value, key: str | None = None) -> str:
-        """Keep ``value`` under ``key`` (a fresh random one by default); return the key."""
-        key = key or secrets.token_urlsafe(32)
-        now = time.monotonic()
-        with self._lock:
-            if len(self._entries) >= MAX_ENTRIES:
-                self._entries = {k: v for k, v in self._entries.items() if v[0] > now}
-                while len(self._entries) >= MAX_ENTRIES:
-                    self._entries.pop(next(iter(self._entries)))
-            self._entries[key] = (now + self.seconds, value)
-        return key
-
-    def get(self, key: str) -> Value | None:
-        with self._lock:
-            entry = self._entries.get(key)
-            if entry is None:
-                return None
-            if entry[0] <= time.monotonic():
-                del self._entries[key]
-                return None
-            return entry[1]
-
-    def pop(self, key: str) -> Value | None:
-        value = self.get(key)
-        with self._lock:
-            self._entries.pop(key, None)
-        return value
 
 
 @dataclass(frozen=True)

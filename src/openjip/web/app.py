@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from openjip import __version__
-from openjip.access.sessions import ExpiringTable
+from openjip.access.expiring import ExpiringTable
 from openjip.config import Settings
 from openjip.index import MetadataIndex
 from openjip.storage import ObjectStore

@@ -23,7 +23,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from openjip.access import ALLOWED, DENIED
-from openjip.access.sessions import ExpiringTable
+from openjip.access.expiring import ExpiringTable
 from openjip.ingest import InstanceConflict, InvalidInstance
 from openjip.runner.base import StepFailed, StepRequest
 from openjip.runner.grants import InvalidGrant, verify_grant
