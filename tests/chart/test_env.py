@@ -150,3 +150,19 @@ def test_federation_tls_can_be_turned_off_for_a_terminating_proxy(render_chart: 
     assert "OPENJIP_FEDERATION__TLS_CERT" not in {variable["name"] for variable in container["env"]}
     assert container["readinessProbe"]["httpGet"]["scheme"] == "HTTP"
     assert find(objects, "Secret", "site-openjip-federation-tls") == []
+
+
+def test_one_login_across_two_hosts_sets_the_cookie_domain_for_web_and_airflow(
+    render_chart: Any,
+) -> None:
+    objects = render_chart({"access": {"sessionCookieDomain": ".hospital.example"}})
+    for name in ("site-openjip-web", "site-openjip-airflow-api"):
+        (deployment,) = find(objects, "Deployment", name)
+        env = {
+            v["name"]: v.get("value")
+            for v in deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+        }
+        assert env["OPENJIP_ACCESS__SESSION_COOKIE_DOMAIN"] == ".hospital.example", name
+    (web,) = find(render_chart(), "Deployment", "site-openjip-web")
+    names = {v["name"] for v in web["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert "OPENJIP_ACCESS__SESSION_COOKIE_DOMAIN" not in names  # the host itself by default

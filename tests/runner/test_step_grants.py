@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import jwt
 import pytest
+from pydicom.data import get_testdata_file
 
 from openjip.access import UserStore
 from openjip.config import Settings
@@ -50,8 +51,6 @@ def two_series(
     granting_settings: Settings, ingest: Callable[[list[Path]], list[str]], ct_phantom: list[Path]
 ) -> tuple[str, str]:
     """A phantom series in ``default`` and another study's series in project ``p2``."""
-    from pydicom.data import get_testdata_file
-
     [own] = ingest(ct_phantom)
     [other] = ingest([Path(get_testdata_file("CT_small.dcm"))])
     index = open_index(granting_settings)
@@ -153,6 +152,31 @@ def test_a_grant_opens_its_own_series_only(
         assert answer.status_code == 400, answer.text
         assert "not a plain relative path" in answer.json()["detail"]
     assert not any("other-step" in info.key for info in open_store(granting_settings).list("runs/"))
+
+
+def test_a_result_cannot_pull_another_projects_study_into_the_steps_projects(
+    web: WebService, two_series: tuple[str, str], granting_settings: Settings
+) -> None:
+    """A step of a ``default`` series publishes a DICOM "result" that is really an instance of
+    the ``p2`` study: refused, so the study stays invisible to ``default``."""
+    own, other = two_series
+    grant = mint_grant(SECRET, _request(own), 600)
+    index = open_index(granting_settings)
+    [other_series] = index.find_series(Query(SeriesInstanceUID=[other]))
+    index.close()
+    forged = Path(str(get_testdata_file("CT_small.dcm"))).read_bytes()
+    with httpx.Client(base_url=web.url, timeout=30) as client:
+        answer = client.put(
+            "/steps/outputs/seg.dcm",
+            content=forged,
+            headers={"Authorization": f"Bearer {grant}"},
+        )
+    assert answer.status_code == 400, answer.text
+    assert "outside the projects of the step's inputs" in answer.json()["detail"]
+    index = open_index(granting_settings)
+    [study] = index.find_studies(Query(StudyInstanceUID=[other_series.StudyInstanceUID]))
+    index.close()
+    assert study.projects == ["p2"]
 
 
 def test_a_forged_expired_or_missing_grant_is_refused(

@@ -16,7 +16,7 @@ import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from openjip.access.confinement import Confinement
 from openjip.index.base import DEFAULT_PROJECTS, MetadataIndex, Query, RunOutput
@@ -24,7 +24,12 @@ from openjip.runner.base import StepFailed, StepOutcome, StepRequest, StepRunner
 from openjip.storage.base import ObjectStore
 from openjip.workflows.spec import split_operator_ref
 
+if TYPE_CHECKING:
+    from openjip.ingest import Ingestor
+
 log = logging.getLogger(__name__)
+STUDY_INSTANCE_UID_TAG = "0020000D"
+"""(0020,000D) in a DICOM JSON header."""
 
 
 def is_dicom_file(path: Path) -> bool:
@@ -119,6 +124,24 @@ class LocalStepRunner(StepRunner):
                 inputs.update((folder + key[len(prefix) :], key) for key in keys)
         return inputs
 
+    def _check_study(self, ingestor: Ingestor, path: Path, projects: list[str], name: str) -> None:
+        """A DICOM result may join a study only within the projects of the step's inputs: a
+        step cannot add a study of another project to its own (and so make it visible)."""
+        from openjip.ingest import InvalidInstance
+
+        try:
+            header = ingestor.parse(path).header
+        except InvalidInstance:
+            return  # refused by the ingest itself, with its reason
+        study = str((header.get(STUDY_INSTANCE_UID_TAG, {}).get("Value") or [""])[0])
+        existing = (
+            self.index.find_studies(Query(StudyInstanceUID=[study], limit=1)) if study else []
+        )
+        if existing and not set(existing[0].projects) <= set(projects):
+            raise StepFailed(
+                f"result {name}: its study {study} lies outside the projects of the step's inputs"
+            )
+
     def _projects_of(self, series_uids: list[str]) -> list[str]:
         """The projects of the input series: results belong where their inputs do."""
         if not series_uids:
@@ -178,9 +201,9 @@ class LocalStepRunner(StepRunner):
             return outcome
         if projects is None:
             projects = self._projects_of(request.series_uids)
-        result = Ingestor(self.store, self.index).ingest_result(
-            path, object_key=key, key_series=source, projects=projects
-        )
+        ingestor = Ingestor(self.store, self.index)
+        self._check_study(ingestor, path, projects, "/".join(parts))
+        result = ingestor.ingest_result(path, object_key=key, key_series=source, projects=projects)
         outcome.instances += 1
         if result.record.SeriesInstanceUID not in outcome.dicom_series:
             outcome.dicom_series.append(result.record.SeriesInstanceUID)
