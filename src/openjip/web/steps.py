@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -111,12 +112,12 @@ def get_input(path: str, request: Request, grant: StepGrant) -> StreamingRespons
         raise DicomWebError(404, f"{path!r} is not an input of step {grant.step.step}")
     handle = request.app.state.backends.store.open(key)
 
-    def chunks() -> object:
+    def chunks() -> Iterator[bytes]:
         with handle:
             while chunk := handle.read(_CHUNK):
                 yield chunk
 
-    return StreamingResponse(chunks(), media_type="application/octet-stream")  # type: ignore[arg-type]
+    return StreamingResponse(chunks(), media_type="application/octet-stream")
 
 
 @router.put("/outputs/{path:path}", summary="Publish one output of the caller's step")
