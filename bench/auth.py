@@ -38,6 +38,7 @@ import pydicom.data
 from pydicom.uid import generate_uid
 
 from openjip.access import UserStore
+from openjip.access.sessions import SessionStore
 from openjip.config import Settings
 from openjip.index import open_index
 from openjip.ingest import Ingestor
@@ -273,9 +274,21 @@ def verification_ms(home: Path, issuer: Issuer, repeat: int = 500) -> dict[str, 
     )
     token = issuer.token()
     provider.principal(provider.verify(token))  # fetches discovery and JWKS once
+    store, seconds = open_store(Settings(home=home)), Settings(home=home).access.session_seconds
+    sessions = SessionStore(store, seconds)
+    admin = users.verify("admin", PASSWORD)
+    assert admin is not None
+    session = sessions.start(admin, local=True)
+
+    def session_from_store() -> None:
+        # A process that has not read the session in the last 5 s (CACHE_SECONDS) reads it.
+        SessionStore(store, seconds).principal(session, users)
+
     checks = {
         "basic_remembered": lambda: users.verify("admin", PASSWORD),
         "bearer_rs256": lambda: provider.principal(provider.verify(token)),
+        "session_remembered": lambda: sessions.principal(session, users),
+        "session_from_store": session_from_store,
     }
     figures = {}
     for name, check in checks.items():

@@ -25,6 +25,7 @@ from pydicom.data import get_testdata_file
 
 from openjip.access.environment import STEP_ENV_ALLOWED
 from openjip.config import Settings
+from openjip.runner.kubernetes import GRANT_ENV, WEB_URL_ENV
 from openjip.sdk.contract import INPUT_ENV, OPERATOR_ENV, OUTPUT_ENV, PARAMS_ENV
 from openjip.web.dicomweb.multipart import write_multipart
 
@@ -209,8 +210,8 @@ def test_analysis_pod_carries_no_secret_of_airflow_or_the_site(
     openjip_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The operator's container gets its contract only; the platform's fetch and publish
-    containers get the store and index by Secret reference, never a value of a secret, and
-    nothing of Airflow's or the identity provider's."""
+    containers get the web service's URL and their step grant, no store or index credential
+    (not even by Secret reference), nothing of Airflow's or the identity provider's."""
     from openjip.runner import StepRequest
     from openjip.runner.kubernetes import AnalysisPod
 
@@ -219,9 +220,12 @@ def test_analysis_pod_carries_no_secret_of_airflow_or_the_site(
             monkeypatch.setenv(name, value)
     monkeypatch.setenv("OPENJIP_MODE", "kubernetes")
     monkeypatch.setenv("OPENJIP_STORAGE__BACKEND", "s3")
+    grant_key = "the key of step grants, never in a pod"
+    monkeypatch.setenv("OPENJIP_ACCESS__STEP_TOKEN_SECRET", grant_key)
     request = StepRequest("wf", "run-1", "segment", "threshold-segmentation@0.1.0", ["1.2.3"])
     pod = AnalysisPod(Settings()).manifest(request)
-    assert not [value for value in SECRETS.values() if value in json.dumps(pod)]
+    assert not [value for value in [*SECRETS.values(), grant_key] if value in json.dumps(pod)]
+    assert "secretKeyRef" not in json.dumps(pod)
     containers = {
         c["name"]: c for c in [*pod["spec"]["initContainers"], *pod["spec"]["containers"]]
     }
@@ -230,6 +234,12 @@ def test_analysis_pod_carries_no_secret_of_airflow_or_the_site(
     for container in containers.values():
         names = {item["name"] for item in container.get("env", [])}
         assert not {n for n in names if n.startswith(("AIRFLOW", "OPENJIP_ACCESS", "AWS_"))}
-        for item in container.get("env", []):
-            if "SECRET" in item["name"] or "PASSWORD" in item["name"]:
-                assert "value" not in item and "secretKeyRef" in item["valueFrom"], item
+        assert names <= {
+            INPUT_ENV,
+            OUTPUT_ENV,
+            PARAMS_ENV,
+            OPERATOR_ENV,
+            "HOME",
+            GRANT_ENV,
+            WEB_URL_ENV,
+        }

@@ -9,6 +9,7 @@ on_kill) run by Airflow's task runner under ``dag.test()``.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -26,9 +27,12 @@ sys.path.insert(0, str(Path(__file__).parent))  # importlib mode: no test folder
 from kubernetes_api import KubernetesAPI
 
 from openjip.airflow.pod_tasks import AnalysisPodOperator
+from openjip.runner.grants import verify_grant
+from openjip.runner.kubernetes import GRANT_ENV
 
 DAGS = Path(__file__).resolve().parents[2] / "dags"
 SERIES = "1.2.826.0.1.3680043.8.498.77"
+GRANT_SECRET = "the-step-grant-key-of-this-test-0123456789"
 RUN_ONE = f"""
 from airflow.dag_processing.dagbag import DagBag
 dag = DagBag(dag_folder={str(DAGS)!r}).dags["ct-body-mask"]
@@ -73,6 +77,7 @@ def test_a_run_killed_while_its_operator_runs_deletes_the_pod(
     env = dict(
         os.environ,
         OPENJIP_AIRFLOW__DEFERRABLE_PODS="false",  # the task itself watches the pod
+        OPENJIP_ACCESS__STEP_TOKEN_SECRET=GRANT_SECRET,
         KUBECONFIG=str(kubernetes_api.kubeconfig),
     )
     log = tmp_path / "run.log"
@@ -94,6 +99,11 @@ def test_a_run_killed_while_its_operator_runs_deletes_the_pod(
         pod = kubernetes_api.api.pods[(namespace, name)]
         assert pod["metadata"]["labels"]["openjip.org/step"] == "segment"
         assert [c["name"] for c in pod["spec"]["initContainers"]] == ["fetch", "step"]
+        # What the pod holds: the web service's URL and a grant for this step and series only.
+        fetch = {e["name"]: e for e in pod["spec"]["initContainers"][0]["env"]}
+        _, granted = verify_grant(GRANT_SECRET, fetch[GRANT_ENV]["value"])
+        assert (granted.step, granted.series_uids) == ("segment", [SERIES])
+        assert "secretKeyRef" not in json.dumps(pod) and "OPENJIP_STORAGE__" not in json.dumps(pod)
         # The operator (init container "step") is running: the worker is told to stop.
         run.send_signal(signal.SIGTERM)
         run.wait(timeout=120)

@@ -62,22 +62,20 @@ def test_analysis_pods_use_what_the_chart_creates(
     assert analysis_pod["metadata"]["namespace"] == "openjip"
     assert spec["serviceAccountName"] == "site-openjip-analysis"
     assert spec["serviceAccountName"] in accounts
-    refs = {
-        variable["name"]: variable["valueFrom"]["secretKeyRef"]
-        for container in containers(spec)
-        for variable in container.get("env", [])
-        if "valueFrom" in variable
-    }
-    for name in ("OPENJIP_STORAGE__S3_ACCESS_KEY", "OPENJIP_STORAGE__S3_SECRET_KEY"):
-        assert refs[name]["key"] in secrets[refs[name]["name"]]["data"], refs[name]
-    for ref in refs.values():
-        # The in-cluster OpenSearch needs no password: the runner's optional key stays absent.
-        assert ref["key"] in secrets[ref["name"]]["data"] or ref.get("optional"), ref
+    # No credential by reference either: the pod's only credential is its step grant.
+    assert not any("valueFrom" in v for c in containers(spec) for v in c.get("env", []))
+    grant_key = {"name": "site-openjip-airflow", "key": "step-token-secret"}
+    for name in ("site-openjip-web", "site-openjip-airflow-scheduler"):
+        (deployment,) = find(objects, "Deployment", name)
+        env = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+        assert env["OPENJIP_ACCESS__STEP_TOKEN_SECRET"]["valueFrom"]["secretKeyRef"] == grant_key
+    assert "step-token-secret" in secrets["site-openjip-airflow"]["data"]
     (web,) = find(objects, "Deployment", "site-openjip-web")
     openjip_image = web["spec"]["template"]["spec"]["containers"][0]["image"]
     assert {c["image"] for c in containers(spec)} >= {openjip_image}
     env = {v["name"]: v.get("value") for c in containers(spec) for v in c.get("env", [])}
-    assert env["OPENJIP_STORAGE__S3_ENDPOINT"] == "site-openjip-minio:9000"
+    assert env["OPENJIP_STEP_WEB_URL"] == "http://site-openjip-web:8042"
+    assert not any(name.startswith(("OPENJIP_STORAGE", "OPENJIP_INDEX")) for name in env)
 
 
 def test_federation_speaks_https_with_a_tls_secret(render_chart: Any) -> None:
@@ -152,3 +150,19 @@ def test_federation_tls_can_be_turned_off_for_a_terminating_proxy(render_chart: 
     assert "OPENJIP_FEDERATION__TLS_CERT" not in {variable["name"] for variable in container["env"]}
     assert container["readinessProbe"]["httpGet"]["scheme"] == "HTTP"
     assert find(objects, "Secret", "site-openjip-federation-tls") == []
+
+
+def test_one_login_across_two_hosts_sets_the_cookie_domain_for_web_and_airflow(
+    render_chart: Any,
+) -> None:
+    objects = render_chart({"access": {"sessionCookieDomain": ".hospital.example"}})
+    for name in ("site-openjip-web", "site-openjip-airflow-api"):
+        (deployment,) = find(objects, "Deployment", name)
+        env = {
+            v["name"]: v.get("value")
+            for v in deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+        }
+        assert env["OPENJIP_ACCESS__SESSION_COOKIE_DOMAIN"] == ".hospital.example", name
+    (web,) = find(render_chart(), "Deployment", "site-openjip-web")
+    names = {v["name"] for v in web["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert "OPENJIP_ACCESS__SESSION_COOKIE_DOMAIN" not in names  # the host itself by default

@@ -119,17 +119,7 @@ def test_object_store_admits_only_store_clients(render_chart: Any) -> None:
     objects = render_chart()
     minio = pod_labels(objects, "StatefulSet", "site-openjip-minio")
     peers = ingress_peers(objects, minio)
-    assert peers == [
-        {"podSelector": {"matchLabels": {"openjip.io/store-client": "true"}}},
-        {
-            "podSelector": {
-                "matchLabels": {
-                    "app.kubernetes.io/name": "openjip-step",
-                    "app.kubernetes.io/part-of": "openjip",
-                }
-            }
-        },
-    ]
+    assert peers == [{"podSelector": {"matchLabels": {"openjip.io/store-client": "true"}}}]
     federation = pod_labels(objects, "Deployment", "site-openjip-federation")
     assert not any(selects(peer["podSelector"], federation) for peer in peers)
     clients = {
@@ -147,15 +137,18 @@ def test_object_store_admits_only_store_clients(render_chart: Any) -> None:
         "Deployment/site-openjip-receiver",
         "Deployment/site-openjip-web",
         "Deployment/site-openjip-airflow-scheduler",
+        # The web service's login sessions live in the store: Airflow's login accepts them.
+        "Deployment/site-openjip-airflow-api",
         "Job/site-openjip-migrations",
     }
     assert "Deployment/site-openjip-federation" in clients - store_clients
 
 
-def test_analysis_pods_reach_only_store_and_index(
+def test_analysis_pods_reach_only_the_web_service(
     render_chart: Any, analysis_pod: dict[str, Any]
 ) -> None:
-    """The pod an analysis step really gets, against the chart's policies."""
+    """The pod an analysis step really gets, against the chart's policies: its step grant is good
+    at the web service's step routes only, and it has no route to the store or the index."""
     objects = render_chart()
     labels = analysis_pod["metadata"]["labels"]
     targets = set()
@@ -163,11 +156,15 @@ def test_analysis_pods_reach_only_store_and_index(
         for peer in rule["to"]:
             selected = peer.get("podSelector", {}).get("matchLabels", {})
             targets.add(selected.get("app.kubernetes.io/component") or selected.get("k8s-app"))
-    assert targets == {"minio", "opensearch", "kube-dns"}
+            if selected.get("app.kubernetes.io/component") == "web":
+                assert rule["ports"] == [{"protocol": "TCP", "port": 8042}]
+    assert targets == {"web", "kube-dns"}
     assert ingress_peers(objects, labels) == []
     for server in ("site-openjip-minio", "site-openjip-opensearch"):
         peers = ingress_peers(objects, pod_labels(objects, "StatefulSet", server))
-        assert any(selects(peer["podSelector"], labels) for peer in peers), server
+        assert not any(selects(peer.get("podSelector", {}), labels) for peer in peers), server
+    web_peers = ingress_peers(objects, pod_labels(objects, "Deployment", "site-openjip-web"))
+    assert any(selects(peer.get("podSelector", {}), labels) for peer in web_peers)
 
 
 def test_database_admits_only_db_clients(render_chart: Any) -> None:

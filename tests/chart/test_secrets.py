@@ -24,7 +24,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 GENERATED = {
     "site-openjip-store": {"access-key", "secret-key"},
     "site-openjip-postgresql": {"password"},
-    "site-openjip-airflow": {"fernet-key", "api-secret-key", "jwt-secret", "admin-password"},
+    "site-openjip-airflow": {
+        "fernet-key",
+        "api-secret-key",
+        "jwt-secret",
+        "admin-password",
+        "step-token-secret",
+    },
     "site-openjip-federation": {"site.key"},
     "site-openjip-federation-tls": {"tls.crt", "tls.key"},
     "site-openjip-loopback": {"secret"},

@@ -15,10 +15,12 @@ import yaml
 
 from openjip.config import Settings
 from openjip.runner import StepRequest
-from openjip.runner.kubernetes import REQUEST_ENV, AnalysisPod, request_from_json
+from openjip.runner.grants import verify_grant
+from openjip.runner.kubernetes import GRANT_ENV, WEB_URL_ENV, AnalysisPod
 from openjip.workflows.spec import ResourcesSpec
 
 KUBERNETES_VERSIONS = ["1.29.0", "1.33.0"]
+GRANT_SECRET = "the-step-grant-key-of-this-test-0123456789"
 
 
 def _request(**changes: Any) -> StepRequest:
@@ -42,6 +44,7 @@ def kubernetes_settings(openjip_home: Path, monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("OPENJIP_STORAGE__S3_SECRET_KEY", "never-in-a-pod-spec")
     monkeypatch.setenv("OPENJIP_INDEX__BACKEND", "opensearch")
     monkeypatch.setenv("OPENJIP_INDEX__OPENSEARCH_PASSWORD", "never-in-a-pod-spec-either")
+    monkeypatch.setenv("OPENJIP_ACCESS__STEP_TOKEN_SECRET", GRANT_SECRET)
     return Settings()
 
 
@@ -102,24 +105,15 @@ def test_pod_is_non_root_and_locked_down(gpu_pod: dict[str, Any]) -> None:
         assert context["capabilities"] == {"drop": ["ALL"]}
 
 
-def test_pod_gets_endpoints_as_values_and_credentials_by_secret_reference(
+def test_pod_gets_the_web_url_and_a_step_grant_but_no_store_or_index_credential(
     gpu_pod: dict[str, Any],
 ) -> None:
     base = next(c for c in gpu_pod["spec"]["containers"] if c["name"] == "base")
     env = {item["name"]: item for item in base["env"]}
-    assert env["OPENJIP_STORAGE__BACKEND"]["value"] == "s3"
-    assert env["OPENJIP_STORAGE__S3_ENDPOINT"]["value"] == "minio.openjip.svc:9000"
-    assert env["OPENJIP_INDEX__BACKEND"]["value"] == "opensearch"
-    for name, key in (
-        ("OPENJIP_STORAGE__S3_ACCESS_KEY", "access-key"),
-        ("OPENJIP_STORAGE__S3_SECRET_KEY", "secret-key"),
-        ("OPENJIP_INDEX__OPENSEARCH_PASSWORD", "opensearch-password"),
-    ):
-        reference = {"name": "openjip-storage", "key": key, "optional": True}
-        assert env[name]["valueFrom"]["secretKeyRef"] == reference
+    assert env[WEB_URL_ENV]["value"] == "http://openjip-web:8042"
     assert "never-in-a-pod-spec" not in json.dumps(gpu_pod)
-    assert env["OPENJIP_INDEX__OPENSEARCH_URL"]["value"] == "http://127.0.0.1:9200"
-    request = request_from_json(env[REQUEST_ENV]["value"])
+    assert "secretKeyRef" not in json.dumps(gpu_pod)
+    _, request = verify_grant(GRANT_SECRET, env[GRANT_ENV]["value"])
     assert request.series_uids == ["1.2.3.4"] and request.step == "segment"
 
 

@@ -6,6 +6,10 @@ the DIMSE permissions and TLS of the receiver. */}}
 {{- $oidc := .Values.access.oidc -}}
 - name: OPENJIP_ACCESS__ALLOW_ANONYMOUS
   value: "false"
+{{- with .Values.access.sessionCookieDomain }}
+- name: OPENJIP_ACCESS__SESSION_COOKIE_DOMAIN
+  value: {{ . | quote }}
+{{- end }}
 {{- if $oidc.issuer }}
 - name: OPENJIP_ACCESS__OIDC_ISSUER
   value: {{ $oidc.issuer | quote }}

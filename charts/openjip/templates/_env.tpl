@@ -168,15 +168,25 @@ patient-data screens, presenting the loopback Secret. Only with both services en
   value: {{ .Release.Namespace | quote }}
 - name: OPENJIP_AIRFLOW__STEP_IMAGE
   value: {{ include "openjip.image" (dict "ctx" . "image" .Values.images.openjip) | quote }}
-- name: OPENJIP_AIRFLOW__STORAGE_SECRET
-  value: {{ include "openjip.storeSecretName" . | quote }}
+- name: OPENJIP_AIRFLOW__STEP_WEB_URL
+  value: {{ printf "http://%s:%v" (include "openjip.componentName" (dict "ctx" . "component" "web")) .Values.web.service.port | quote }}
+{{ include "openjip.env.stepGrantKey" . }}
 - name: OPENJIP_AIRFLOW__SERVICE_ACCOUNT
   value: {{ include "openjip.serviceAccountName" (dict "ctx" . "component" "analysis") | quote }}
 {{- end -}}
 
+{{/* The key of analysis pods' step grants: Airflow mints them, the web service verifies them. */}}
+{{- define "openjip.env.stepGrantKey" -}}
+- name: OPENJIP_ACCESS__STEP_TOKEN_SECRET
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "openjip.airflowSecretName" . }}
+      key: step-token-secret
+{{- end -}}
+
 {{/*
 The labels the pod of every analysis step carries (src/openjip/runner/kubernetes.py): the
-NetworkPolicies admit pods carrying them to the object store and the index, nothing else.
+NetworkPolicies let pods carrying them reach the web service's step routes, nothing else.
 */}}
 {{- define "openjip.analysisPodSelector" -}}
 app.kubernetes.io/name: openjip-step
@@ -206,6 +216,9 @@ app.kubernetes.io/part-of: openjip
   value: "8042"
 - name: OPENJIP_WEB__METRICS_PORT
   value: {{ .Values.web.metricsPort | quote }}
+{{- if .Values.airflow.enabled }}
+{{ include "openjip.env.stepGrantKey" . }}
+{{- end }}
 {{- end -}}
 
 {{/*

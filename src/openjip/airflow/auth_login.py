@@ -1,9 +1,12 @@
 """The login routes of :class:`openjip.airflow.auth_manager.OpenjipAuthManager`, mounted by
 Airflow under ``/auth``.
 
-- ``GET /auth/login``: a form (``username``, ``password``) for openjip's own users, and a link to
-  the OpenID Connect provider when one is configured; ``POST /auth/login`` sets Airflow's JWT
-  cookie (``_token``) and returns to ``next``.
+- ``GET /auth/login``: a browser that carries the web service's session cookie
+  (``openjip_session``, :mod:`openjip.access.sessions`) is signed in at once — one login for the
+  web service and Airflow; otherwise a form (``username``, ``password``) for openjip's own users,
+  and a link to the OpenID Connect provider when one is configured. ``POST /auth/login`` sets
+  Airflow's JWT cookie (``_token``) and the web service's session, and returns to ``next``.
+- ``GET /auth/logout``: ends both (Airflow's UI sends its "log out" here).
 - ``POST /auth/token`` (JSON or form ``username``/``password``) and ``POST /auth/token/cli``:
   ``{"access_token": ...}`` for the REST API, as Airflow's own auth managers answer.
 - ``GET /auth/oidc/login`` and ``GET /auth/oidc/callback``: authorization code + PKCE with the
@@ -33,6 +36,7 @@ from starlette.concurrency import run_in_threadpool
 
 from openjip.access import Action, Principal
 from openjip.access.oidc import InvalidToken, LoginStart, OidcUnavailable
+from openjip.access.sessions import SESSION_COOKIE
 from openjip.airflow.auth_user import OpenjipUser
 
 if TYPE_CHECKING:
@@ -62,9 +66,27 @@ def login_app(manager: OpenjipAuthManager) -> FastAPI:
     app = FastAPI(title="openjip login", description="Sign-in for openjip's Airflow.")
     prefix = AUTH_MANAGER_FASTAPI_APP_PREFIX
 
-    @app.get("/login", response_class=HTMLResponse, include_in_schema=False)
-    def login_page(request: Request, next: str = "") -> HTMLResponse:
+    @app.get("/login", include_in_schema=False)
+    async def login_page(request: Request, next: str = "") -> Response:
+        token = request.cookies.get(SESSION_COOKIE)
+        who = (
+            await run_in_threadpool(manager.sessions.principal, token, manager.users)
+            if token
+            else None
+        )
+        if who is not None and _may_use_airflow(who):
+            return _signed_in(manager, request, who, next)  # signed in at the web service
         return _page(manager, request, next)
+
+    @app.get("/logout", include_in_schema=False)
+    def logout(request: Request) -> Response:
+        token = request.cookies.get(SESSION_COOKIE)
+        if token:
+            manager.sessions.end(token)
+        response = RedirectResponse(f"{prefix}/login", 303)
+        response.delete_cookie(COOKIE_NAME_JWT_TOKEN, path=get_cookie_path())
+        response.delete_cookie(SESSION_COOKIE, path="/", domain=_cookie_domain(manager))
+        return response
 
     @app.post("/login", include_in_schema=False)
     async def login_form(
@@ -78,7 +100,8 @@ def login_app(manager: OpenjipAuthManager) -> FastAPI:
             return _page(manager, request, next, "Unknown user or wrong password.", 401)
         if not _may_use_airflow(who):
             return _page(manager, request, next, f"{who.name} may not use workflows.", 403)
-        return _signed_in(manager, request, who, next)
+        local = await run_in_threadpool(manager.users.get, who.name)
+        return _signed_in(manager, request, who, next, web_session=local is not None)
 
     @app.post("/token", status_code=201)
     async def token(request: Request) -> JSONResponse:
@@ -127,7 +150,9 @@ def login_app(manager: OpenjipAuthManager) -> FastAPI:
             raise HTTPException(503, f"identity provider unavailable: {error}") from error
         if not _may_use_airflow(who):
             raise HTTPException(403, f"{who.name} may not use workflows at this site")
-        response = _signed_in(manager, request, who, str(remembered.get("next", "")))
+        response = _signed_in(
+            manager, request, who, str(remembered.get("next", "")), web_session=True, local=False
+        )
         response.delete_cookie(LOGIN_COOKIE, path=f"{prefix}/oidc")
         return response
 
@@ -170,8 +195,16 @@ def _user(who: Principal) -> OpenjipUser:
 
 
 def _signed_in(
-    manager: OpenjipAuthManager, request: Request, who: Principal, next_url: str
+    manager: OpenjipAuthManager,
+    request: Request,
+    who: Principal,
+    next_url: str,
+    *,
+    web_session: bool = False,
+    local: bool = True,
 ) -> Response:
+    """Airflow's token as a cookie; with ``web_session`` also the web service's session (a
+    user of ``openjip user`` when ``local``, else one of the identity provider)."""
     target = next_url if next_url and is_safe_url(next_url, request=request) else ""
     response = RedirectResponse(target or conf.get("api", "base_url", fallback="/"), 303)
     response.set_cookie(
@@ -182,7 +215,22 @@ def _signed_in(
         httponly=True,
         samesite="lax",
     )
+    if web_session:
+        response.set_cookie(
+            SESSION_COOKIE,
+            manager.sessions.start(who, local=local),
+            max_age=manager.site.access.session_seconds,
+            path="/",
+            domain=_cookie_domain(manager),
+            secure=_secure(request),
+            httponly=True,
+            samesite="lax",
+        )
     return response
+
+
+def _cookie_domain(manager: OpenjipAuthManager) -> str | None:
+    return manager.site.access.session_cookie_domain or None
 
 
 def _page(

@@ -1,8 +1,10 @@
 """``OpenjipAuthManager``: Airflow's auth manager for an openjip site (instead of Airflow's
 development-only SimpleAuthManager).
 
-Who a user is comes from the site's identity: openjip's own users (``openjip user``, argon2id)
-at the login page and ``POST /auth/token``, the OpenID Connect provider of
+Who a user is comes from the site's identity: the web service's login session (one login for
+both: a browser signed in at the web service's ``/login`` passes Airflow's login page without a
+second one, and signing in here starts that session too), openjip's own users (``openjip user``,
+argon2id) at the login page and ``POST /auth/token``, the OpenID Connect provider of
 ``OPENJIP_ACCESS__OIDC_*`` at ``/auth/oidc/login`` (authorization code + PKCE) and as bearer
 tokens on the REST API, and the site's own service account (``OPENJIP_AIRFLOW__USERNAME`` and
 its password), which the receiver's triggers use. What a user may do follows its openjip roles
@@ -28,6 +30,7 @@ from starlette.concurrency import run_in_threadpool
 
 from openjip.access import Action, Principal, UserStore, principal
 from openjip.access.oidc import InvalidToken, OidcProvider, OidcUnavailable
+from openjip.access.sessions import SessionStore
 from openjip.airflow.auth_user import OpenjipUser
 from openjip.config import Settings, get_settings
 
@@ -97,6 +100,13 @@ class OpenjipAuthManager(BaseAuthManager[OpenjipUser]):
         return UserStore(self.site.access_dir)
 
     @functools.cached_property
+    def sessions(self) -> SessionStore:
+        """The login sessions the web service keeps (in the site's object store)."""
+        from openjip.storage import open_store
+
+        return SessionStore(lambda: open_store(self.site), self.site.access.session_seconds)
+
+    @functools.cached_property
     def oidc(self) -> OidcProvider | None:
         """The site's identity provider, ``None`` when OIDC is off."""
         return OidcProvider(self.site.access) if self.site.access.oidc_issuer else None
@@ -142,6 +152,10 @@ class OpenjipAuthManager(BaseAuthManager[OpenjipUser]):
         next_url = kwargs.get("next_url")
         login = f"{AUTH_MANAGER_FASTAPI_APP_PREFIX}/login"
         return f"{login}?{urlencode({'next': next_url})}" if next_url else login
+
+    def get_url_logout(self) -> str | None:
+        """Ends Airflow's token and the web service's session together."""
+        return f"{AUTH_MANAGER_FASTAPI_APP_PREFIX}/logout"
 
     def get_fastapi_app(self) -> FastAPI | None:
         from openjip.airflow.auth_login import login_app

@@ -57,6 +57,7 @@ def rebuild() -> None:
     console.print(
         f"indexed {report.indexed} of {report.scanned} objects"
         + f", {report.results} analysis results, {report.run_outputs} run outputs"
+        + f", {report.studies_in_projects} studies given their projects back"
         + (f", skipped {len(report.skipped)}" if report.skipped else "")
         + (f"; removed {swept} temporary files of unfinished writes" if swept else "")
     )

@@ -20,9 +20,10 @@ Studies = Annotated[list[str], typer.Argument(help="StudyInstanceUID(s).")]
 
 def _assign(project: str, studies: list[str], *, replace: bool) -> None:
     from openjip.access import AccessAudit, principal
-    from openjip.access.projects import check_project_names
+    from openjip.access.projects import ProjectMarkers, check_project_names
     from openjip.dicom import InvalidUID, check_uid
-    from openjip.index import IndexError_, open_index
+    from openjip.index import IndexError_, Query, open_index
+    from openjip.storage import StorageError, open_store
 
     try:
         (name,) = check_project_names([project])
@@ -35,9 +36,12 @@ def _assign(project: str, studies: list[str], *, replace: bool) -> None:
     missing: list[str] = []
     try:
         index = open_index(settings)
+        markers = ProjectMarkers(open_store(settings))
         try:
             for uid in uids:
                 if index.set_study_projects(uid, [name], replace=replace):
+                    (study,) = index.find_studies(Query(StudyInstanceUID=[uid], limit=1))
+                    markers.replace(uid, study.projects)  # kept for index rebuild
                     action = "move_study" if replace else "add_study"
                     audit.record(
                         operator,
@@ -51,7 +55,7 @@ def _assign(project: str, studies: list[str], *, replace: bool) -> None:
                     missing.append(uid)
         finally:
             index.close()
-    except (IndexError_, OSError) as error:
+    except (IndexError_, StorageError, OSError) as error:
         fail(f"cannot change the index: {error}")
     done = len(uids) - len(missing)
     console.print(f"{'moved' if replace else 'added'} {done} studies to project {name}")

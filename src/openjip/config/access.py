@@ -63,6 +63,18 @@ class AccessSettings(BaseModel):
     session_seconds: int = Field(
         8 * 3600, gt=0, description="Lifetime of a login session (cookie) of the web service."
     )
+    step_token_secret: SecretStr = Field(
+        SecretStr(""),
+        description="Key (32 bytes or more) of the short-lived grants analysis pods present to the "
+        "web service for their inputs and outputs (kubernetes mode; Airflow and the web service "
+        "share it); empty turns the web service's `/steps` routes off.",
+    )
+    session_cookie_domain: str = Field(
+        "",
+        description="Domain of the session cookie, for one login across the web service and "
+        "Airflow on different host names (e.g. `.hospital.example`); empty: the host itself "
+        "(enough when both share a host, as a local site's ports do).",
+    )
     overwrite_instances: bool = Field(
         False,
         description="A re-sent SOP instance whose bytes differ replaces the stored one (audited); "

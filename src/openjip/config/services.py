@@ -234,6 +234,12 @@ class AirflowSettings(BaseModel):
         description="How analysis steps run: `local` subprocess or `kubernetes` pod; "
         "empty follows `mode`.",
     )
+    step_confinement: Literal["landlock", "off"] = Field(
+        "landlock",
+        description="Local steps run confined by Linux Landlock to their staged inputs and "
+        "output folder (no store, index, secret or TCP); `off` lets them reach all the site's "
+        "files (for kernels without Landlock; a step then fails until this is set).",
+    )
     namespace: str = Field("openjip", description="Kubernetes namespace of analysis pods.")
     deferrable_pods: bool = Field(
         True,
@@ -249,10 +255,10 @@ class AirflowSettings(BaseModel):
         "ghcr.io/openjip/openjip:0.2.0",
         description="openjip image that fetches inputs and publishes outputs in analysis pods.",
     )
-    storage_secret: str = Field(
-        "openjip-storage",
-        description="Kubernetes Secret with the credentials of analysis pods: keys `access-key`, "
-        "`secret-key` (S3) and `opensearch-password`.",
+    step_web_url: str = Field(
+        "http://openjip-web:8042",
+        description="URL of the web service as analysis pods reach it (their inputs and outputs "
+        "go through its `/steps` routes under a step grant).",
     )
     service_account: str = Field(
         "openjip-analysis", description="Kubernetes service account of analysis pods."

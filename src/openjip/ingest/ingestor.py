@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from openjip.access.projects import ProjectMarkers
 from openjip.dicom import (
     InvalidUID,
     ParsedInstance,
@@ -71,6 +72,7 @@ class Ingestor:
         self.store = store
         self.index = index
         self.overwrite = overwrite
+        self.projects = ProjectMarkers(store)
         self._clock = clock
         self._max_depth = max_sequence_depth
 
@@ -166,10 +168,12 @@ class Ingestor:
         """Index the stored record; an object the index refuses is removed again, since its
         key (which holds its study) cannot hold anything indexed."""
         try:
-            return self.index.upsert_instance(record)
+            added = self.index.upsert_instance(record)
         except InvalidRecord as exc:
             self.store.delete(record.object_key)
             raise InvalidInstance(str(exc)) from exc
+        self.projects.add(record.StudyInstanceUID, record.projects)  # for index rebuild
+        return added
 
     def _record(
         self,

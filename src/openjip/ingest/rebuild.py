@@ -1,6 +1,7 @@
 """Recreating the metadata index from the object store alone (recovery): the DICOM instances
 under ``dicom/``, then under ``runs/`` the DICOM results of workflow steps (linked to their source
-series again) and their other outputs."""
+series again) and their other outputs, then the projects of every study from the markers under
+``projects/`` (:class:`openjip.access.projects.ProjectMarkers`)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from openjip.access.projects import ProjectMarkers
 from openjip.dicom import InvalidUID, UnreadableInstance, read_instance, record_from_header
 from openjip.dicom.header import DEFAULT_MAX_SEQUENCE_DEPTH
 from openjip.index.base import InstanceRecord, InvalidRecord, MetadataIndex, RunOutput
@@ -40,6 +42,9 @@ class RebuildReport:
     """DICOM results of steps (under ``runs/``) indexed, each with its source series."""
     run_outputs: int = 0
     """Non-DICOM step outputs (under ``runs/``) recorded again."""
+    studies_in_projects: int = 0
+    """Studies given back their projects from the store's markers; the others are in
+    ``default``."""
     skipped: list[tuple[str, str]] = field(default_factory=list)
     """``(object key, reason)`` of every object that could not be indexed."""
 
@@ -88,6 +93,9 @@ def rebuild_index(
         one_done,
     )
     report.run_outputs = _restore(others, _run_output, index.add_run_outputs, report, one_done)
+    for study, projects in ProjectMarkers(store).all().items():
+        if index.set_study_projects(study, projects, replace=True):
+            report.studies_in_projects += 1
     return report
 
 

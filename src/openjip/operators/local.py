@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from openjip.access.confinement import Confinement, ConfinementUnavailable, confined_command
 from openjip.access.environment import step_environment
 from openjip.operators.catalog import LoadedOperator
 from openjip.operators.params import resolve_params
@@ -93,6 +94,29 @@ def _step_env(
     env[PARAMS_ENV] = json.dumps(dict(params))
     env[OPERATOR_ENV] = operator.ref
     return env
+
+
+def _confined(
+    confinement: Confinement,
+    operator: LoadedOperator,
+    input_dir: Path,
+    output_dir: Path,
+    command: list[str],
+    env: dict[str, str],
+) -> list[str]:
+    """``command`` wrapped to run confined; its ``HOME`` and ``TMPDIR`` become its scratch."""
+    scratch = confinement.scratch
+    scratch.mkdir(mode=0o700, parents=True, exist_ok=True)
+    env["HOME"] = env["TMPDIR"] = str(scratch)
+    try:
+        return confined_command(
+            command,
+            read=[operator.directory, input_dir],
+            write=[output_dir, scratch],
+            private=confinement.private,
+        )
+    except (ConfinementUnavailable, ValueError) as error:
+        raise StepFailed(f"{operator.ref}: cannot confine the step: {error}") from None
 
 
 def _signal_group(process: subprocess.Popen[str], sig: signal.Signals) -> bool:
@@ -174,8 +198,13 @@ def run_operator_locally(
     timeout: float | None = None,
     on_log: LogCallback | None = None,
     on_progress: ProgressCallback | None = None,
+    confinement: Confinement | None = None,
 ) -> StepResult:
     """Run ``operator`` on ``input_dir``, writing into ``output_dir`` (new or empty).
+
+    With ``confinement`` the process runs confined (:mod:`openjip.access.confinement`): it reads
+    its operator's folder and ``input_dir`` only, writes ``output_dir`` and its scratch folder
+    only (its ``HOME`` and ``TMPDIR``), and nothing of ``confinement.private``.
 
     ``params`` are validated and completed with defaults (raises
     :class:`~openjip.operators.params.ParamError`). Raises :class:`StepFailed` with the operator's
@@ -191,13 +220,17 @@ def run_operator_locally(
         raise StepFailed(f"output directory {output_dir} is not empty")
     output_dir.mkdir(parents=True, exist_ok=True)
 
+    env = _step_env(operator, input_dir, output_dir, resolved)
+    command = list(operator.manifest.command)
+    if confinement is not None:
+        command = _confined(confinement, operator, input_dir, output_dir, command, env)
     streams = _Streams(on_log or _log_line, on_progress)
     started = time.monotonic()
     try:
         process = subprocess.Popen(
-            operator.manifest.command,
+            command,
             cwd=operator.directory,
-            env=_step_env(operator, input_dir, output_dir, resolved),
+            env=env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -208,8 +241,8 @@ def run_operator_locally(
             start_new_session=True,
         )
     except OSError as exc:
-        command = " ".join(operator.manifest.command)
-        raise StepFailed(f"{operator.ref}: cannot start {command!r}: {exc.strerror}") from None
+        shown = " ".join(operator.manifest.command)
+        raise StepFailed(f"{operator.ref}: cannot start {shown!r}: {exc.strerror}") from None
     assert process.stdout is not None and process.stderr is not None
     streams.follow("stdout", process.stdout)
     streams.follow("stderr", process.stderr)

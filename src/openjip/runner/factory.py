@@ -28,4 +28,10 @@ def open_runner(settings: Settings) -> StepRunner:
     from openjip.runner.local import LocalStepRunner
     from openjip.storage import open_store
 
-    return LocalStepRunner(open_store(settings), open_index(settings), settings.home_dir / "work")
+    confined = settings.airflow.step_confinement == "landlock"
+    return LocalStepRunner(
+        open_store(settings),
+        open_index(settings),
+        settings.home_dir / "work",
+        private=settings.home_dir if confined else None,
+    )

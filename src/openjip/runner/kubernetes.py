@@ -7,25 +7,27 @@ and timeout. This module only says what the pod is.
 
 The pod runs three phases that share one ``emptyDir`` at ``/work``:
 
-1. init container ``fetch`` (openjip image): inputs from the object store into ``/work/input``;
+1. init container ``fetch`` (openjip image): the step's inputs from the web service into
+   ``/work/input``;
 2. init container ``step`` (the operator's pinned image): the operator's command, writing to
    ``/work/output`` — its resources (CPU, memory, GPU) are the step's;
-3. container ``base`` (openjip image): uploads the outputs under ``runs/...``, ingests DICOM
-   results, and returns a summary as the task's XCom.
+3. container ``base`` (openjip image): hands the outputs to the web service, which stores them
+   under ``runs/...`` and ingests DICOM results, and returns a summary as the task's XCom.
 
-Every container runs as non-root with no privilege escalation, a read-only root filesystem and
-all capabilities dropped; object-store credentials come from a Secret by reference, never as
-values. The pod is a plain value (:meth:`AnalysisPod.manifest`) so it can be validated, and the
-chart's NetworkPolicies checked against it, without a cluster.
+The pod holds no store or index credential: fetch and publish present a *step grant*
+(:mod:`openjip.runner.grants`), minted when the task starts, valid a little longer than the
+step's timeout and good for exactly this step's inputs and output prefix, which the web service
+verifies. The operator's container gets neither the grant nor any other credential, and the
+chart's NetworkPolicy lets the pod reach the web service only. Every container runs as non-root
+with no privilege escalation, a read-only root filesystem and all capabilities dropped. The pod
+is a plain value (:meth:`AnalysisPod.manifest`) so it can be validated, and the chart's
+NetworkPolicies checked against it, without a cluster.
 """
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-from pydantic import BaseModel, SecretStr
 
 from openjip.config import Settings
 from openjip.operators.params import resolve_params
@@ -37,13 +39,12 @@ if TYPE_CHECKING:
     from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
 
 WORK_DIR = "/work"
-REQUEST_ENV = "OPENJIP_STEP_REQUEST"
-"""JSON of the :class:`StepRequest` the fetch and publish phases read."""
-SECRET_KEYS = {
-    "OPENJIP_STORAGE__": {"s3_access_key": "access-key", "s3_secret_key": "secret-key"},
-    "OPENJIP_INDEX__": {"opensearch_password": "opensearch-password"},
-}
-"""Credentials taken from the site's Secret, by settings prefix, field and key in the Secret."""
+GRANT_ENV = "OPENJIP_STEP_GRANT"
+"""The step grant (:mod:`openjip.runner.grants`) of the fetch and publish phases."""
+WEB_URL_ENV = "OPENJIP_STEP_WEB_URL"
+"""Where the fetch and publish phases reach the web service's ``/steps`` routes."""
+GRANT_MARGIN_SECONDS = 600
+"""A grant outlives the step's timeout by this much (the pod's wait for a node included)."""
 RUN_AS_USER = 1000
 STEP_IO = ["python", "-m", "openjip.runner.step_io"]
 """The openjip image's command that fetches a step's inputs and publishes its outputs."""
@@ -56,41 +57,6 @@ POD_BEHAVIOUR: dict[str, Any] = {
     "image_pull_policy": "IfNotPresent",
 }
 """How the KubernetesPodOperator of a step handles its pod (the same for every step)."""
-
-
-def request_to_json(request: StepRequest) -> str:
-    """The request as the pod's environment carries it."""
-    data = {
-        "dag_id": request.dag_id,
-        "run_id": request.run_id,
-        "step": request.step,
-        "operator": request.operator,
-        "series_uids": request.series_uids,
-        "params": request.params,
-        "input_from": request.input_from,
-    }
-    return json.dumps(data, sort_keys=True)
-
-
-def request_from_json(text: str) -> StepRequest:
-    """The request :func:`request_to_json` wrote."""
-    return StepRequest(**json.loads(text))
-
-
-def _setting_env(prefix: str, section: BaseModel) -> list[tuple[str, str]]:
-    """``OPENJIP_<SECTION>__<FIELD>`` pairs of a settings section, secrets left out."""
-    pairs = []
-    for name, value in section:
-        if value is None or isinstance(value, SecretStr) or name in SECRET_KEYS.get(prefix, {}):
-            continue
-        if isinstance(value, bool):
-            text = "true" if value else "false"
-        elif isinstance(value, str | int | float | Path):
-            text = str(value)
-        else:
-            text = json.dumps(value)
-        pairs.append((f"{prefix}{name.upper()}", text))
-    return pairs
 
 
 def pod_name(dag_id: str, step: str) -> str:
@@ -209,31 +175,21 @@ class AnalysisPod:
         return manifest
 
     def _platform_env(self, request: StepRequest) -> list[Any]:
-        """Store and index endpoints, storage credentials by Secret reference, the request."""
+        """The web service's URL and the step's grant: no store or index credential at all."""
         from kubernetes.client import models as k8s
 
-        env = [
-            k8s.V1EnvVar(name=name, value=value)
-            for prefix, section in (
-                ("OPENJIP_STORAGE__", self.settings.storage),
-                ("OPENJIP_INDEX__", self.settings.index),
+        from openjip.runner.grants import mint_grant
+
+        secret = self.settings.access.step_token_secret.get_secret_value()
+        if not secret:
+            raise ValueError(
+                "analysis pods need a step grant: set OPENJIP_ACCESS__STEP_TOKEN_SECRET "
+                "(the same for Airflow and the web service)"
             )
-            for name, value in _setting_env(prefix, section)
+        airflow = self.settings.airflow
+        seconds = airflow.step_timeout_minutes * 60 + 2 * GRANT_MARGIN_SECONDS
+        return [
+            k8s.V1EnvVar(name=WEB_URL_ENV, value=airflow.step_web_url),
+            k8s.V1EnvVar(name=GRANT_ENV, value=mint_grant(secret, request, seconds)),
+            k8s.V1EnvVar(name="HOME", value="/tmp"),
         ]
-        env += [
-            k8s.V1EnvVar(
-                name=f"{prefix}{field.upper()}",
-                value_from=k8s.V1EnvVarSource(
-                    secret_key_ref=k8s.V1SecretKeySelector(
-                        name=self.settings.airflow.storage_secret, key=key, optional=True
-                    )
-                ),
-            )
-            for prefix, fields in SECRET_KEYS.items()
-            for field, key in fields.items()
-        ]
-        env += [
-            k8s.V1EnvVar(name="OPENJIP_HOME", value=f"{WORK_DIR}/home"),
-            k8s.V1EnvVar(name=REQUEST_ENV, value=request_to_json(request)),
-        ]
-        return env

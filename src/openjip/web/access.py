@@ -10,7 +10,6 @@ import base64
 import binascii
 import hmac
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from fastapi import Request
@@ -18,13 +17,19 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from openjip.access import DENIED, AccessAudit, Action, Principal, UserStore, anonymous_principal
-from openjip.access.oidc import InvalidToken, LoginStart, OidcProvider, OidcUnavailable
-from openjip.access.sessions import ExpiringTable
+from openjip.access.oidc import InvalidToken, OidcProvider, OidcUnavailable
+from openjip.access.sessions import (
+    LOGINS_PREFIX,
+    SESSION_COOKIE,
+    SessionStore,
+    StoredRecords,
+    StoreOf,
+)
 from openjip.config import Settings
 
-SESSION_COOKIE = "openjip_session"
 REALM = "openjip"
 PENDING_LOGIN_SECONDS = 600
+"""How long a browser may take at the identity provider."""
 
 
 class AuthenticationRequired(Exception):
@@ -43,39 +48,19 @@ class IdentityProviderUnavailable(Exception):
     """The OIDC provider cannot be reached to check a token."""
 
 
-@dataclass(frozen=True)
-class Session:
-    """A logged-in browser: who, and whether it is a local user (re-checked on each use)."""
-
-    principal: Principal
-    local: bool
-
-
 class WebAccess:
     """Everything the web service needs to authenticate callers and record decisions."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, store: StoreOf) -> None:
         self.settings = settings
         self.users = UserStore(settings.access_dir)
         self.oidc = OidcProvider(settings.access) if settings.access.oidc_issuer else None
-        self.sessions: ExpiringTable[Session] = ExpiringTable(settings.access.session_seconds)
-        self.pending_logins: ExpiringTable[tuple[LoginStart, str]] = ExpiringTable(
-            PENDING_LOGIN_SECONDS
-        )
+        self.sessions = SessionStore(store, settings.access.session_seconds)
+        self.pending_logins = StoredRecords(store, LOGINS_PREFIX)
         self.anonymous = anonymous_principal(settings.access)
         self.audit = AccessAudit(
             settings.access_audit_path, max_bytes=settings.access.audit_max_bytes
         )
-
-    def session_principal(self, token: str) -> Principal | None:
-        """Who the session ``token`` belongs to; a removed local user's session ends."""
-        session = self.sessions.get(token)
-        if session is None:
-            return None
-        if session.local and self.users.get(session.principal.name) is None:
-            self.sessions.pop(token)
-            return None
-        return session.principal
 
     def basic(self, credentials: str) -> Principal:
         try:
@@ -114,7 +99,7 @@ class WebAccess:
             raise AuthenticationRequired(f"unsupported authorization scheme {scheme!r}")
         token = request.cookies.get(SESSION_COOKIE)
         if token:
-            return self.session_principal(token)
+            return self.sessions.principal(token, self.users)
         return None
 
 

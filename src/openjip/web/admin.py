@@ -1,5 +1,7 @@
 """Admin routes of the web service: put a study into projects (``POST``) or move it to exactly
-these projects (``PUT``) at ``/admin/studies/{study}/projects``; admins only, audited."""
+these projects (``PUT``) at ``/admin/studies/{study}/projects``; admins only, audited. The
+study's projects are also written beside its images (:class:`~openjip.access.projects.
+ProjectMarkers`), so ``openjip index rebuild`` gives them back."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from openjip.access import ALLOWED, Action, Principal
-from openjip.access.projects import check_project_names
+from openjip.access.projects import ProjectMarkers, check_project_names
 from openjip.index import Query
 from openjip.web.access import require, web_access
 from openjip.web.dicomweb.errors import DicomWebError
@@ -33,9 +35,12 @@ def _assign(
         projects = check_project_names(body.projects)
     except ValueError as error:
         raise DicomWebError(400, str(error)) from error
-    index = request.app.state.backends.index
+    backends = request.app.state.backends
+    index = backends.index
     if not index.set_study_projects(require_uid(study), projects, replace=replace):
         raise DicomWebError(404, f"no study {study}")
+    (record,) = index.find_studies(Query(StudyInstanceUID=[study], limit=1))
+    ProjectMarkers(backends.store).replace(study, record.projects)  # kept for index rebuild
     web_access(request).audit.record(
         caller,
         "move_study" if replace else "add_study",
@@ -43,7 +48,6 @@ def _assign(
         study=study,
         detail=f"projects {', '.join(projects)}",
     )
-    (record,) = index.find_studies(Query(StudyInstanceUID=[study], limit=1))
     return JSONResponse({"StudyInstanceUID": study, "projects": record.projects})
 
 

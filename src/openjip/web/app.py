@@ -9,10 +9,11 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from openjip import __version__
+from openjip.access.expiring import ExpiringTable
 from openjip.config import Settings
 from openjip.index import MetadataIndex
 from openjip.storage import ObjectStore
-from openjip.web import admin, health, images, login, metrics, statistics, viewer
+from openjip.web import admin, health, images, login, metrics, statistics, steps, viewer
 from openjip.web.access import ACCESS_ERROR_HANDLERS, WebAccess
 from openjip.web.backends import Backends
 from openjip.web.dicomweb import dicomweb_router
@@ -41,7 +42,8 @@ def create_app(
     app = FastAPI(title="openjip", version=__version__, lifespan=lifespan)
     app.state.settings = settings
     app.state.backends = backends
-    app.state.access = WebAccess(settings)
+    app.state.access = WebAccess(settings, lambda: backends.store)
+    app.state.step_inputs = ExpiringTable(steps.LISTING_SECONDS)
     app.middleware("http")(metrics.record_request)
     app.include_router(login.router)
     app.include_router(admin.router)
@@ -49,6 +51,7 @@ def create_app(
     app.include_router(metrics.router)
     app.include_router(statistics.router)
     app.include_router(dicomweb_router(), prefix=DICOMWEB_PREFIX)
+    app.include_router(steps.router)
     app.include_router(viewer.router)
     app.include_router(images.router)
     for error_class in HANDLED_ERRORS:

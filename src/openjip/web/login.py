@@ -1,11 +1,15 @@
 """Browser login: ``/login`` (a form with ``username`` and ``password`` for local users, and a
 link to the OIDC provider), the provider's return at ``/login/oidc/callback`` (authorization code
-+ PKCE), ``/logout`` and ``/me``. Each success starts one session cookie (random, server-side,
-``HttpOnly``, ``SameSite=Lax``, ``Secure`` over HTTPS) that every page and DICOMweb route accepts.
++ PKCE), ``/logout`` and ``/me``. Each success starts one session cookie (random, ``HttpOnly``,
+``SameSite=Lax``, ``Secure`` over HTTPS) that every page and DICOMweb route accepts, and Airflow
+too; the session itself is kept in the site's object store (:mod:`openjip.access.sessions`), so it
+survives restarts and is shared by every replica.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import time
 from html import escape
 from typing import Annotated
 
@@ -14,8 +18,14 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from starlette.concurrency import run_in_threadpool
 
 from openjip.access import ALLOWED, DENIED, Principal
-from openjip.access.oidc import InvalidToken, OidcUnavailable
-from openjip.web.access import SESSION_COOKIE, Session, WebAccess, current_principal, web_access
+from openjip.access.oidc import InvalidToken, LoginStart, OidcUnavailable
+from openjip.web.access import (
+    PENDING_LOGIN_SECONDS,
+    SESSION_COOKIE,
+    WebAccess,
+    current_principal,
+    web_access,
+)
 
 router = APIRouter(tags=["login"])
 CALLBACK_PATH = "/login/oidc/callback"
@@ -59,7 +69,7 @@ def _page(access: WebAccess, target: str, message: str = "", status: int = 200) 
 def _start_session(
     request: Request, access: WebAccess, found: Principal, target: str, *, local: bool
 ) -> Response:
-    token = access.sessions.put(Session(found, local))
+    token = access.sessions.start(found, local=local)
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(
         SESSION_COOKIE,
@@ -69,6 +79,7 @@ def _start_session(
         samesite="lax",
         secure=request.url.scheme == "https",
         path="/",
+        domain=access.settings.access.session_cookie_domain or None,
     )
     access.audit.record(found, "login", ALLOWED)
     return response
@@ -108,7 +119,14 @@ def oidc_login(request: Request, next: str | None = None) -> Response:
         start = access.oidc.start_login(_callback_url(request))
     except OidcUnavailable as error:
         return _page(access, safe_next(next), f"Identity provider unavailable: {error}", 503)
-    access.pending_logins.put((start, safe_next(next)), key=start.state)
+    access.pending_logins.put(
+        start.state,
+        {
+            **dataclasses.asdict(start),
+            "next": safe_next(next),
+            "expires": time.time() + PENDING_LOGIN_SECONDS,
+        },
+    )
     return RedirectResponse(start.url, status_code=303)
 
 
@@ -116,10 +134,13 @@ def oidc_login(request: Request, next: str | None = None) -> Response:
 def oidc_callback(request: Request, state: str = "", code: str = "", error: str = "") -> Response:
     """Exchange the code, verify the ID token (signature, iss, aud, exp, nonce), start a session."""
     access = web_access(request)
-    pending = access.pending_logins.pop(state) if state else None
+    pending = access.pending_logins.get(state) if state else None
     if access.oidc is None or pending is None:
         return _page(access, "/me", "This sign-in is unknown or expired; try again.", 400)
-    start, target = pending
+    access.pending_logins.delete(state)  # each sign-in comes back once
+    target = str(pending.pop("next"))
+    pending.pop("expires")
+    start = LoginStart(**pending)
     if error or not code:
         return _page(access, target, f"The identity provider refused: {error or 'no code'}", 401)
     try:
@@ -137,9 +158,13 @@ def logout(request: Request) -> Response:
     """Forget the session and clear its cookie."""
     token = request.cookies.get(SESSION_COOKIE)
     if token:
-        web_access(request).sessions.pop(token)
+        web_access(request).sessions.end(token)
     response = RedirectResponse("/login", status_code=303)
-    response.delete_cookie(SESSION_COOKIE, path="/")
+    response.delete_cookie(
+        SESSION_COOKIE,
+        path="/",
+        domain=web_access(request).settings.access.session_cookie_domain or None,
+    )
     return response
 
 
