@@ -94,6 +94,13 @@ class StorageSettings(BaseModel):
     s3_upload_workers: int = Field(
         4, ge=1, le=64, description="S3 receive cache: parallel uploads of each process."
     )
+    s3_upload_defer_mib: int = Field(
+        1024,
+        ge=0,
+        description="S3 receive cache: uploads wait while instances keep arriving (one in the"
+        " last 0.2 s) until this many MiB received by the process wait in the cache, so a burst"
+        " is received at local-disk speed; `0` uploads at once.",
+    )
 
 
 class IndexSettings(BaseModel):

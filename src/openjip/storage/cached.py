@@ -42,10 +42,14 @@ _LOCK_STRIPES = 64
 _CLAIM_MARK = "~up~"
 _RETRY_FIRST_S = 0.5
 _RETRY_MAX_S = 30.0
+_UPLOADER_NICE = 19
+_QUIET_S = 0.2
+"""Uploads wait (up to ``defer_bytes``) until no put came for this long."""
 
 
 class CachedObjectStore(ObjectStore):
-    """``remote`` with a local write cache in ``cache_dir`` and ``uploaders`` upload threads."""
+    """``remote`` with a local write cache in ``cache_dir`` and ``uploaders`` upload threads;
+    uploads wait while puts keep coming, until ``defer_bytes`` wait in the cache."""
 
     def __init__(
         self,
@@ -54,6 +58,7 @@ class CachedObjectStore(ObjectStore):
         *,
         uploaders: int = 4,
         fsync: bool = True,
+        defer_bytes: int = 0,
     ) -> None:
         self.remote = remote
         self.cache = LocalObjectStore(Path(cache_dir) / "objects", fsync=fsync)
@@ -66,6 +71,9 @@ class CachedObjectStore(ObjectStore):
         self._start_lock = threading.Lock()
         self._claims = itertools.count()
         self._failures = 0
+        self._defer_bytes = defer_bytes
+        self._waiting_bytes = 0
+        self._last_put = 0.0
 
     def __repr__(self) -> str:
         return f"CachedObjectStore({self.remote!r}, cache={self.cache.root!s})"
@@ -75,13 +83,13 @@ class CachedObjectStore(ObjectStore):
     def put(self, key: str, data: bytes | BinaryIO) -> ObjectInfo:
         """Write ``data`` durably into the cache and queue its upload."""
         info = self.cache.put(key, data)
-        self._enqueue(key)
+        self._enqueue(key, info.size)
         return info
 
     def put_file(self, key: str, path: Path, *, move: bool = False) -> ObjectInfo:
         """Store the file into the cache (a rename with ``move`` on one disk), queue its upload."""
         info = self.cache.put_file(key, path, move=move)
-        self._enqueue(key)
+        self._enqueue(key, info.size)
         return info
 
     def delete(self, key: str) -> None:
@@ -160,11 +168,22 @@ class CachedObjectStore(ObjectStore):
         """Uploads queued or running in this process."""
         return self._pending
 
-    def _enqueue(self, key: str) -> None:
+    def _enqueue(self, key: str, size: int = 0) -> None:
         self._start()
         with self._pending_changed:
             self._pending += 1
+            if size:
+                self._last_put = time.monotonic()
+                self._waiting_bytes += size
         self._queue.put(key)
+
+    def _wait_for_quiet(self) -> None:
+        """While puts keep coming and less than ``defer_bytes`` wait, let receiving go first."""
+        while self._waiting_bytes < self._defer_bytes:
+            quiet_for = time.monotonic() - self._last_put
+            if quiet_for >= _QUIET_S:
+                return
+            time.sleep(_QUIET_S - quiet_for)
 
     def _start(self) -> None:
         with self._start_lock:
@@ -179,10 +198,15 @@ class CachedObjectStore(ObjectStore):
                 self._threads.append(thread)
 
     def _upload_loop(self) -> None:
+        # Uploads yield the CPU to receiving: on a busy machine they wait for idle time, and
+        # acknowledged instances wait safely in the cache meanwhile.
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), _UPLOADER_NICE)
         while True:
             key = self._queue.get()
+            self._wait_for_quiet()
             try:
-                self._upload(key)
+                size = self._upload(key)
             # The thread outlives any failure; the file stays in the cache and is tried again.
             except Exception as error:  # noqa: BLE001
                 self._failures += 1
@@ -195,15 +219,17 @@ class CachedObjectStore(ObjectStore):
             self._failures = 0
             with self._pending_changed:
                 self._pending -= 1
+                self._waiting_bytes = max(0, self._waiting_bytes - size)
                 self._pending_changed.notify_all()
 
-    def _upload(self, key: str) -> None:
-        """Send the cached file of ``key`` (if still there) and remove it from the cache."""
+    def _upload(self, key: str) -> int:
+        """Send the cached file of ``key`` (if still there), remove it from the cache; return
+        its size."""
         with self._key_lock(key):
             try:
                 stream = self.cache.open(key)
             except ObjectNotFound:
-                return  # uploaded by another uploader meanwhile, or deleted
+                return 0  # uploaded by another uploader meanwhile, or deleted
             with stream:
                 uploaded = os.fstat(stream.fileno())
                 self.remote.put(key, stream)
@@ -216,6 +242,7 @@ class CachedObjectStore(ObjectStore):
                 self.cache.prune(key)
             else:  # a newer put replaced the file while it was sent; its own upload follows
                 _restore_claim(claim)
+            return uploaded.st_size
 
     def _claim_suffix(self) -> str:
         return f"{_CLAIM_MARK}{os.getpid()}-{next(self._claims)}"

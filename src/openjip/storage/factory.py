@@ -21,6 +21,7 @@ def open_store(settings: Settings) -> ObjectStore:
             (settings.storage.s3_cache_path or settings.home_dir / "s3-cache").expanduser(),
             uploaders=settings.storage.s3_upload_workers,
             fsync=settings.storage.fsync,
+            defer_bytes=settings.storage.s3_upload_defer_mib << 20,
         )
     from openjip.storage.local import LocalObjectStore
 
