@@ -188,9 +188,9 @@ def data_files() -> list[Path]:
     return sorted(DATA_DIR.rglob("*.dcm"))
 
 
-def reexec_in_namespace() -> int:
-    """Run this script again inside a new network namespace that has only loopback."""
-    command = [sys.executable, __file__, *sys.argv[1:], IN_NAMESPACE_FLAG]
+def reexec_in_namespace(script: str = __file__) -> int:
+    """Run ``script`` (this one) again inside a new network namespace that has only loopback."""
+    command = [sys.executable, script, *sys.argv[1:], IN_NAMESPACE_FLAG]
     wrapper = ["unshare", "-n", "sh", "-c", LOOPBACK_UP, "sh", *command]
     return subprocess.run(wrapper, check=False).returncode
 
@@ -391,7 +391,8 @@ class OpenjipS3(Openjip):
     def drain(self) -> float:
         started = time.monotonic()
         cache = self.workdir / "home" / "s3-cache" / "objects"
-        while self.cached and any(path.is_file() for path in cache.rglob("*")):
+        # os.walk, unlike Path.rglob, ignores directories the uploads remove meanwhile.
+        while self.cached and any(files for _, _, files in os.walk(cache)):
             time.sleep(0.05)
         return time.monotonic() - started
 
