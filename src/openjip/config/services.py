@@ -98,7 +98,7 @@ class StorageSettings(BaseModel):
         1024,
         ge=0,
         description="S3 receive cache: uploads wait while instances keep arriving (one in the"
-        " last 0.2 s) until this many MiB received by the process wait in the cache, so a burst"
+        " last second) until this many MiB received by the process wait in the cache, so a burst"
         " is received at local-disk speed; `0` uploads at once.",
     )
 

@@ -43,7 +43,7 @@ _CLAIM_MARK = "~up~"
 _RETRY_FIRST_S = 0.5
 _RETRY_MAX_S = 30.0
 _UPLOADER_NICE = 19
-_QUIET_S = 0.2
+_QUIET_S = 1.0
 """Uploads wait (up to ``defer_bytes``) until no put came for this long."""
 
 
