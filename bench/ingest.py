@@ -8,7 +8,11 @@ All receivers and senders run inside one private network namespace (``unshare -n
 Orthanc and storescp listen on every interface; openjip runs there too, so all share loopback.
 
 Orthanc is the peer to beat: like openjip it fdatasyncs every file before acknowledging.
-storescp syncs nothing and stands for the page-cache ceiling.
+storescp syncs nothing and stands for the page-cache ceiling. ``--store s3,s3-cached`` adds
+openjip receivers storing into an S3 server (``--s3-server seaweedfs,moto``, see
+``bench/s3peer.py``), without and with the receive cache; they are compared with the same
+peers on local disk, and the time the cache takes to drain after the last acknowledgement and
+the S3 server's CPU are recorded beside.
 
 Usage: ``make bench`` or ``.venv/bin/python bench/ingest.py [--repeat 3] [--receivers ...]``.
 Figures go to ``bench/results/ingest.json``; see ``bench/README.md``.
@@ -32,9 +36,12 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import s3peer
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
@@ -49,6 +56,8 @@ PORT = 11112
 # 21 series x 100 slices x 512² = 2100 instances, 1.03 GiB: just over the 1 GiB the issue asks for.
 SERIES, SLICES, SIZE = 21, 100, 512
 RECEIVERS = ("openjip", "orthanc", "storescp")
+STORES = ("local", "s3", "s3-cached")
+S3_SERVERS = s3peer.SERVERS
 # Without it every dcmtk C-STORE waits ~40 ms for a delayed ACK (see shared/TOOLING.md).
 DCMTK_ENV = {**os.environ, "TCP_NODELAY": "1"}
 IN_NAMESPACE_FLAG = "--in-namespace"
@@ -88,9 +97,22 @@ def main() -> int:
         metavar="KEY=VALUE",
         help="extra setting for openjip's receiver, e.g. OPENJIP_RECEIVER__WORKERS=4 (recorded)",
     )
+    parser.add_argument(
+        "--store",
+        default="local",
+        help="openjip's stores, comma-separated: local, s3 (a PUT per instance before the ack),"
+        " s3-cached (the receive cache)",
+    )
+    parser.add_argument(
+        "--s3-server", default="seaweedfs", help="S3 servers for the s3 stores: seaweedfs, moto"
+    )
     parser.add_argument(IN_NAMESPACE_FLAG, action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     receivers = [name for name in args.receivers.split(",") if name]
+    stores = [name for name in args.store.split(",") if name]
+    s3_kinds = [name for name in args.s3_server.split(",") if name]
+    if set(stores) - set(STORES) or set(s3_kinds) - set(S3_SERVERS):
+        parser.error(f"stores are {', '.join(STORES)}; S3 servers {', '.join(S3_SERVERS)}")
     unknown = set(receivers) - set(RECEIVERS)
     if unknown or args.repeat < 1:
         parser.error(f"receivers are {', '.join(RECEIVERS)}; --repeat must be >= 1")
@@ -103,9 +125,17 @@ def main() -> int:
         ensure_data()
         return reexec_in_namespace()
     files = data_files()[: args.instances]
-    bench = Benchmark(files, receivers, senders, args.repeat, args.budget, args.profile)
-    bench.openjip_env = openjip_env
-    report = bench.run()
+    peers = [s3peer.start(kind, Path(tempfile.mkdtemp(prefix=f"bench-{kind}-"))) for kind in
+             (s3_kinds if set(stores) - {"local"} else [])]  # fmt: skip
+    try:
+        if "openjip" in receivers:
+            receivers = openjip_variants(receivers, stores, peers)
+        bench = Benchmark(files, receivers, senders, args.repeat, args.budget, args.profile)
+        bench.openjip_env = openjip_env
+        report = bench.run()
+    finally:
+        for peer in peers:
+            peer.stop()
     args.results.parent.mkdir(parents=True, exist_ok=True)
     args.results.write_text(json.dumps(report, indent=2) + "\n")
     print_table(report)
@@ -158,9 +188,9 @@ def data_files() -> list[Path]:
     return sorted(DATA_DIR.rglob("*.dcm"))
 
 
-def reexec_in_namespace() -> int:
-    """Run this script again inside a new network namespace that has only loopback."""
-    command = [sys.executable, __file__, *sys.argv[1:], IN_NAMESPACE_FLAG]
+def reexec_in_namespace(script: str = __file__) -> int:
+    """Run ``script`` (this one) again inside a new network namespace that has only loopback."""
+    command = [sys.executable, script, *sys.argv[1:], IN_NAMESPACE_FLAG]
     wrapper = ["unshare", "-n", "sh", "-c", LOOPBACK_UP, "sh", *command]
     return subprocess.run(wrapper, check=False).returncode
 
@@ -174,6 +204,10 @@ class Run:
     cpu_seconds: float
     """CPU time of the receiver's processes (user + system) during the transfer."""
     failures: list[str] = field(default_factory=list)
+    drain_seconds: float = 0.0
+    """After the last acknowledgement, until the receive cache was uploaded (S3 cached)."""
+    server_cpu_seconds: float = 0.0
+    """CPU time of the S3 server during the transfer and the drain."""
 
 
 class Receiver:
@@ -218,6 +252,17 @@ class Receiver:
                 return
             time.sleep(0.2)
         raise RuntimeError(f"{self.name} did not answer C-ECHO within 60 s")
+
+    def drain(self) -> float:
+        """Wait until what was acknowledged reached its final place; the seconds it took."""
+        return 0.0
+
+    def server_cpu_seconds(self) -> float:
+        """CPU time used so far by a server the receiver stores into (none: 0)."""
+        return 0.0
+
+    def cleanup(self) -> None:
+        """Remove what the run left outside ``workdir``."""
 
     def stop(self) -> None:
         """SIGTERM, then SIGKILL after a grace period; only the process we started."""
@@ -301,7 +346,14 @@ class Openjip(Receiver):
         return self.command()[1]
 
     def stored(self) -> int:
-        files = sum(1 for _ in (self.workdir / "home" / "objects" / "dicom").rglob("*.dcm"))
+        return min(self.objects(), self.indexed())
+
+    def objects(self) -> int:
+        """DICOM objects in the store."""
+        return sum(1 for _ in (self.workdir / "home" / "objects" / "dicom").rglob("*.dcm"))
+
+    def indexed(self) -> int:
+        """Instances in the index."""
         indexed = subprocess.run(
             [
                 sys.executable,
@@ -317,7 +369,65 @@ class Openjip(Receiver):
             text=True,
             check=True,
         )
-        return min(files, int(indexed.stdout.strip()))
+        return int(indexed.stdout.strip())
+
+
+class OpenjipS3(Openjip):
+    """``openjip receiver`` storing into a fresh bucket of an S3 server (``peer``), with the
+    receive cache when ``cached``."""
+
+    peer: s3peer.S3Peer
+    cached = False
+
+    def __init__(self, workdir: Path, extra_env: dict[str, str] | None = None) -> None:
+        super().__init__(workdir, extra_env)
+        self.bucket = f"bench-{uuid.uuid4().hex[:16]}"
+
+    def command(self) -> tuple[list[str], dict[str, str]]:
+        argv, env = super().command()
+        env.update(self.peer.env(self.bucket), OPENJIP_STORAGE__S3_CACHE=str(self.cached))
+        return argv, env
+
+    def drain(self) -> float:
+        started = time.monotonic()
+        cache = self.workdir / "home" / "s3-cache" / "objects"
+        # os.walk, unlike Path.rglob, ignores directories the uploads remove meanwhile.
+        while self.cached and any(files for _, _, files in os.walk(cache)):
+            time.sleep(0.05)
+        return time.monotonic() - started
+
+    def server_cpu_seconds(self) -> float:
+        return tree_cpu_seconds(self.peer.process.pid)
+
+    def objects(self) -> int:
+        return self.peer.count(self.bucket)
+
+    def cleanup(self) -> None:
+        self.peer.remove_bucket(self.bucket)
+
+
+def openjip_variants(
+    receivers: list[str], stores: list[str], peers: list[s3peer.S3Peer]
+) -> list[str]:
+    """``receivers`` with ``openjip`` replaced by one receiver per store (and S3 server)."""
+    names = ["openjip"] if "local" in stores else []
+    for store in (store for store in stores if store != "local"):
+        for peer in peers:
+            name = f"openjip-{store}-{peer.kind}"
+            cached = store == "s3-cached"
+            note = (
+                f"openjip receiver into {peer.kind} S3 (fresh bucket), "
+                + ("receive cache: ack once fsynced locally, background upload" if cached
+                   else "one PUT per instance before the ack")
+            )  # fmt: skip
+            RECEIVER_CLASSES[name] = type(
+                "OpenjipS3Variant",
+                (OpenjipS3,),
+                {"name": name, "peer": peer, "cached": cached, "note": note},
+            )
+            names.append(name)
+    index = receivers.index("openjip")
+    return [*receivers[:index], *names, *receivers[index + 1 :]]
 
 
 RECEIVER_CLASSES: dict[str, type[Receiver]] = {
@@ -388,8 +498,11 @@ class Benchmark:
                 profiler = start_profiler(receiver.process.pid, self.profile)
             assert receiver.process is not None
             cpu_before = tree_cpu_seconds(receiver.process.pid)
+            server_before = receiver.server_cpu_seconds()
             seconds, failures = send(self.files, receiver.ae_title, senders)
             cpu = tree_cpu_seconds(receiver.process.pid) - cpu_before
+            drain = receiver.drain()
+            server_cpu = receiver.server_cpu_seconds() - server_before
             if profiler is not None:
                 profiler.send_signal(signal.SIGINT)
                 profiler.wait(timeout=60)
@@ -397,10 +510,22 @@ class Benchmark:
             stored = receiver.stored()
             if stored != len(self.files):
                 failures.append(f"{stored} of {len(self.files)} instances stored")
-            return Run(seconds, stored, cpu, failures)
+            return Run(seconds, stored, cpu, failures, drain, server_cpu)
         finally:
             receiver.stop()
+            receiver.cleanup()
             shutil.rmtree(workdir, ignore_errors=True)
+
+    def s3_figures(self, runs: list[Run]) -> dict[str, float]:
+        """Drain time and S3 server CPU of the runs that stored into S3."""
+        if not any(run.server_cpu_seconds for run in runs):
+            return {}
+        per_instance = statistics.median(run.server_cpu_seconds for run in runs)
+        drain = statistics.median(run.drain_seconds for run in runs)
+        return {
+            "drain_seconds_after_last_ack": round(drain, 2),
+            "s3_server_cpu_ms_per_instance": round(per_instance * 1000 / len(self.files), 2),
+        }
 
     def report(self, started: float, load_before: tuple[float, float, float]) -> dict[str, Any]:
         """Medians per configuration and openjip's ratios to the peers."""
@@ -423,19 +548,21 @@ class Benchmark:
                         statistics.median(run.cpu_seconds for run in runs) * 1000 / len(self.files),
                         2,
                     ),
+                    **self.s3_figures(runs),
                     "complete": all(not run.failures for run in runs),
                     "failures": sorted({f for run in runs for f in run.failures}),
                     "note": RECEIVER_CLASSES[name].note,
                 }
             )
         ratios, paired = {}, {}
-        for count in self.senders:
-            ours = self.runs.get(("openjip", count), [])
+        openjips = [name for name in self.receivers if name.startswith("openjip")]
+        for count, openjip in ((count, name) for count in self.senders for name in openjips):
+            ours = self.runs.get((openjip, count), [])
             for peer in ("orthanc", "storescp"):
                 theirs = self.runs.get((peer, count), [])
                 if ours and theirs:
-                    key = f"openjip/{peer}@{count}"
-                    ratios[key] = round(medians[("openjip", count)] / medians[(peer, count)], 3)
+                    key = f"{openjip}/{peer}@{count}"
+                    ratios[key] = round(medians[(openjip, count)] / medians[(peer, count)], 3)
                     # Runs of one repetition ran minutes apart at most, under the same load.
                     pairs = zip(ours, theirs, strict=True)
                     per_repetition = [b.seconds / a.seconds for a, b in pairs]
@@ -613,20 +740,25 @@ def versions() -> dict[str, Any]:
 def print_table(report: dict[str, Any]) -> None:
     """The medians as a table, openjip's ratios under it."""
     print(
-        f"\n{'receiver':10s} {'senders':>7s} {'MiB/s':>8s} {'inst/s':>8s} {'CPU ms/inst':>11s}"
+        f"\n{'receiver':32s} {'senders':>7s} {'MiB/s':>8s} {'inst/s':>8s} {'CPU ms/inst':>11s}"
         "  runs (MiB/s)"
     )
     for row in sorted(report["results"], key=lambda r: (r["senders"], r["receiver"])):
         runs = ", ".join(f"{x:.0f}" for x in row["runs_mib_per_s"])
         mark = "" if row["complete"] else "  INCOMPLETE: " + "; ".join(row["failures"])
         print(
-            f"{row['receiver']:10s} {row['senders']:7d} {row['mib_per_s']:8.1f} "
+            f"{row['receiver']:32s} {row['senders']:7d} {row['mib_per_s']:8.1f} "
             f"{row['instances_per_s']:8.1f} {row['receiver_cpu_ms_per_instance']:11.2f}"
             f"  {runs}{mark}"
         )
-    print(f"\n{'ratio of medians':24s} {'x':>6s}   median of per-repetition ratios")
+    for row in (row for row in report["results"] if "drain_seconds_after_last_ack" in row):
+        print(
+            f"{row['receiver']} @{row['senders']}: drain {row['drain_seconds_after_last_ack']} s"
+            f" after the last ack, S3 server {row['s3_server_cpu_ms_per_instance']} ms CPU/inst"
+        )
+    print(f"\n{'ratio of medians':44s} {'x':>6s}   median of per-repetition ratios")
     for name, ratio in report["ratios"].items():
-        print(f"{name:24s} {ratio:6.2f}   {report['ratios_paired'][name]:.2f}")
+        print(f"{name:44s} {ratio:6.2f}   {report['ratios_paired'][name]:.2f}")
 
 
 if __name__ == "__main__":

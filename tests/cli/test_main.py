@@ -38,13 +38,15 @@ formatter, which openjip does not use)."""
 runner = CliRunner()
 
 
-def loaded_heavy_modules(run: str, env: dict[str, str] | None = None) -> list[str]:
-    """The modules of :data:`HEAVY` in ``sys.modules`` after running ``run`` in a fresh
+def loaded_heavy_modules(
+    run: str, env: dict[str, str] | None = None, heavy: tuple[str, ...] = HEAVY
+) -> list[str]:
+    """The modules of ``heavy`` in ``sys.modules`` after running ``run`` in a fresh
     interpreter (as the console script starts)."""
     code = (
         "import json, sys\n"
         f"{run}\n"
-        f"heavy = {HEAVY!r}\n"
+        f"heavy = {heavy!r}\n"
         "loaded = sorted(m for m in heavy if any(n == m or n.startswith(m + '.')"
         " for n in sys.modules))\n"
         "print(json.dumps(loaded), file=sys.__stderr__)\n"
@@ -87,6 +89,25 @@ def test_query_studies_loads_only_what_a_query_needs(tmp_path: Path) -> None:
         "    assert stop.code == 0, stop.code"
     )
     assert loaded_heavy_modules(run, {"OPENJIP_HOME": str(tmp_path)}) == []
+
+
+@pytest.mark.parametrize(
+    "options", [["--json"], ["--limit", "3", "--format", "csv", "--study-uid", "1.2"]]
+)
+def test_query_studies_reads_its_settings_and_options_without_pydantic(
+    tmp_path: Path, options: list[str]
+) -> None:
+    """The index's place comes from the environment alone (openjip.config.light) and the
+    options are converted without Typer's pydantic adapters (openjip.cli.coercion)."""
+    run = (
+        "from openjip.cli.main import app\n"
+        "try:\n"
+        f"    app(['query', 'studies', *{options!r}])\n"
+        "except SystemExit as stop:\n"
+        "    assert stop.code == 0, stop.code"
+    )
+    env = {"OPENJIP_HOME": str(tmp_path)}
+    assert loaded_heavy_modules(run, env, ("pydantic", "pydantic_settings", "pydantic_core")) == []
 
 
 def test_the_list_shows_every_command_with_its_own_summary() -> None:

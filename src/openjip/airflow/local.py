@@ -107,6 +107,9 @@ class AirflowComponent:
                 "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
                 "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "30",
                 "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
+                # The LocalExecutor forks all `parallelism` workers (~135 MiB each) at start;
+                # with spawn it starts one when a task is queued (the first task waits ~2 s).
+                "AIRFLOW__SCHEDULER__MP_START_METHOD": "spawn",
             }
         )
         env["OPENJIP_AIRFLOW__PORT"] = str(self.port)

@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 
-from openjip.config import Settings
+if TYPE_CHECKING:
+    from openjip.config import Settings
 
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 1000)
 """Results (tables, summaries) go to standard output; piped, tables keep their natural width
@@ -31,6 +31,10 @@ def fail(message: str, *, code: int = 1) -> NoReturn:
 
 def load_settings() -> Settings:
     """The site's settings; a bad ``OPENJIP_`` variable ends the command with its name."""
+    from pydantic import ValidationError
+
+    from openjip.config import Settings
+
     try:
         return Settings()
     except ValidationError as error:

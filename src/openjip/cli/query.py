@@ -16,6 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from openjip.cli.environment import console, fail, load_settings
+from openjip.config.light import sqlite_index_path
 from openjip.index import IndexError_, MetadataIndex, Query, open_index
 
 app = typer.Typer(
@@ -106,9 +107,8 @@ def _run(
     output: OutputFormat,
     search: Callable[[MetadataIndex, Query], Sequence[Any]],
 ) -> None:
-    settings = load_settings()
     try:
-        index = open_index(settings)
+        index = _open_index()
     except (IndexError_, OSError) as error:
         fail(f"cannot open the index: {error}")
     try:
@@ -131,6 +131,17 @@ def _run(
     for record in records:
         table.add_row(*(escape(_cell(record.get(column))) for column in columns))
     console.print(table)
+
+
+def _open_index() -> MetadataIndex:
+    """The site's index; a SQLite file whose place the environment alone tells is opened
+    without loading the settings model (the command answers sooner)."""
+    path = sqlite_index_path()
+    if path is None:
+        return open_index(load_settings())
+    from openjip.index.sqlite import SQLiteIndex
+
+    return SQLiteIndex(path)
 
 
 def _cell(value: Any) -> str:

@@ -121,7 +121,8 @@ class ReceiverSettings(BaseModel):
         0,
         ge=0,
         description="Receiver processes behind the port (the first accepts, each connection "
-        "goes to the least busy one); 0 means two per CPU core, 1 runs all in one process.",
+        "goes to the least busy one); 0 sizes them to the load: two, and another whenever a "
+        "new association finds all busy, up to two per CPU core; 1 runs all in one process.",
     )
     series_idle_seconds: float = Field(
         5.0,

@@ -81,6 +81,26 @@ class StorageSettings(BaseModel):
     s3_secret_key: SecretStr = Field(SecretStr(""), description="S3 secret key.")
     s3_secure: bool = Field(False, description="Use HTTPS to reach the S3 endpoint.")
     s3_region: str | None = Field(None, description="S3 region, when the server needs one.")
+    s3_cache: bool = Field(
+        False,
+        description="S3 backend: acknowledge an object once it is fsynced in a local receive"
+        " cache and upload it in the background (reads find it in the cache until then; a"
+        " restart resumes the uploads). Only for processes whose cache is on a lasting volume"
+        " (the receiver's).",
+    )
+    s3_cache_path: Path | None = Field(
+        None, description="Directory of the S3 receive cache; default `$OPENJIP_HOME/s3-cache`."
+    )
+    s3_upload_workers: int = Field(
+        4, ge=1, le=64, description="S3 receive cache: parallel uploads of each process."
+    )
+    s3_upload_defer_mib: int = Field(
+        1024,
+        ge=0,
+        description="S3 receive cache: uploads wait while instances keep arriving (one in the"
+        " last second) until this many MiB received by the process wait in the cache, so a burst"
+        " is received at local-disk speed; `0` uploads at once.",
+    )
 
 
 class BackupSettings(BaseModel):

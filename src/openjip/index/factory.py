@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from openjip.config import Settings
+from typing import TYPE_CHECKING
+
 from openjip.index.base import MetadataIndex
+
+if TYPE_CHECKING:
+    from openjip.config import Settings
 
 
 def open_index(settings: Settings) -> MetadataIndex:

@@ -150,8 +150,13 @@ class Ingestor:
 
     def _replaces(self, record: InstanceRecord, content: Callable[[], bytes]) -> bool:
         """Whether storing ``record`` replaces other bytes; :class:`InstanceConflict` when it
-        would and replacing is off. A stat (or HEAD) per instance; bytes are read only for a
-        re-send of the same size."""
+        would and replacing is off.
+
+        Only an instance the index holds can have been acknowledged (success is answered once
+        indexed), so only then is the store asked (a stat, or a HEAD on S3): a new instance
+        costs one index lookup. Bytes are read only for a re-send of the same size."""
+        if self.index.get_instance(record.SOPInstanceUID) is None:
+            return False
         stored = self.store.head(record.object_key)
         if stored is None:
             return False

@@ -8,6 +8,10 @@ association runs whole in one worker and the load is even however the senders' p
 senders on one process). A worker reports each ended association back on the same channel,
 which the gate watches; the connection limits therefore hold for the whole receiver. Workers
 exit when the parent goes away: their end of the channel reads EOF.
+
+The pool may start with fewer workers than it may have (``initial`` of ``count``): when a new
+association finds every worker busy, one more worker is started (it takes over associations once
+it reports ready), so an idle receiver keeps few ~95 MiB processes, not two per core.
 """
 
 from __future__ import annotations
@@ -36,12 +40,17 @@ _PIECE = 32 * 1024
 class WorkerPool:
     """Worker processes plus the parent's gate."""
 
-    def __init__(self, settings: Settings, count: int, *, metrics_dir: str) -> None:
+    def __init__(
+        self, settings: Settings, count: int, *, metrics_dir: str, initial: int | None = None
+    ) -> None:
         self.settings = settings
         self.count = count
+        self.initial = min(count, initial or count)
         self.metrics_dir = metrics_dir
         self._context = multiprocessing.get_context("spawn")
-        self._busy = [0] * count
+        self._busy: list[int] = []
+        self._ready: list[bool] = []
+        self._address = ("", 0)
         self._channels: list[socket.socket | None] = []
         self._processes: list[Any] = []
         self._admitted: dict[int, tuple[Admission, int]] = {}
@@ -55,8 +64,15 @@ class WorkerPool:
         listener = listen(receiver)
         host, port = listener.getsockname()[:2]
         self._gate = Gate(listener, self._policy, self._hand_over, settings=receiver)
+        self._address = (str(host), int(port))
         try:
-            self._start_workers((str(host), int(port)))
+            for _ in range(self.initial):
+                self._start_worker()
+            for worker_id, channel in enumerate(self._channels):
+                assert channel is not None
+                if channel.recv(1) != _READY:
+                    raise RuntimeError(f"receiver worker {worker_id} failed to start")
+                self._ready[worker_id] = True
         except BaseException:
             self.stop()
             raise
@@ -64,34 +80,52 @@ class WorkerPool:
             assert channel is not None
             self._gate.watch(channel, functools.partial(self._ended, worker_id))
         self._gate.start()
-        return str(host), int(port)
+        return self._address
 
-    def _start_workers(self, address: tuple[str, int]) -> None:
+    def _start_worker(self) -> int:
+        """Start one more worker process (ready once it says so); its number."""
+        worker_id = len(self._channels)
         previous = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = self.metrics_dir
         try:
-            for worker_id in range(self.count):
-                # Datagram-like: one message per send, never two merged.
-                parent_end, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-                process = self._context.Process(
-                    target=worker_main,
-                    args=(self.settings, address, child_end),
-                    name=f"openjip-receiver-{worker_id}",
-                    daemon=True,
-                )
-                process.start()
-                child_end.close()
-                self._channels.append(parent_end)
-                self._processes.append(process)
+            # Datagram-like: one message per send, never two merged.
+            parent_end, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            process = self._context.Process(
+                target=worker_main,
+                args=(self.settings, self._address, child_end),
+                name=f"openjip-receiver-{worker_id}",
+                daemon=True,
+            )
+            process.start()
+            child_end.close()
         finally:
             if previous is None:
                 os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
             else:
                 os.environ["PROMETHEUS_MULTIPROC_DIR"] = previous
-        for worker_id, channel in enumerate(self._channels):
-            assert channel is not None
-            if channel.recv(1) != _READY:
-                raise RuntimeError(f"receiver worker {worker_id} failed to start")
+        self._channels.append(parent_end)
+        self._processes.append(process)
+        self._busy.append(0)
+        self._ready.append(False)
+        return worker_id
+
+    def _grow(self) -> None:
+        """Start another worker when every worker is busy and the pool may grow (in the gate's
+        thread; the new one is watched at once and takes associations once ready)."""
+        if len(self._channels) >= self.count or not all(self._ready):
+            return
+        live = [i for i, channel in enumerate(self._channels) if channel is not None]
+        if any(self._busy[i] == 0 for i in live):
+            return
+        try:
+            worker_id = self._start_worker()
+        except OSError as exc:
+            LOGGER.error("cannot start another receiver worker: %s", exc)
+            return
+        channel = self._channels[worker_id]
+        assert channel is not None and self._gate is not None
+        self._gate.watch(channel, functools.partial(self._ended, worker_id))
+        LOGGER.info("receiver worker %d started: every other one is busy", worker_id)
 
     def stop(self) -> None:
         """Stop accepting; workers abort open associations and exit."""
@@ -108,9 +142,14 @@ class WorkerPool:
 
     def _hand_over(self, client: socket.socket, admission: Admission) -> None:
         """The gate's dispatch: to the least busy live worker (in the gate's thread)."""
+        self._grow()
         with client:
             while True:
-                alive = [i for i, channel in enumerate(self._channels) if channel is not None]
+                alive = [
+                    i
+                    for i, channel in enumerate(self._channels)
+                    if channel is not None and self._ready[i]
+                ]
                 if not alive:
                     raise RuntimeError("no receiver worker is alive")
                 worker_id = min(alive, key=lambda i: self._busy[i])
@@ -137,6 +176,9 @@ class WorkerPool:
             message = b""
         if not message:
             self._worker_gone(worker_id)
+            return
+        if message == _READY:
+            self._ready[worker_id] = True
             return
         admitted = self._admitted.pop(int(message), None)
         if admitted is not None:

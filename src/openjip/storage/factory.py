@@ -11,7 +11,18 @@ def open_store(settings: Settings) -> ObjectStore:
     if settings.storage.backend == "s3":
         from openjip.storage.s3 import S3ObjectStore
 
-        return S3ObjectStore.from_settings(settings.storage)
+        remote = S3ObjectStore.from_settings(settings.storage)
+        if not settings.storage.s3_cache:
+            return remote
+        from openjip.storage.cached import CachedObjectStore
+
+        return CachedObjectStore(
+            remote,
+            (settings.storage.s3_cache_path or settings.home_dir / "s3-cache").expanduser(),
+            uploaders=settings.storage.s3_upload_workers,
+            fsync=settings.storage.fsync,
+            defer_bytes=settings.storage.s3_upload_defer_mib << 20,
+        )
     from openjip.storage.local import LocalObjectStore
 
     return LocalObjectStore(

@@ -95,8 +95,7 @@ class LocalObjectStore(ObjectStore):
         if move:
             info = self._flush_file(source)
             try:
-                self._ensure_dir(os.path.dirname(target))
-                os.rename(source, target)
+                self._move_in(source, target)
             except OSError as error:
                 if error.errno != errno.EXDEV:
                     raise self._error(error, "move into the store", key) from error
@@ -220,6 +219,22 @@ class LocalObjectStore(ObjectStore):
                 raise self._error(error, "write", key) from error
         raise StoreUnavailable(f"local store {self._root}: cannot create a file in {directory}")
 
+    def _move_in(self, source: str, target: str) -> None:
+        """Rename ``source`` to ``target``, creating its directory again if another store
+        instance pruned it after we created it."""
+        directory = os.path.dirname(target)
+        for _ in range(4):
+            self._ensure_dir(directory)
+            try:
+                os.rename(source, target)
+                return
+            except FileNotFoundError:
+                if not os.path.exists(source):
+                    raise
+                self._known_dirs.discard(directory)
+        self._ensure_dir(directory)
+        os.rename(source, target)
+
     def _ensure_dir(self, directory: str) -> None:
         """Create ``directory`` and missing parents, each made durable in its parent."""
         if directory in self._known_dirs:
@@ -268,10 +283,12 @@ class LocalObjectStore(ObjectStore):
             os.close(fd)
 
     def _flush_file(self, path: str) -> os.stat_result:
-        """fsync a file about to be renamed into the store and return its stat."""
+        """Make a file about to be renamed into the store private (0600) and durable; return
+        its stat."""
         try:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
             try:
+                os.fchmod(fd, 0o600)
                 if self.fsync:
                     os.fsync(fd)
                 return os.fstat(fd)
@@ -333,6 +350,10 @@ class LocalObjectStore(ObjectStore):
                     os.unlink(path)
                     removed += 1
         return removed
+
+    def prune(self, key: str) -> None:
+        """Remove the directories of ``key`` that are empty, up to (not including) the root."""
+        self._prune(os.path.dirname(self._path(key)))
 
     def _prune(self, directory: str) -> None:
         """Remove empty directories from ``directory`` up to (not including) the root."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -90,6 +91,8 @@ class S3ObjectStore(ObjectStore):
             size = len(data)
             stream: BinaryIO = io.BytesIO(data)
             length, part_size = size, 0
+        elif (length := _file_length(data)) >= 0:
+            stream, size, part_size = data, length, 0
         else:
             stream, length, part_size = data, -1, _PART_SIZE
         start = stream.tell() if length < 0 and stream.seekable() else None
@@ -245,6 +248,16 @@ class _ResponseStream(io.RawIOBase):
             self._response.close()
             self._response.release_conn()
         super().close()
+
+
+def _file_length(stream: BinaryIO) -> int:
+    """The bytes left in ``stream`` when it is a regular file, else -1 (a length unknown)."""
+    try:
+        info = os.fstat(stream.fileno())
+        position = stream.tell()
+    except (OSError, AttributeError, io.UnsupportedOperation):
+        return -1
+    return info.st_size - position if stat.S_ISREG(info.st_mode) else -1
 
 
 def _reason(error: BaseException) -> str:

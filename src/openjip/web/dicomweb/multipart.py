@@ -1,12 +1,16 @@
 """``multipart/related`` bodies (RFC 2387): writing them part by part as a stream (WADO-RS),
-reading them incrementally with python-multipart (STOW-RS)."""
+whole stored objects in large blocks, reading them incrementally with python-multipart
+(STOW-RS)."""
 
 from __future__ import annotations
 
+import io
 import secrets
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from email.message import Message
+from typing import BinaryIO, cast
 
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser
@@ -34,6 +38,60 @@ def write_multipart(parts: Iterable[tuple[str, Iterable[bytes]]], boundary: str)
         yield from chunks
         yield b"\r\n"
     yield f"--{boundary}--\r\n".encode()
+
+
+def write_multipart_objects(
+    parts: Iterable[tuple[str, Callable[[], AbstractContextManager[BinaryIO]]]],
+    boundary: str,
+    block_bytes: int,
+) -> Iterator[memoryview]:
+    """The body of a multipart/related message of ``(content type, open the object)`` parts,
+    in blocks of ``block_bytes`` (the last shorter). Objects are read straight into the block,
+    several small ones into one: a server iterating this in its thread pool hands over one
+    block, not each object's header, chunks and trailer."""
+    block = _Block(block_bytes)
+    for content_type, open_object in parts:
+        yield from block.add(f"--{boundary}\r\nContent-Type: {content_type}\r\n\r\n".encode())
+        with open_object() as source:
+            yield from block.fill_from(source)
+        yield from block.add(b"\r\n")
+    yield from block.add(f"--{boundary}--\r\n".encode())
+    yield from block.flush()
+
+
+class _Block:
+    """A buffer of ``size`` bytes handed out (as a view, then replaced) each time it is full."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._view = memoryview(bytearray(size))
+        self._filled = 0
+
+    def add(self, data: bytes) -> Iterator[memoryview]:
+        """Copy ``data`` in, handing out the full blocks."""
+        while data:
+            taken = min(len(data), self._size - self._filled)
+            self._view[self._filled : self._filled + taken] = data[:taken]
+            self._filled += taken
+            data = data[taken:]
+            yield from self._full()
+
+    def fill_from(self, source: BinaryIO) -> Iterator[memoryview]:
+        """Read ``source`` to its end into the buffer, handing out the full blocks."""
+        reader = cast(io.BufferedIOBase, source)  # every store's stream is a buffered file
+        while count := reader.readinto(self._view[self._filled :]):
+            self._filled += count
+            yield from self._full()
+
+    def flush(self) -> Iterator[memoryview]:
+        """Hand out what the buffer holds."""
+        if self._filled:
+            yield self._view[: self._filled]
+            self._view, self._filled = memoryview(bytearray(self._size)), 0
+
+    def _full(self) -> Iterator[memoryview]:
+        if self._filled == self._size:
+            yield from self.flush()
 
 
 @dataclass

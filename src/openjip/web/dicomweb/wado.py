@@ -6,7 +6,7 @@ existence is not revealed. Image headers carry a BulkDataURI for their pixel dat
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -18,11 +18,16 @@ from openjip.storage import ObjectStore
 from openjip.web.access import require, web_access
 from openjip.web.dicomweb.errors import DicomWebError
 from openjip.web.dicomweb.media import is_native
-from openjip.web.dicomweb.multipart import new_boundary, parse_media_type, write_multipart
+from openjip.web.dicomweb.multipart import (
+    new_boundary,
+    parse_media_type,
+    write_multipart_objects,
+)
 from openjip.web.dicomweb.urls import dicomweb_base, require_uid
 
 router = APIRouter()
-CHUNK_BYTES = 1 << 20
+BLOCK_BYTES = 4 << 20
+"""Whole objects go out in blocks of this size: one thread-pool hand-off per block."""
 ROWS, BITS_ALLOCATED, PIXEL_DATA = "00280010", "00280100", "7FE00010"
 Reader = Annotated[Principal, Depends(require(Action.GET))]
 
@@ -81,12 +86,6 @@ def _check_acceptable(request: Request, records: list[InstanceRecord]) -> None:
     )
 
 
-def _chunks(store: ObjectStore, key: str) -> Iterator[bytes]:
-    with store.open(key) as source:
-        while chunk := source.read(CHUNK_BYTES):
-            yield chunk
-
-
 def _retrieve(request: Request, records: list[InstanceRecord]) -> StreamingResponse:
     _check_acceptable(request, records)
     store: ObjectStore = request.app.state.backends.store
@@ -94,12 +93,12 @@ def _retrieve(request: Request, records: list[InstanceRecord]) -> StreamingRespo
     parts = (
         (
             f"application/dicom; transfer-syntax={record.TransferSyntaxUID}",
-            _chunks(store, record.object_key),
+            functools.partial(store.open, record.object_key),
         )
         for record in records
     )
     return StreamingResponse(
-        write_multipart(parts, boundary),
+        write_multipart_objects(parts, boundary, BLOCK_BYTES),
         media_type=f'multipart/related; type="application/dicom"; boundary={boundary}',
     )
 
