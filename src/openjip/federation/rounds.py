@@ -4,7 +4,8 @@ The coordinator's aggregation task (an Airflow task at this site) opens a sessio
 workflow, pushes each round's Flower messages and reads the replies over the site-internal
 routes (``/internal/v1/learning/...``, the site's loopback secret); peers, with signed requests,
 join or decline the session, fetch the messages addressed to them and post their replies
-(``/v1/learning/...``). The service only holds and hands on these JSON documents: it never
+(``/v1/learning/...``); each message handed to a peer is recorded as this site's egress
+(``learning-task-sent``). The service only holds and hands on these JSON documents: it never
 trains, reads the index or sees images. A reply is taken only for a message sent to that peer
 and not yet answered; every join, refusal and received update is in the audit log (bytes,
 tensor shapes, metric names). Sessions live in memory: a restart of the service ends them.
@@ -17,10 +18,11 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
 from openjip.federation.audit import AuditLog
+from openjip.federation.canonical import canonical_json
 
 PEER_ROUTE = "/v1/learning/{workflow_id}"
 INTERNAL_ROUTE = "/internal/v1/learning/{workflow_id}"
@@ -142,18 +144,33 @@ class RoundDesk:
         )
         return 200, session.summary()
 
-    def task(self, workflow_id: str, site_id: str) -> tuple[int, dict[str, Any]]:
-        """The session's state and the oldest unanswered message for this peer."""
+    def task(self, workflow_id: str, site_id: str, peer: str) -> tuple[int, bytes]:
+        """The session's state and the oldest unanswered message for this peer (each message
+        handed out is an egress of this site: audited with its size, tensors and metrics)."""
         with self._lock:
             session = self._session(workflow_id)
             if session is None:
-                return 404, {"detail": f"no session of {workflow_id} here"}
+                return 404, canonical_json({"detail": f"no session of {workflow_id} here"})
             waiting = [
                 message
                 for message_id, message in session.messages.items()
                 if message["site_id"] == site_id and message_id not in session.replies
             ]
-            return 200, {**session.summary(), "task": waiting[0] if waiting else None}
+            body = canonical_json({**session.summary(), "task": waiting[0] if waiting else None})
+        if waiting:
+            task = waiting[0]
+            self.audit.append(
+                "learning-task-sent",
+                peer=peer,
+                workflow_id=workflow_id,
+                session_id=session.session_id,
+                round=task["round"],
+                message_type=task["message_type"],
+                bytes=len(body),
+                tensors=_shapes(task["content"]),
+                metrics=_metrics(task["content"]),
+            )
+        return 200, body
 
     def reply(
         self, workflow_id: str, site_id: str, peer: str, body: dict[str, Any], size: int
@@ -194,9 +211,10 @@ def add_routes(app: FastAPI, desk: RoundDesk) -> None:
         return value if isinstance(value, dict) else {}
 
     @app.get(PEER_ROUTE + "/task")
-    def task(workflow_id: str, request: Request) -> JSONResponse:
-        status, answer = desk.task(workflow_id, request.state.peer.site_id)
-        return JSONResponse(answer, status_code=status)
+    def task(workflow_id: str, request: Request) -> Response:
+        peer = request.state.peer
+        status, body = desk.task(workflow_id, peer.site_id, peer.name)
+        return Response(body, status_code=status, media_type="application/json")
 
     @app.post(PEER_ROUTE + "/join")
     async def join(workflow_id: str, request: Request) -> JSONResponse:
