@@ -74,7 +74,7 @@ podman-test: install system-deps viewer podman-images  ## the chart's containers
 
 test: lint pytest  ## lint, type-check and run every test
 
-bench: install system-deps viewer  ## ingest (vs Orthanc, storescp), query (C-FIND vs Orthanc, QIDO), series-trigger latency, header-reader, CLI start-up, authentication-cost and viewer (DICOMweb vs Orthanc's plugin, OHIF) benchmarks (root; ~10-20 min, query index built once ~6 min); figures go to bench/results/
+bench: install system-deps viewer  ## ingest (vs Orthanc, storescp), query (C-FIND vs Orthanc, QIDO), series-trigger latency, header-reader, CLI start-up, authentication-cost, viewer (DICOMweb vs Orthanc's plugin, OHIF) and federated-learning (vs centralized training) benchmarks (root; ~10-20 min, query index built once ~6 min); figures go to bench/results/
 	$(BIN)/python bench/ingest.py $(BENCH_ARGS)
 	$(BIN)/python bench/query.py $(QUERY_BENCH_ARGS)
 	$(BIN)/python bench/trigger.py $(TRIGGER_BENCH_ARGS)
@@ -83,6 +83,7 @@ bench: install system-deps viewer  ## ingest (vs Orthanc, storescp), query (C-FI
 	$(BIN)/python bench/deid.py
 	$(BIN)/python bench/auth.py $(AUTH_BENCH_ARGS)
 	$(BIN)/python bench/viewer.py $(VIEWER_BENCH_ARGS)
+	$(BIN)/python bench/federated.py
 
 FUZZ_SECONDS ?= 300
 FUZZ_ARTIFACTS ?= fuzz-artifacts

@@ -106,14 +106,6 @@ def cohort_of(site: BenchSite, spec: FederatedSpec, uids: list[str]) -> model.Co
     return cohort
 
 
-def pooled(parts: list[model.Cohort]) -> model.Cohort:
-    return model.Cohort(
-        np.vstack([part.features for part in parts]),
-        np.concatenate([part.labels for part in parts]),
-        0,
-    )
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--patients", type=int, default=24, help="series (patients) per site")
@@ -172,8 +164,8 @@ def main() -> None:
             cohorts = {name: cohort_of(site, spec, prepared[name][0])
                        for name, site in sites.items()}  # fmt: skip
             splits = {name: cohort.split() for name, cohort in cohorts.items()}
-            train_all = pooled([train for train, _ in splits.values()])
-            test_all = pooled([test for _, test in splits.values()])
+            train_all = model.Cohort.pooled([train for train, _ in splits.values()])
+            test_all = model.Cohort.pooled([test for _, test in splits.values()])
             store_a = open_store(coordinator.settings())
             prefix = f"runs/{WORKFLOW}/{RUN}/federated/all/"
             trained = json.loads(store_a.get(prefix + "model.json"))

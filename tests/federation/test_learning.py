@@ -175,12 +175,7 @@ def _pooled(federation: Federation, spec: FederatedSpec) -> tuple[model.Cohort, 
         trains.append(train_part)
         tests.append(test_part)
 
-    def join(parts: list[model.Cohort]) -> model.Cohort:
-        return model.Cohort(
-            np.vstack([p.features for p in parts]), np.concatenate([p.labels for p in parts]), 0
-        )
-
-    return join(trains), join(tests)
+    return model.Cohort.pooled(trains), model.Cohort.pooled(tests)
 
 
 def test_three_sites_train_a_model_as_good_as_pooled_training(federation: Federation) -> None:
@@ -261,6 +256,11 @@ def test_only_the_declared_tensors_and_metrics_leave_and_the_audit_adds_up(
         assert sum(e["bytes"] for e in sent) == sum(r["bytes"] for r in replies)
         assert sum(e["bytes"] for e in sent) == sum(e["bytes"] for e in received)
         assert all(e["tensors"] in ({}, {"weights": [len(FEATURES)], "bias": [1]}) for e in sent)
+        # What the coordinator handed this peer: each round's model, audited as its egress.
+        handed = [e for e in federation.audit("a", "learning-task-sent") if e["peer"] == name]
+        assert len(handed) >= len(replies)
+        assert all(e["tensors"] == {"weights": [len(FEATURES)], "bias": [1]} for e in handed)
+        assert all(e["bytes"] > 0 for e in handed)
 
 
 def test_a_site_below_its_minimum_cohort_declines_and_says_why(federation: Federation) -> None:

@@ -112,12 +112,7 @@ def _pooled_features(homes: dict[str, Path], runs: dict[str, str]) -> tuple[Coho
         trains.append(train_part)
         tests.append(test_part)
 
-    def join(parts: list[Cohort]) -> Cohort:
-        return Cohort(
-            np.vstack([p.features for p in parts]), np.concatenate([p.labels for p in parts]), 0
-        )
-
-    return join(trains), join(tests)
+    return Cohort.pooled(trains), Cohort.pooled(tests)
 
 
 def test_published_approved_and_run_at_three_sites(

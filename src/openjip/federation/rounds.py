@@ -158,18 +158,8 @@ class RoundDesk:
             ]
             body = canonical_json({**session.summary(), "task": waiting[0] if waiting else None})
         if waiting:
-            task = waiting[0]
-            self.audit.append(
-                "learning-task-sent",
-                peer=peer,
-                workflow_id=workflow_id,
-                session_id=session.session_id,
-                round=task["round"],
-                message_type=task["message_type"],
-                bytes=len(body),
-                tensors=_shapes(task["content"]),
-                metrics=_metrics(task["content"]),
-            )
+            self._audit("learning-task-sent", peer, session, waiting[0], len(body),
+                        waiting[0]["content"])  # fmt: skip
         return 200, body
 
     def reply(
@@ -186,10 +176,23 @@ class RoundDesk:
                 return 409, {"detail": f"message {message_id!r} was answered already"}
             content = body.get("content")
             session.replies[message_id] = {"site_id": site_id, "content": content, "bytes": size}
+        self._audit("learning-update-received", peer, session, message, size, content)
+        return 200, {"message_id": message_id, "state": "received"}
+
+    def _audit(
+        self,
+        event: str,
+        peer: str,
+        session: Session,
+        message: dict[str, Any],
+        size: int,
+        content: Any,
+    ) -> None:
+        """One message that left or reached this site: its size, tensor shapes and metrics."""
         self.audit.append(
-            "learning-update-received",
+            event,
             peer=peer,
-            workflow_id=workflow_id,
+            workflow_id=session.workflow_id,
             session_id=session.session_id,
             round=message["round"],
             message_type=message["message_type"],
@@ -197,7 +200,6 @@ class RoundDesk:
             tensors=_shapes(content),
             metrics=_metrics(content),
         )
-        return 200, {"message_id": message_id, "state": "received"}
 
 
 def add_routes(app: FastAPI, desk: RoundDesk) -> None:

@@ -31,6 +31,15 @@ class Cohort:
         """Number of series."""
         return len(self.labels)
 
+    @classmethod
+    def pooled(cls, parts: list[Cohort]) -> Cohort:
+        """All series of ``parts`` in one cohort (the centralized baseline's data)."""
+        return cls(
+            np.vstack([part.features for part in parts]),
+            np.concatenate([part.labels for part in parts]),
+            sum(part.patients for part in parts),
+        )
+
     def split(self, test_fraction: float = 0.3) -> tuple[Cohort, Cohort]:
         """Train and test parts: every ``1/test_fraction``-th series (in order) is for testing."""
         step = max(2, round(1 / test_fraction))

@@ -155,7 +155,11 @@ def participate(
             return outcome
         task = answer.get("task")
         if task is None:
-            if time.monotonic() - idle_since > 2 * spec.round_timeout_seconds:
+            # Until the first round the coordinator may still wait for other sites to join.
+            patience = 2 * spec.round_timeout_seconds + (
+                0 if outcome.rounds else spec.join_timeout_seconds
+            )
+            if time.monotonic() - idle_since > patience:
                 raise ParticipationFailed("coordinator-silent", "no round arrived in time")
             time.sleep(settings.poll_seconds)
             continue
