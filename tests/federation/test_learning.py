@@ -212,16 +212,23 @@ def test_three_sites_train_a_model_as_good_as_pooled_training(federation: Federa
 
 
 def test_only_the_declared_tensors_and_metrics_leave_and_the_audit_adds_up(
-    federation: Federation,
+    federation: Federation, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from openjip.federation.client import PeerClient
+
+    sent_by: dict[str, list[tuple[str, str, bytes]]] = {}
+    request = PeerClient.request
+
+    def capture(client: PeerClient, method: str, path: str, body: bytes = b"") -> Any:
+        sent_by.setdefault(client.identity.name, []).append((method, path, body))
+        return request(client, method, path, body)
+
+    monkeypatch.setattr(PeerClient, "request", capture)
     federation.run(federation.spec())
 
     state = federation.sites["a"].exchange.rounds.state(WORKFLOW)
     assert state is not None and state["state"] == "finished"
     for name in "bc":
-        site_id = federation.sites[name].exchange.identity.site_id
-        replies = [r for r in state["replies"].values() if r["site_id"] == site_id]
-        assert replies
         index = open_index(federation.settings(name))
         identifying = {
             value
@@ -234,10 +241,14 @@ def test_only_the_declared_tensors_and_metrics_leave_and_the_audit_adds_up(
             )
         }
         index.close()
+        requests = sent_by[name]
+        assert {path.rsplit("/", 1)[-1] for _, path, _ in requests} == {"task", "join", "reply"}
+        for _, _, body in requests:  # everything this site sent, as it left its client
+            assert b"DICM" not in body
+            assert not [value for value in identifying if value.encode() in body]
+        replies = [json.loads(body) for _, path, body in requests if path.endswith("/reply")]
         for reply in replies:
-            text = json.dumps(reply)
-            assert "DICM" not in text
-            assert not [value for value in identifying if value in text]
+            assert set(reply) == {"session_id", "message_id", "content"}
             records = reply["content"]["records"]
             assert set(records) <= {"arrays", "metrics"}
             if "arrays" in records:
@@ -248,19 +259,19 @@ def test_only_the_declared_tensors_and_metrics_leave_and_the_audit_adds_up(
             assert set(records["metrics"]["items"]) <= set(model.TRAIN_METRICS) | set(
                 model.EVALUATE_METRICS
             )
+        reply_bytes = sum(len(body) for _, path, body in requests if path.endswith("/reply"))
         sent = federation.audit(name, "learning-update-sent")
         received = [
             e for e in federation.audit("a", "learning-update-received") if e["peer"] == name
         ]
-        assert len(sent) == len(replies) == len(received)
-        assert sum(e["bytes"] for e in sent) == sum(r["bytes"] for r in replies)
-        assert sum(e["bytes"] for e in sent) == sum(e["bytes"] for e in received)
+        assert len(sent) == len(replies) == len(received) == 2 * 4
+        assert sum(e["bytes"] for e in sent) == reply_bytes
+        assert sum(e["bytes"] for e in received) == reply_bytes
         assert all(e["tensors"] in ({}, {"weights": [len(FEATURES)], "bias": [1]}) for e in sent)
         # What the coordinator handed this peer: each round's model, audited as its egress.
         handed = [e for e in federation.audit("a", "learning-task-sent") if e["peer"] == name]
         assert len(handed) >= len(replies)
         assert all(e["tensors"] == {"weights": [len(FEATURES)], "bias": [1]} for e in handed)
-        assert all(e["bytes"] > 0 for e in handed)
 
 
 def test_a_site_below_its_minimum_cohort_declines_and_says_why(federation: Federation) -> None:

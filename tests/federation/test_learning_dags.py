@@ -27,7 +27,7 @@ from openjip.storage import open_store
 
 DAGS = Path(__file__).resolve().parents[2] / "dags"
 WORKFLOW = "nodule-classifier"
-PATIENTS = 10
+PATIENTS = 8
 RUN_DAG = f"""
 import json, sys
 from airflow.dag_processing.dagbag import DagBag
