@@ -196,3 +196,19 @@ def test_published_approved_and_run_at_three_sites(
             info.key.endswith("/federated/all/local-metrics.json")
             for info in store.list(f"runs/{WORKFLOW}/")
         )
+
+
+def test_a_federated_spec_gets_its_federated_task_after_the_features_step() -> None:
+    from openjip.airflow.dags import FEDERATED_TASK, build_dag
+    from openjip.airflow.federated import FederatedLearningOperator
+    from openjip.workflows.spec import WorkflowSpec
+    from openjip.workflows.validation import validate_spec
+
+    document = spec_for("ab" * 16)
+    assert validate_spec(document) == []
+    dag = build_dag(WorkflowSpec.model_validate(document))
+    task = dag.get_task(FEDERATED_TASK)
+    assert isinstance(task, FederatedLearningOperator)
+    assert task.upstream_task_ids == {"select_series", "features"}  # its series, their features
+    broken = {**document, "federated": {**document["federated"], "features_from": "nothing"}}
+    assert [error.path for error in validate_spec(broken)] == ["federated.features_from"]
