@@ -14,9 +14,11 @@ each site):
   passes as the federated run made in all (rounds times local epochs);
 - ``local_only``: the same model trained at each site alone, evaluated on the pooled test series
   (what a site gets without federation).
+A second federated run adds local differential privacy at every site (``DP``: each update
+clipped and noised by Flower's ``LocalDpMod`` before it leaves): ``federated_dp_metric``.
 Writes bench/results/federated.json: ``federated_metric`` and ``centralized_metric`` (accuracy on
-the pooled held-out series) and their ratio, the strategy's per-round metrics, wall times,
-``bytes_sent_per_site`` (from each site's audit log) and the load average.
+the pooled held-out series) and their ratio, log losses, the strategy's per-round metrics, wall
+times, ``bytes_sent_per_site`` (from each site's audit log) and the load average.
 """
 
 from __future__ import annotations
@@ -49,6 +51,8 @@ from openjip.workflows.spec import FederatedSpec
 
 RESULTS = Path(__file__).resolve().parent / "results" / "federated.json"
 WORKFLOW, RUN, FEATURES_STEP = "nodule-classifier", "bench__1", "features"
+DP = {"dp_clipping_norm": 1.0, "dp_epsilon": 10.0, "dp_delta": 1e-5}
+"""Local differential privacy of the second federated run (Flower's LocalDpMod at each site)."""
 
 
 class BenchSite:
@@ -106,6 +110,66 @@ def cohort_of(site: BenchSite, spec: FederatedSpec, uids: list[str]) -> model.Co
     return cohort
 
 
+def federate(
+    sites: dict[str, BenchSite], spec: FederatedSpec, series: dict[str, list[str]]
+) -> dict[str, Any]:
+    """One federated run at all sites at once: the final model, rounds, wall time and the bytes
+    each site's audit log says left it."""
+    marks = {name: sum(1 for _ in site.exchange.audit.entries()) for name, site in sites.items()}
+    summaries: dict[str, Any] = {}
+
+    def part(name: str) -> None:
+        summaries[name] = run_at_site(
+            sites[name].settings(),
+            spec,
+            workflow_id=WORKFLOW,
+            run_id=RUN,
+            series_uids=series[name],
+            step="federated",
+        )
+
+    threads = [threading.Thread(target=part, args=(name,)) for name in sites]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    seconds = time.perf_counter() - started
+    assert set(summaries) == set(sites), "a site's part failed (see the log above)"
+    store = open_store(sites["a"].settings())
+    prefix = f"runs/{WORKFLOW}/{RUN}/federated/all/"
+    trained = json.loads(store.get(prefix + "model.json"))
+    # Participants send updates; the coordinator sends each round's model to them.
+    sent = {
+        name: sum(
+            entry["details"]["bytes"]
+            for entry in list(site.exchange.audit.entries())[marks[name] :]
+            if entry["event"] in ("learning-update-sent", "learning-task-sent")
+        )
+        for name, site in sites.items()
+    }
+    return {
+        "parameters": [np.asarray(trained["weights"]), np.asarray([trained["bias"]])],
+        "rounds": json.loads(store.get(prefix + "metrics.json"))["rounds"],
+        "seconds": seconds,
+        "sent": sent,
+    }
+
+
+def start_sites(root: Path) -> dict[str, BenchSite]:
+    """The three sites; a (the coordinator) and each other site trust each other."""
+    sites = {example.name: BenchSite(example.name, root / example.name) for example in SITES}
+    coordinator = sites["a"]
+    for name in "bc":
+        coordinator.exchange.peers.add(
+            name, sites[name].service.url, sites[name].exchange.identity.public_key
+        )
+        sites[name].exchange.peers.add(
+            "a", coordinator.service.url, coordinator.exchange.identity.public_key
+        )
+    return sites
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--patients", type=int, default=24, help="series (patients) per site")
@@ -116,18 +180,10 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="openjip-bench-federated-") as temp:
         root = Path(temp)
-        sites = {example.name: BenchSite(example.name, root / example.name) for example in SITES}
+        sites = start_sites(root)
         try:
-            coordinator = sites["a"]
-            for name in "bc":
-                coordinator.exchange.peers.add(
-                    name, sites[name].service.url, sites[name].exchange.identity.public_key
-                )
-                sites[name].exchange.peers.add(
-                    "a", coordinator.service.url, coordinator.exchange.identity.public_key
-                )
             spec = FederatedSpec(
-                coordinator=coordinator.exchange.identity.site_id,
+                coordinator=sites["a"].exchange.identity.site_id,
                 features_from=FEATURES_STEP,
                 features=FEATURES,
                 rounds=args.rounds,
@@ -140,84 +196,56 @@ def main() -> None:
             )
             prepared = {name: prepare(site, root / "scans", args.patients)
                         for name, site in sites.items()}  # fmt: skip
-            summaries: dict[str, Any] = {}
-
-            def part(name: str) -> None:
-                summaries[name] = run_at_site(
-                    sites[name].settings(),
-                    spec,
-                    workflow_id=WORKFLOW,
-                    run_id=RUN,
-                    series_uids=prepared[name][0],
-                    step="federated",
-                )
-
-            threads = [threading.Thread(target=part, args=(name,)) for name in sites]
-            started = time.perf_counter()
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
-            federated_seconds = time.perf_counter() - started
-            assert set(summaries) == set(sites), "a site's part failed (see the log above)"
-
-            cohorts = {name: cohort_of(site, spec, prepared[name][0])
-                       for name, site in sites.items()}  # fmt: skip
-            splits = {name: cohort.split() for name, cohort in cohorts.items()}
-            train_all = model.Cohort.pooled([train for train, _ in splits.values()])
-            test_all = model.Cohort.pooled([test for _, test in splits.values()])
-            store_a = open_store(coordinator.settings())
-            prefix = f"runs/{WORKFLOW}/{RUN}/federated/all/"
-            trained = json.loads(store_a.get(prefix + "model.json"))
-            rounds = json.loads(store_a.get(prefix + "metrics.json"))["rounds"]
-            final = [np.asarray(trained["weights"]), np.asarray([trained["bias"]])]
-            federated_metric = model.evaluate(final, test_all)["accuracy"]
-            epochs = spec.rounds * spec.local_epochs
-            started = time.perf_counter()
-            central = model.train(model.initial_parameters(len(FEATURES)), train_all,
-                                  epochs=epochs, learning_rate=spec.learning_rate)  # fmt: skip
-            centralized_seconds = time.perf_counter() - started
-            centralized_metric = model.evaluate(central, test_all)["accuracy"]
-            local_only = {
-                name: model.evaluate(
-                    model.train(
-                        model.initial_parameters(len(FEATURES)),
-                        train,
-                        epochs=epochs,
-                        learning_rate=spec.learning_rate,
-                    ),
-                    test_all,
-                )["accuracy"]
-                for name, (train, _) in splits.items()
-            }
-            # Participants send updates; the coordinator sends each round's model to them.
-            sent = {
-                name: sum(
-                    entry["details"]["bytes"]
-                    for entry in site.exchange.audit.entries()
-                    if entry["event"] in ("learning-update-sent", "learning-task-sent")
-                )
-                for name, site in sites.items()
-            }
+            series = {name: uids for name, (uids, _) in prepared.items()}
+            plain = federate(sites, spec, series)
+            private_spec = spec.model_copy(update={"privacy": DP})
+            private = federate(sites, private_spec, series)
+            cohorts = {name: cohort_of(site, spec, series[name]) for name, site in sites.items()}
         finally:
             for site in sites.values():
                 site.stop()
 
+    splits = {name: cohort.split() for name, cohort in cohorts.items()}
+    train_all = model.Cohort.pooled([train for train, _ in splits.values()])
+    test_all = model.Cohort.pooled([test for _, test in splits.values()])
+    epochs = spec.rounds * spec.local_epochs
+
+    def trained_on(cohort: model.Cohort) -> list[Any]:
+        start = model.initial_parameters(len(FEATURES))
+        return model.train(start, cohort, epochs=epochs, learning_rate=spec.learning_rate)
+
+    started = time.perf_counter()
+    central = trained_on(train_all)
+    centralized_seconds = time.perf_counter() - started
+    scores = {
+        "federated": model.evaluate(plain["parameters"], test_all),
+        "centralized": model.evaluate(central, test_all),
+        "federated_dp": model.evaluate(private["parameters"], test_all),
+    }
     result = {
         "what": "3 sites on loopback, FedAvg over openjip's signed federation channel, "
-        "logistic regression on nodule-features of phantom chest CTs; accuracy on the pooled "
-        "held-out series (every third series of each site)",
-        "federated_metric": round(federated_metric, 4),
-        "centralized_metric": round(centralized_metric, 4),
-        "federated_over_centralized": round(federated_metric / centralized_metric, 4),
-        "local_only_metric": {name: round(value, 4) for name, value in local_only.items()},
-        "rounds": rounds,
+        "logistic regression on nodule-features of phantom chest CTs; accuracy (and log loss) on "
+        "the pooled held-out series (every third series of each site)",
+        "federated_metric": round(scores["federated"]["accuracy"], 4),
+        "centralized_metric": round(scores["centralized"]["accuracy"], 4),
+        "federated_over_centralized": round(
+            scores["federated"]["accuracy"] / scores["centralized"]["accuracy"], 4
+        ),
+        "log_loss": {name: round(score["loss"], 4) for name, score in scores.items()},
+        "federated_dp_metric": round(scores["federated_dp"]["accuracy"], 4),
+        "dp": DP,
+        "local_only_metric": {
+            name: round(model.evaluate(trained_on(train), test_all)["accuracy"], 4)
+            for name, (train, _) in splits.items()
+        },
+        "rounds": plain["rounds"],
         "wall_seconds": {
             "features_step_per_site": {n: round(p[1], 2) for n, p in prepared.items()},
-            "federated_run": round(federated_seconds, 2),
+            "federated_run": round(plain["seconds"], 2),
+            "federated_dp_run": round(private["seconds"], 2),
             "centralized_training": round(centralized_seconds, 4),
         },
-        "bytes_sent_per_site": sent,
+        "bytes_sent_per_site": plain["sent"],
         "series_per_site": {name: cohort.size for name, cohort in cohorts.items()},
         "parameters": {
             "rounds": spec.rounds,

@@ -272,6 +272,8 @@ def test_only_the_declared_tensors_and_metrics_leave_and_the_audit_adds_up(
         handed = [e for e in federation.audit("a", "learning-task-sent") if e["peer"] == name]
         assert len(handed) >= len(replies)
         assert all(e["tensors"] == {"weights": [len(FEATURES)], "bias": [1]} for e in handed)
+    for site in federation.sites.values():  # the task and the service appended concurrently
+        assert site.exchange.audit.verify_chain() == []
 
 
 def test_a_site_below_its_minimum_cohort_declines_and_says_why(federation: Federation) -> None:

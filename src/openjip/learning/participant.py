@@ -135,6 +135,8 @@ def participate(
         raise ParticipationFailed(refusal.reason, str(refusal)) from refusal
     outcome.privacy = privacy.describe()
     link.join(outcome.session_id, "join")
+    log.info("joined session %s with %d series, privacy %s", outcome.session_id, cohort.size,
+             outcome.privacy)  # fmt: skip
     audit.append(
         "learning-joined",
         workflow_id=workflow_id,
@@ -218,6 +220,8 @@ def _answer(
         raise ParticipationFailed(
             "reply-refused", f"coordinator answered {status}: {answer[:200]!r}"
         )
+    log.info("round %s %s: sent %d bytes, metrics %s", task["round"], message_type, len(body),
+             metrics)  # fmt: skip
     outcome.rounds.append(
         {"round": int(task["round"]), "type": message_type, "metrics": metrics, "bytes": len(body)}
     )
