@@ -198,7 +198,7 @@ def main() -> None:
                         for name, site in sites.items()}  # fmt: skip
             series = {name: uids for name, (uids, _) in prepared.items()}
             plain = federate(sites, spec, series)
-            private_spec = spec.model_copy(update={"privacy": DP})
+            private_spec = FederatedSpec.model_validate({**spec.model_dump(), "privacy": DP})
             private = federate(sites, private_spec, series)
             cohorts = {name: cohort_of(site, spec, series[name]) for name, site in sites.items()}
         finally:

@@ -299,6 +299,7 @@ def test_a_spec_asking_for_weaker_privacy_is_refused_by_the_site(
     assert isinstance(results["b"], ParticipationFailed) and results["b"].reason == "privacy"
     assert "weaker privacy" in str(results["b"])
     assert federation.audit("b", "learning-update-sent") == []
+    assert isinstance(results["a"], dict), (repr(results["c"]), repr(results["a"]))
     assert len(results["a"]["sites"]) == 2  # a and c
 
 
@@ -315,20 +316,19 @@ def test_too_few_sites_fail_the_run_with_the_reasons(federation: Federation) -> 
 def test_a_site_that_stops_mid_run_does_not_hang_the_others(
     federation: Federation, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from openjip.learning import participant
+    from openjip.learning.participant import Participant
 
-    answer = participant._answer
+    answer = Participant.answer
     answered_by_c: list[int] = []
 
-    def c_stops_after_round_one(task: dict[str, Any], *args: Any) -> int:
-        audit = args[3]
-        if audit.path.is_relative_to(federation.sites["c"].home):
+    def c_stops_after_round_one(self: Participant, task: dict[str, Any], *args: Any) -> int:
+        if self.audit.path.is_relative_to(federation.sites["c"].home):
             if len(answered_by_c) == 2:  # its train and evaluate replies of round 1
                 raise ParticipationFailed("stopped", "this site stopped (test)")
             answered_by_c.append(task["round"])
-        return answer(task, *args)
+        return answer(self, task, *args)
 
-    monkeypatch.setattr(participant, "_answer", c_stops_after_round_one)
+    monkeypatch.setattr(Participant, "answer", c_stops_after_round_one)
     spec = federation.spec(round_timeout_seconds=3)
     results = federation.run(spec)
 

@@ -3,11 +3,14 @@ Flower ClientApp's replies, and the check of every reply's content."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from flwr.app import ConfigRecord, Message, RecordDict
 
 from openjip.config.learning import LearningSettings
+from openjip.federation.canonical import canonical_json
 from openjip.federation.errors import BundleRejected
 from openjip.federation.guard import check_payload
 from openjip.learning.client import LocalTraining, client_app, node_context, record_of
@@ -75,10 +78,11 @@ def test_a_spec_asking_for_more_privacy_gets_it() -> None:
 
 
 def _train_message(parameters: list[np.ndarray]) -> Message:
+    """A train message as a participant gets it: through canonical JSON (keys sorted)."""
     content = RecordDict(
         {"arrays": record_of(parameters), "config": ConfigRecord({"server-round": 1})}
     )
-    message = Message(content, 7, "train", group_id="1")
+    message = Message(decode(json.loads(canonical_json(encode(content)))), 7, "train")
     message.metadata.__dict__["_message_id"] = "m1"
     return message
 

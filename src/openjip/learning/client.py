@@ -39,11 +39,15 @@ def parameters_of(content: RecordDict | ArrayRecord) -> list[Vector]:
     return [np.asarray(record[name].numpy(), dtype=np.float64) for name in TENSORS]
 
 
-def record_of(parameters: list[Vector]) -> ArrayRecord:
-    """The ``ArrayRecord`` holding the model's arrays by name."""
-    return ArrayRecord(
-        {name: Array(np.asarray(a)) for name, a in zip(TENSORS, parameters, strict=True)}
-    )
+def record_of(parameters: list[Vector], order: list[str] | None = None) -> ArrayRecord:
+    """The ``ArrayRecord`` holding the model's arrays by name, in ``order`` when given (a reply
+    keeps the order of the record it answers: Flower's privacy mods compare the keys in order)."""
+    named = dict(zip(TENSORS, parameters, strict=True))
+    return ArrayRecord({name: Array(np.asarray(named[name])) for name in order or TENSORS})
+
+
+def _order(message: Message) -> list[str]:
+    return list(message.content.array_records["arrays"].keys())
 
 
 def _clipping_mod(norm: float) -> Mod:
@@ -55,7 +59,7 @@ def _clipping_mod(norm: float) -> Mod:
         if message.metadata.message_type == "train" and not reply.has_error():
             update = parameters_of(reply.content)
             compute_clip_model_update(update, sent, norm)
-            reply.content["arrays"] = record_of(update)
+            reply.content["arrays"] = record_of(update, _order(message))
         return reply
 
     return mod
@@ -105,7 +109,8 @@ def client_app(cohort: Cohort, training: LocalTraining, privacy: Privacy) -> Cli
             }
         )
         return Message(
-            RecordDict({"arrays": record_of(parameters), "metrics": metrics}), reply_to=message
+            RecordDict({"arrays": record_of(parameters, _order(message)), "metrics": metrics}),
+            reply_to=message,
         )
 
     @app.evaluate()

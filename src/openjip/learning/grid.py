@@ -72,9 +72,11 @@ class FederationGrid(Grid):
     ) -> None:
         self.channel = channel
         self.sites = {node_id_of(site): site for site in sites}
-        self.local = (node_id_of(local[0]), local[1]) if local else None
-        if self.local:
-            self.sites[self.local[0]] = local[0]  # type: ignore[index]
+        self.local: tuple[int, ClientApp] | None = None
+        if local is not None:
+            site_id, app = local
+            self.local = (node_id_of(site_id), app)
+            self.sites[self.local[0]] = site_id
         self.min_sites = min_sites
         self.poll_seconds = poll_seconds
         self._run = Run.create_empty(run_id=0)

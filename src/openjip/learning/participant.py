@@ -108,121 +108,122 @@ def _await_session(link: CoordinatorLink, spec: FederatedSpec, poll: float) -> s
     )
 
 
-def participate(
-    spec: FederatedSpec,
-    link: CoordinatorLink,
-    cohort: Cohort,
-    settings: LearningSettings,
-    audit: AuditLog,
-    *,
-    workflow_id: str,
-    own_site_id: str,
-    max_bytes: int,
-) -> Participation:
-    """Take part in the coordinator's open session to its end."""
-    outcome = Participation(session_id=_await_session(link, spec, settings.poll_seconds))
-    try:
-        check_cohort(spec, settings, series=cohort.size, patients=cohort.patients)
-        privacy = decide_privacy(spec, settings)
-    except JoinRefused as refusal:
-        audit.append(
-            "learning-declined",
-            workflow_id=workflow_id,
-            reason=refusal.reason,
-            message=str(refusal),
-        )
-        link.join(outcome.session_id, "decline", refusal.reason, str(refusal))
-        raise ParticipationFailed(refusal.reason, str(refusal)) from refusal
-    outcome.privacy = privacy.describe()
-    link.join(outcome.session_id, "join")
-    log.info("joined session %s with %d series, privacy %s", outcome.session_id, cohort.size,
-             outcome.privacy)  # fmt: skip
-    audit.append(
-        "learning-joined",
-        workflow_id=workflow_id,
-        session_id=outcome.session_id,
-        series=cohort.size,
-        privacy=outcome.privacy,
-    )
-    app = client_app(cohort, LocalTraining(spec.local_epochs, spec.learning_rate), privacy)
-    node = node_id_of(own_site_id)
-    idle_since = time.monotonic()
-    while True:
-        status, answer = link.task()
-        if status != 200 or answer.get("session_id") != outcome.session_id:
-            raise ParticipationFailed("session-lost", f"the coordinator's session ended: {answer}")
-        if answer["state"] in ("finished", "failed"):
+@dataclass
+class Participant:
+    """This site in one run: what it may send and where its decisions are recorded."""
+
+    spec: FederatedSpec
+    link: CoordinatorLink
+    settings: LearningSettings
+    audit: AuditLog
+    workflow_id: str
+    own_site_id: str
+    max_bytes: int
+    outcome: Participation = field(default_factory=Participation)
+
+    def run(self, cohort: Cohort) -> Participation:
+        """Take part in the coordinator's open session to its end."""
+        self.outcome.session_id = _await_session(self.link, self.spec, self.settings.poll_seconds)
+        try:
+            app = self._join(cohort)
+            self._serve(app, node_id_of(self.own_site_id))
+        except FederationError as error:
+            raise ParticipationFailed("coordinator-unreachable", str(error)) from error
+        return self.outcome
+
+    def _join(self, cohort: Cohort) -> Any:
+        """Join with the site's own limits (the ClientApp) or decline with the reason."""
+        spec, session = self.spec, self.outcome.session_id
+        try:
+            check_cohort(spec, self.settings, series=cohort.size, patients=cohort.patients)
+            privacy = decide_privacy(spec, self.settings)
+        except JoinRefused as refusal:
+            self.audit.append("learning-declined", workflow_id=self.workflow_id,
+                              reason=refusal.reason, message=str(refusal))  # fmt: skip
+            self.link.join(session, "decline", refusal.reason, str(refusal))
+            raise ParticipationFailed(refusal.reason, str(refusal)) from refusal
+        self.outcome.privacy = privacy.describe()
+        self.link.join(session, "join")
+        log.info("joined session %s with %d series, privacy %s", session, cohort.size,
+                 self.outcome.privacy)  # fmt: skip
+        self.audit.append("learning-joined", workflow_id=self.workflow_id, session_id=session,
+                          series=cohort.size, privacy=self.outcome.privacy)  # fmt: skip
+        return client_app(cohort, LocalTraining(spec.local_epochs, spec.learning_rate), privacy)
+
+    def _serve(self, app: Any, node: int) -> None:
+        """Answer the session's messages until it finishes (or fails, or falls silent)."""
+        idle_since = time.monotonic()
+        while True:
+            try:
+                status, answer = self.link.task()
+            except FederationError as error:  # unreachable for now: the patience below decides
+                status, answer = 200, {"session_id": self.outcome.session_id,
+                                       "state": "running", "detail": str(error)}  # fmt: skip
+            if status != 200 or answer.get("session_id") != self.outcome.session_id:
+                raise ParticipationFailed(
+                    "session-lost", f"the coordinator's session ended: {answer}"
+                )
+            if answer["state"] == "finished":
+                return
             if answer["state"] == "failed":
                 raise ParticipationFailed("run-failed", f"the run failed: {answer['message']}")
-            return outcome
-        task = answer.get("task")
-        if task is None:
+            task = answer.get("task")
+            if task is not None:
+                self.outcome.bytes_sent += self.answer(task, app, node)
+                idle_since = time.monotonic()
+                continue
             # Until the first round the coordinator may still wait for other sites to join.
-            patience = 2 * spec.round_timeout_seconds + (
-                0 if outcome.rounds else spec.join_timeout_seconds
+            patience = 2 * self.spec.round_timeout_seconds + (
+                0 if self.outcome.rounds else self.spec.join_timeout_seconds
             )
             if time.monotonic() - idle_since > patience:
-                raise ParticipationFailed("coordinator-silent", "no round arrived in time")
-            time.sleep(settings.poll_seconds)
-            continue
-        outcome.bytes_sent += _answer(task, app, node, link, audit, outcome, workflow_id, max_bytes)
-        idle_since = time.monotonic()
+                raise ParticipationFailed(
+                    "coordinator-silent",
+                    f"no round arrived in time ({answer.get('detail') or 'no message'})",
+                )
+            time.sleep(self.settings.poll_seconds)
 
-
-def _answer(
-    task: dict[str, Any],
-    app: Any,
-    node: int,
-    link: CoordinatorLink,
-    audit: AuditLog,
-    outcome: Participation,
-    workflow_id: str,
-    max_bytes: int,
-) -> int:
-    """Run one message through the ClientApp and send the checked reply; bytes sent."""
-    message_type = str(task["message_type"])
-    try:
-        message = Message(decode(task["content"]), node, message_type, group_id=str(task["round"]))
-        message.metadata.__dict__["_message_id"] = str(task["message_id"])
-        reply = app(message, node_context(node))
-        content = encode(reply.content)
-        check_reply(content, message_type, shapes(task["content"]))
-        body = canonical_json(
-            {"session_id": outcome.session_id, "message_id": task["message_id"], "content": content}
-        )
-        check_payload(body, max_bytes=max_bytes)
-    except (WireRefused, BundleRejected) as error:
-        audit.append(
-            "learning-update-refused",
-            workflow_id=workflow_id,
+    def answer(self, task: dict[str, Any], app: Any, node: int) -> int:
+        """Run one message through the ClientApp and send the checked reply; bytes sent."""
+        message_type, session = str(task["message_type"]), self.outcome.session_id
+        try:
+            message = Message(decode(task["content"]), node, message_type,
+                              group_id=str(task["round"]))  # fmt: skip
+            message.metadata.__dict__["_message_id"] = str(task["message_id"])
+            reply = app(message, node_context(node))
+            if reply.has_error():
+                raise ParticipationFailed(
+                    "client-error",
+                    f"the ClientApp failed on round {task['round']}: {reply.error.reason}",
+                )
+            content = encode(reply.content)
+            check_reply(content, message_type, shapes(task["content"]))
+            body = canonical_json(
+                {"session_id": session, "message_id": task["message_id"], "content": content}
+            )
+            check_payload(body, max_bytes=self.max_bytes)
+        except (WireRefused, BundleRejected) as error:
+            self.audit.append("learning-update-refused", workflow_id=self.workflow_id,
+                              round=task["round"], message=str(error))  # fmt: skip
+            raise ParticipationFailed("egress-refused", f"reply not sent: {error}") from error
+        metrics = content["records"]["metrics"]["items"]
+        self.audit.append(
+            "learning-update-sent",
+            workflow_id=self.workflow_id,
+            session_id=session,
             round=task["round"],
-            message=str(error),
+            message_type=message_type,
+            bytes=len(body),
+            tensors=shapes(content),
+            metrics=metric_names(content),
         )
-        raise ParticipationFailed("egress-refused", f"reply not sent: {error}") from error
-    metrics = {
-        key: value
-        for record in content["records"].values()
-        if record["kind"] == "metrics"
-        for key, value in record["items"].items()
-    }
-    audit.append(
-        "learning-update-sent",
-        workflow_id=workflow_id,
-        session_id=outcome.session_id,
-        round=task["round"],
-        message_type=message_type,
-        bytes=len(body),
-        tensors=shapes(content),
-        metrics=metric_names(content),
-    )
-    status, answer = link.reply(body)
-    if status != 200:
-        raise ParticipationFailed(
-            "reply-refused", f"coordinator answered {status}: {answer[:200]!r}"
-        )
-    log.info("round %s %s: sent %d bytes, metrics %s", task["round"], message_type, len(body),
-             metrics)  # fmt: skip
-    outcome.rounds.append(
-        {"round": int(task["round"]), "type": message_type, "metrics": metrics, "bytes": len(body)}
-    )
-    return len(body)
+        status, answer = self.link.reply(body)
+        if status != 200:
+            raise ParticipationFailed(
+                "reply-refused", f"coordinator answered {status}: {answer[:200]!r}"
+            )
+        log.info("round %s %s: sent %d bytes, metrics %s", task["round"], message_type,
+                 len(body), metrics)  # fmt: skip
+        self.outcome.rounds.append({"round": int(task["round"]), "type": message_type,
+                                    "metrics": metrics, "bytes": len(body)})  # fmt: skip
+        return len(body)

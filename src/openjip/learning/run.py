@@ -28,7 +28,7 @@ from openjip.learning.client import LocalTraining, client_app
 from openjip.learning.coordinator import InternalChannel, coordinate
 from openjip.learning.limits import JoinRefused, check_cohort, decide_privacy
 from openjip.learning.model import Cohort
-from openjip.learning.participant import CoordinatorLink, ParticipationFailed, participate
+from openjip.learning.participant import CoordinatorLink, Participant, ParticipationFailed
 from openjip.records.keys import ALL_SERIES, key_safe, output_prefix
 from openjip.statistics.loopback import secret_path
 from openjip.storage import ObjectNotFound, ObjectStore, open_store
@@ -187,16 +187,15 @@ def run_at_site(
                 f"the coordinator {spec.coordinator} is not a peer of this site",
             )
         with exchange.client(peer) as client:
-            participation = participate(
+            participation = Participant(
                 spec,
                 CoordinatorLink(client, workflow_id),
-                cohort,
                 settings.learning,
                 exchange.audit,
                 workflow_id=workflow_id,
                 own_site_id=own,
                 max_bytes=settings.federation.max_payload_bytes,
-            )
+            ).run(cohort)
         local = {
             "coordinator": peer.name,
             "session_id": participation.session_id,
