@@ -133,7 +133,7 @@ class RoundDesk:
                     "reason": str(body.get("reason", "")),
                     "message": str(body.get("message", ""))[:500],
                 }
-        event = "learning-join" if body.get("decision") == "join" else "learning-declined"
+        event = "learning-joined" if body.get("decision") == "join" else "learning-declined"
         self.audit.append(
             event,
             peer=peer,
