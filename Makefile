@@ -74,7 +74,7 @@ podman-test: install system-deps viewer podman-images  ## the chart's containers
 
 test: lint pytest  ## lint, type-check and run every test
 
-bench: install system-deps viewer  ## ingest (vs Orthanc, storescp; into S3 with and without the receive cache), query (C-FIND vs Orthanc, QIDO), series-trigger latency, header-reader, CLI start-up, authentication-cost, viewer (DICOMweb vs Orthanc's plugin, OHIF), whole-series retrieval and idle-memory benchmarks (root; ~25-35 min, query index built once ~6 min); figures go to bench/results/
+bench: install system-deps viewer  ## ingest (vs Orthanc, storescp; into S3 with and without the receive cache), query (C-FIND vs Orthanc, QIDO), series-trigger latency, header-reader, CLI start-up, authentication-cost, viewer (DICOMweb vs Orthanc's plugin, OHIF), whole-series retrieval, idle-memory and federated-learning (vs centralized training) benchmarks (root; ~30-40 min, query index built once ~6 min); figures go to bench/results/
 	$(BIN)/python bench/ingest.py $(BENCH_ARGS)
 	$(BIN)/python bench/ingest.py --instances 600 --receivers openjip,orthanc --store local,s3,s3-cached --s3-server seaweedfs,moto --results bench/results/ingest-s3.json
 	$(BIN)/python bench/query.py $(QUERY_BENCH_ARGS)
@@ -86,6 +86,7 @@ bench: install system-deps viewer  ## ingest (vs Orthanc, storescp; into S3 with
 	$(BIN)/python bench/viewer.py $(VIEWER_BENCH_ARGS)
 	$(BIN)/python bench/retrieve.py
 	$(BIN)/python bench/idle.py
+	$(BIN)/python bench/federated.py
 
 FUZZ_SECONDS ?= 300
 FUZZ_ARTIFACTS ?= fuzz-artifacts

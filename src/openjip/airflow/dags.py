@@ -1,5 +1,8 @@
 """The DAG factory: one Airflow DAG per valid workflow spec, one import error for the rest.
 
+A spec with a ``federated`` section gets one more task after its features step,
+``federated`` (:mod:`openjip.airflow.federated`): this site's part of the federated run.
+
 ``dags/openjip_workflows.py`` calls :func:`build_dags` and nothing else. A spec that fails
 validation yields no DAG; instead one placeholder DAG whose validation fails carries every
 rejected spec's errors, which the DagBag records as an import error of the DAG file while the
@@ -14,6 +17,7 @@ from typing import Any
 
 from airflow.sdk import DAG, BaseOperator, Param
 
+from openjip.airflow.federated import FederatedLearningOperator
 from openjip.airflow.operators import AnalysisOperator, SelectSeriesOperator
 from openjip.config import Settings, get_settings
 from openjip.runner.factory import step_backend
@@ -22,6 +26,8 @@ from openjip.workflows.spec import SERIES_PARAM, ParamSpec, WorkflowSpec
 from openjip.workflows.validation import SpecInvalid
 
 REJECTED_DAG_ID = "openjip-rejected-workflow-specs"
+FEDERATED_TASK = "federated"
+"""Task of a federated-learning workflow (:mod:`openjip.airflow.federated`)."""
 
 
 class InvalidWorkflowSpecs(Exception):
@@ -137,6 +143,17 @@ def build_dag(
                 select >> tasks[step.name]
             for dependency in step.depends_on:
                 tasks[dependency] >> tasks[step.name]
+        if spec.federated is not None:
+            learn = FederatedLearningOperator(
+                task_id=FEDERATED_TASK,
+                workflow_id=spec.id,
+                federated=spec.federated.model_dump(mode="json"),
+                series_uids=select.output,
+                execution_timeout=timedelta(minutes=settings.airflow.step_timeout_minutes),
+                doc_md="This site's part of the federated run: trains on the selected series "
+                "and, at the coordinator, aggregates the rounds.",
+            )
+            tasks[spec.federated.features_from] >> learn
     return dag
 
 

@@ -1,5 +1,6 @@
 """The settings model of a site; its sections live in :mod:`openjip.config.receiver`,
-:mod:`openjip.config.services` and :mod:`openjip.config.access` (re-exported here)."""
+:mod:`openjip.config.services`, :mod:`openjip.config.access` and
+:mod:`openjip.config.learning` (re-exported here)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from openjip.config.access import AccessSettings, OidcGrant
+from openjip.config.learning import LearningSettings
 from openjip.config.receiver import DimseAction, KnownAE, MoveDestination, ReceiverSettings
 from openjip.config.services import (
     AirflowSettings,
@@ -30,6 +32,7 @@ __all__ = [
     "FederationSettings",
     "IndexSettings",
     "KnownAE",
+    "LearningSettings",
     "MoveDestination",
     "OidcGrant",
     "ReceiverSettings",
@@ -67,6 +70,7 @@ class Settings(BaseSettings):
     federation: FederationSettings = Field(default_factory=FederationSettings)
     airflow: AirflowSettings = Field(default_factory=AirflowSettings)
     access: AccessSettings = Field(default_factory=AccessSettings)
+    learning: LearningSettings = Field(default_factory=LearningSettings)
 
     @property
     def home_dir(self) -> Path:

@@ -25,6 +25,7 @@ from openjip.federation.outbox import Outbox
 from openjip.federation.peers import Peer, PeerRegistry
 from openjip.federation.placement import approved_spec_path, check_workflow_id
 from openjip.federation.questions import QuestionDesk
+from openjip.federation.rounds import RoundDesk
 from openjip.federation.screening import screen_document
 from openjip.state.versions import StateTooNew, ensure_store
 from openjip.statistics.loopback import LoopbackClient, secret_path
@@ -90,6 +91,7 @@ class Exchange:
         self.questions = QuestionDesk(
             self.directory / "questions", self.audit, self.loopback, self.client
         )
+        self.rounds = RoundDesk(self.audit)
         self._identity: SiteIdentity | None = None
 
     @property

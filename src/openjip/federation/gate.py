@@ -4,16 +4,18 @@ In order: an address refused too often gets 429 before anything is read (the pub
 excepted); the body is read in
 chunks only up to the size cap (a ``Content-Length`` above it, or the first chunk past it, ends
 the request with 413 — the rest is never read, so a 100 MB upload costs no memory); a body that
-looks like DICOM gets 415; every route but ``/healthz``, ``/metrics`` and ``/v1/site`` needs a
-signed request of a peer (:mod:`auth`). Requests are counted by route *template* (unknown paths
-as ``unmatched``) and status, refusals by reason — label sets that cannot grow with what callers
-send.
+looks like DICOM gets 415; the site-internal routes (``/internal/...``, used by the site's own
+tasks) need the site's loopback secret as a bearer token; every other route but ``/healthz``,
+``/metrics`` and ``/v1/site`` needs a signed request of a peer (:mod:`auth`). Requests are
+counted by route *template* (unknown paths as ``unmatched``) and status, refusals by reason —
+label sets that cannot grow with what callers send.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
@@ -27,6 +29,7 @@ from openjip.federation.errors import BundleRejected
 from openjip.federation.guard import check_payload
 from openjip.federation.peers import PeerRegistry
 from openjip.federation.refusals import RefusalTally
+from openjip.statistics.loopback import is_authorized
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -34,6 +37,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 PUBLIC_ROUTES = frozenset({"/healthz", "/metrics", "/v1/site"})
+INTERNAL_PREFIX = "/internal/"
 UNMATCHED = "unmatched"
 
 
@@ -59,6 +63,8 @@ class GateConfig:
     max_body_bytes: int
     requests: Counter
     refused: Counter
+    internal_secret: Path
+    """The site's loopback secret, which callers of the ``/internal/`` routes present."""
 
 
 class FederationGate:
@@ -134,6 +140,12 @@ class FederationGate:
         if route in PUBLIC_ROUTES:
             return
         headers = Headers(scope=scope)
+        if route.startswith(INTERNAL_PREFIX):
+            if not is_authorized(self.config.internal_secret, headers.get("authorization")):
+                raise _Refused(
+                    401, "internal-unauthorized", "site-internal route: loopback secret required"
+                )
+            return
         try:
             scope.setdefault("state", {})["peer"] = authenticate(
                 scope["method"],

@@ -3,8 +3,11 @@ answers ``/healthz`` and ``/metrics``, and pulls from peers periodically.
 
 Routes: ``GET /v1/site`` (public identity); to signed requests of peers only
 ``GET /v1/bundles``, ``GET /v1/bundles/{workflow_id}``, ``POST /v1/questions`` (a statistics
-question) and ``GET /v1/questions/{question_id}`` (its state). Request bodies are capped and
-refused when they look like DICOM; there is no route that takes or returns images.
+question) and ``GET /v1/questions/{question_id}`` (its state), and the federated-learning
+rounds this site coordinates (:mod:`rounds`: ``/v1/learning/...`` for peers,
+``/internal/v1/learning/...`` for the site's own aggregation task, with the loopback secret).
+Request bodies are capped and refused when they look like DICOM; there is no route that takes
+or returns images.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from openjip.federation.exchange import Exchange
 from openjip.federation.gate import FederationGate, GateConfig
 from openjip.federation.questions import QUESTIONS_ROUTE
 from openjip.federation.refusals import RefusalTally
+from openjip.federation.rounds import add_routes as add_round_routes
 from openjip.federation.screening import screen_document
 
 log = logging.getLogger(__name__)
@@ -43,6 +47,7 @@ def create_app(exchange: Exchange, refusals: RefusalTally) -> FederationGate:
         nonces=NonceCache(settings.request_max_age_seconds, settings.replay_cache_entries),
         refusals=refusals,
         max_body_bytes=settings.max_payload_bytes,
+        internal_secret=exchange.loopback.secret,
         requests=Counter(
             "openjip_federation_requests_total",
             "Requests answered by the federation service, by route template and status.",
@@ -128,6 +133,7 @@ def create_app(exchange: Exchange, refusals: RefusalTally) -> FederationGate:
         status, body = exchange.questions.status(request.state.peer, question_id)
         return JSONResponse(body, status_code=status)
 
+    add_round_routes(app, exchange.rounds)
     return FederationGate(app, config)
 
 

@@ -7,6 +7,7 @@ another seed or patient ID for new data.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import hashlib
 from collections.abc import Callable
@@ -48,6 +49,8 @@ def write_ct_series(
     series_number: int = 1,
     slice_thickness: float | None = None,
     noise_hu: float = 12.0,
+    nodule: bool = True,
+    manufacturer: str = "openjip",
     progress: Progress | None = None,
 ) -> list[Path]:
     """Write one axial chest CT series into ``out_dir``; return the files, top slice first.
@@ -55,7 +58,9 @@ def write_ct_series(
     The anatomy (body size, lesion position) depends on ``patient_id`` and ``seed``, the noise
     also on ``series_number``: series with the same patient and seed but different numbers are
     two series of one study. ``slice_thickness`` defaults to 300 mm / ``slices``.
-    ``progress`` is called with each file written.
+    ``nodule=False`` leaves the nodule out; ``ImageComments`` says which (``nodule`` or
+    ``no nodule``: the label a federated-learning example learns). ``manufacturer`` names the
+    scanner. ``progress`` is called with each file written.
     """
     if slices < 1 or rows < 16 or columns < 16:
         raise ValueError("a phantom needs at least 1 slice of 16 x 16 pixels")
@@ -65,6 +70,10 @@ def write_ct_series(
     anatomy = ct_anatomy(
         slices=slices, patient_id=patient_id, seed=seed, slice_thickness=slice_thickness
     )
+    if not nodule:
+        anatomy = dataclasses.replace(
+            anatomy, lesion=dataclasses.replace(anatomy.lesion, radius=0.0)
+        )
     noise_rng = _rng(patient_id, seed, series_number)
     spacing = FIELD_OF_VIEW_MM / max(rows, columns)
     grid = SliceGrid(rows, columns, spacing)
@@ -81,6 +90,8 @@ def write_ct_series(
         grid=grid,
         thickness=thickness,
     )
+    ds.Manufacturer = manufacturer
+    ds.ImageComments = "nodule" if nodule else "no nodule"
     noise = np.empty((rows, columns), dtype=np.float32)
     paths: list[Path] = []
     for index, z in enumerate(positions):

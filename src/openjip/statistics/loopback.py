@@ -70,18 +70,29 @@ class LoopbackClient:
 
     def post(self, route: str, payload: dict[str, Any]) -> dict[str, Any]:
         """The JSON answer of ``route``; :class:`LoopbackUnavailable` for anything else."""
+        return self.request("POST", route, payload)
+
+    def request(
+        self, method: str, route: str, payload: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """The JSON object ``method route`` (with ``payload`` as its JSON body) answers;
+        :class:`LoopbackUnavailable` for anything else."""
         headers = {"Authorization": f"Bearer {ensure_secret(self.secret)}"}
         try:
-            response = httpx.post(
-                f"{self.web_url}{route}", json=payload, headers=headers, timeout=self.timeout
+            response = httpx.request(
+                method,
+                f"{self.web_url}{route}",
+                json=payload,
+                headers=headers,
+                timeout=self.timeout,
             )
         except httpx.HTTPError as error:
             raise LoopbackUnavailable(
-                f"the site's web service at {self.web_url} is unreachable: {error}"
+                f"the site's service at {self.web_url} is unreachable: {error}"
             ) from error
         if response.status_code != 200:
             raise LoopbackUnavailable(
-                f"the site's web service answered {response.status_code} to {route}: "
+                f"the site's service answered {response.status_code} to {route}: "
                 f"{response.text[:200]}"
             )
         try:

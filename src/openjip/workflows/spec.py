@@ -160,6 +160,73 @@ class SpecOrigin(_Strict):
     approved_at: int = Field(description="When this site approved it (UNIX seconds).")
 
 
+class PrivacySpec(_Strict):
+    """Local differential privacy the spec asks of every training site (Flower's ``LocalDpMod``:
+    each update is clipped to ``dp_clipping_norm`` and Gaussian noise for (ε, δ) is added before
+    it leaves). A site whose own settings demand more refuses the run; none can be weakened."""
+
+    dp_clipping_norm: float | None = Field(
+        None, gt=0, description="L2 norm each model update is clipped to; none: no clipping."
+    )
+    dp_epsilon: float | None = Field(
+        None, gt=0, description="Privacy budget ε per update (smaller is more private)."
+    )
+    dp_delta: float | None = Field(
+        None, gt=0, lt=1, description="Failure probability δ of the Gaussian mechanism."
+    )
+
+
+class FederatedSpec(_Strict):
+    """Federated learning: the coordinator's run aggregates (Flower strategy), each
+    participating site's run trains on the series it selected; only model parameters and
+    aggregate metrics travel."""
+
+    coordinator: str = Field(
+        pattern=r"^[0-9a-f]{16,64}$",
+        description="Site id (key fingerprint) of the site whose run aggregates the rounds.",
+    )
+    features_from: str = Field(
+        pattern=STEP_NAME_PATTERN,
+        description="Step whose per-series `features.json` (features and label) is the "
+        "training data.",
+    )
+    features: list[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")]] = Field(
+        min_length=1,
+        description="Names of the features (keys of `features` in each `features.json`) the "
+        "model uses, in order; the file's `label` (0 or 1) is what it learns.",
+    )
+    model: Literal["logistic-regression"] = Field(
+        "logistic-regression", description="The model trained (numpy, no downloaded weights)."
+    )
+    strategy: Literal["FedAvg", "FedMedian", "FedTrimmedAvg"] = Field(
+        "FedAvg", description="Flower strategy aggregating the sites' updates."
+    )
+    rounds: int = Field(5, ge=1, le=200, description="Federated rounds.")
+    sites: int = Field(
+        3,
+        ge=1,
+        description="Sites asked to take part (the coordinator included when it trains too); "
+        "joining ends when all have joined or declined, or at `join_timeout_seconds`.",
+    )
+    min_sites: int = Field(
+        2, ge=1, description="Sites that must join and reply in every round (else it fails)."
+    )
+    min_cohort: int = Field(
+        5, ge=1, description="Series a site must train on; a site's own minimum may be higher."
+    )
+    local_epochs: int = Field(20, ge=1, le=1000, description="Passes over local data per round.")
+    learning_rate: float = Field(0.5, gt=0, le=10, description="Step size of local training.")
+    round_timeout_seconds: int = Field(
+        300, ge=1, description="How long a round waits for replies before going on without."
+    )
+    join_timeout_seconds: int = Field(
+        600, ge=1, description="How long the coordinator waits for sites to join."
+    )
+    privacy: PrivacySpec = Field(
+        default_factory=PrivacySpec, description="Local differential privacy of each update."
+    )
+
+
 class WorkflowSpec(_Strict):
     """A workflow: params (the trigger form), input, steps and triggers."""
 
@@ -185,6 +252,9 @@ class WorkflowSpec(_Strict):
     input: InputSpec = Field(default_factory=InputSpec, description="Which series a run uses.")
     steps: list[StepSpec] = Field(min_length=1, description="The steps, in any order.")
     triggers: TriggersSpec = Field(default_factory=TriggersSpec, description="How runs start.")
+    federated: FederatedSpec | None = Field(
+        None, description="Makes this a federated-learning workflow (see docs/federated-learning)."
+    )
     origin: SpecOrigin | None = Field(
         None, description="Set on specs accepted from a federation peer; absent on local ones."
     )

@@ -284,6 +284,12 @@ def _check_references(spec: WorkflowSpec) -> list[SpecError]:
         for key, value in step.params.items()
     ]
     places += [(f"input.query.{key}", value) for key, value in spec.input.query.items()]
+    if spec.federated is not None and spec.federated.features_from not in {
+        step.name for step in spec.steps
+    }:
+        errors.append(
+            SpecError("federated.features_from", f"no step {spec.federated.features_from!r}")
+        )
     if spec.input.kind == "cohort" and not spec.input.cohort:
         errors.append(SpecError("input.cohort", "kind: cohort needs the name of a saved cohort"))
     for key in spec.input.query:
