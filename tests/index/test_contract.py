@@ -6,6 +6,7 @@ Query semantics are pinned down table-driven over one small data set, so that an
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -320,6 +321,31 @@ def test_header_round_trip(index: MetadataIndex, make_instance: Any) -> None:
     assert without.header == {}
     assert without.to_dict() == record.to_dict()
     assert index.get_instance("nope") is None
+
+
+def test_header_texts_are_the_headers_with_peeked_values(
+    index: MetadataIndex, make_instance: Any
+) -> None:
+    index.upsert_instance(make_instance("1", "2", "3", header=HEADER, InstanceNumber=1))
+    index.upsert_instance(make_instance("4", "2", "3", InstanceNumber=2))
+    peek = ("00280010", "00200032", "00100010", "00280100")
+    first, second = index.find_header_texts(Query(StudyInstanceUID=["3"]), peek)
+    assert json.loads(first.json) == HEADER
+    assert first.peeked == {
+        "00280010": 512,
+        "00200032": -125.5,
+        "00100010": {"Alphabetic": "Müller^Jürgen"},
+        "00280100": None,
+    }
+    assert (json.loads(second.json), second.peeked) == ({}, dict.fromkeys(peek))
+    assert first.record == index.find_instances(Query(SOPInstanceUID=["1"]))[0]
+    # A backend's own answer is the one the interface's generic answer gives.
+    generic = MetadataIndex.find_header_texts(index, Query(), peek)
+    assert [(json.loads(h.json), h.peeked, h.record) for h in generic] == [
+        (json.loads(h.json), h.peeked, h.record) for h in index.find_header_texts(Query(), peek)
+    ]
+    with pytest.raises(InvalidQuery, match="DICOM JSON tag"):
+        index.find_header_texts(Query(), ['0028") OR 1=1 --'])
 
 
 def test_upsert_is_idempotent(index: MetadataIndex, make_instance: Any) -> None:

@@ -5,7 +5,7 @@ and are re-exported here.
 ``open_index(settings)`` returns the backend the settings choose.
 """
 
-from openjip.index.base import IndexUnavailable, MetadataIndex
+from openjip.index.base import HeaderText, IndexUnavailable, MetadataIndex
 from openjip.index.factory import open_index
 from openjip.records import (
     IndexError_,
@@ -20,6 +20,7 @@ from openjip.records import (
 )
 
 __all__ = [
+    "HeaderText",
     "IndexError_",
     "IndexUnavailable",
     "InstanceRecord",
