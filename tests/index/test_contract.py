@@ -155,9 +155,23 @@ STUDY_CASES: list[tuple[dict[str, Any], list[str]]] = [
     (dict(PatientID="PAT*", Modality="CT", StudyDate="20240101-"), ["1.1"]),
     (dict(PatientName="DOE*", text="flair"), ["1.2"]),
 ]
+# Orders of studies: empty values are the smallest; ties (none here) by UID.
+ORDER_CASES: list[tuple[dict[str, Any], list[str]]] = [
+    (dict(order="-StudyDate"), ["1.2", "1.1", "1.4", "1.3"]),
+    (dict(order="-StudyDate", limit=2, offset=1), ["1.1", "1.4"]),
+    (dict(order="-StudyDate", Modality="CT"), ["1.1", "1.3"]),  # through their series
+    (dict(order="PatientName"), ["1.2", "1.1", "1.4", "1.3"]),
+    (dict(order="-PatientID"), ["1.4", "1.3", "1.2", "1.1"]),
+    (dict(order="-AccessionNumber", text="dose"), ["1.3", "1.1"]),
+    (dict(order="AccessionNumber"), ["1.4", "1.1", "1.2", "1.3"]),
+]
 
 
-@pytest.mark.parametrize(("fields", "expected"), STUDY_CASES, ids=[str(c[0]) for c in STUDY_CASES])
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    STUDY_CASES + ORDER_CASES,
+    ids=[str(c[0]) for c in STUDY_CASES + ORDER_CASES],
+)
 def test_find_studies(data_set: MetadataIndex, fields: dict[str, Any], expected: list[str]) -> None:
     assert [s.StudyInstanceUID for s in data_set.find_studies(Query(**fields))] == expected
 
@@ -234,6 +248,14 @@ def test_bad_queries_are_refused_with_a_reason(
     for find in (index.find_studies, index.find_series, index.find_instances):
         with pytest.raises(InvalidQuery, match=r"\S"):
             find(Query(**fields))
+
+
+@pytest.mark.parametrize("order", ["StudyDescription", "-", "studydate", "StudyDate; DROP"])
+def test_unknown_orders_are_refused_naming_the_known_ones(
+    data_set: MetadataIndex, order: str
+) -> None:
+    with pytest.raises(InvalidQuery, match="by one of StudyDate, PatientName"):
+        data_set.find_studies(Query(order=order))
 
 
 def test_parse_date_range() -> None:

@@ -8,6 +8,7 @@ and are re-exported here.
 from openjip.index.base import HeaderText, IndexUnavailable, MetadataIndex
 from openjip.index.factory import open_index
 from openjip.records import (
+    STUDY_ORDERS,
     IndexError_,
     InstanceRecord,
     InvalidQuery,
@@ -20,6 +21,7 @@ from openjip.records import (
 )
 
 __all__ = [
+    "STUDY_ORDERS",
     "HeaderText",
     "IndexError_",
     "IndexUnavailable",

@@ -95,7 +95,8 @@ class MetadataIndex(abc.ABC):
 
     @abc.abstractmethod
     def find_studies(self, query: Query) -> list[StudyRecord]:
-        """Studies having at least one series/instance that matches, by StudyDate then UID."""
+        """Studies having at least one series/instance that matches, in ``query.order`` then by
+        UID (by StudyDate unless asked otherwise)."""
 
     @abc.abstractmethod
     def find_series(self, query: Query) -> list[SeriesRecord]:

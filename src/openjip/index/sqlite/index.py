@@ -182,7 +182,7 @@ class SQLiteIndex(MetadataIndex):
         return queries.instance_record(rows[0], with_header=True) if rows else None
 
     def find_studies(self, query: Query) -> list[StudyRecord]:
-        """Matching studies ordered by StudyDate, then StudyInstanceUID."""
+        """Matching studies in ``query.order`` (StudyDate by default), then StudyInstanceUID."""
         return [queries.study_record(row) for row in self._read(*queries.studies_sql(query))]
 
     def find_series(self, query: Query) -> list[SeriesRecord]:

@@ -85,7 +85,8 @@ IDLE_SERIES = (
 
 
 def studies_sql(query: Query) -> tuple[str, list[Any]]:
-    """SQL and parameters of the matching studies, by StudyDate, then StudyInstanceUID."""
+    """SQL and parameters of the matching studies in the query's order, then by UID."""
+    key, descending = query.study_order()  # one of a fixed set of column names
     where = _Where.of(query)
     conditions = list(where.study)
     if where.series or where.instance:
@@ -96,7 +97,8 @@ def studies_sql(query: Query) -> tuple[str, list[Any]]:
     params = where.study_params + where.series_params + where.instance_params
     sql = (
         f"SELECT {_STUDY_SELECT} FROM studies st{where_sql(conditions)}"
-        f" ORDER BY st.StudyDate, st.StudyInstanceUID{_page_sql(query, params)}"
+        f" ORDER BY st.{key}{' DESC' if descending else ''}, st.StudyInstanceUID"
+        f"{_page_sql(query, params)}"
     )
     return sql, params
 

@@ -180,6 +180,7 @@ async function start() {
   $("#workflow").replaceChildren(...workflows.map((w) => element("option", { value: w.id }, w.title)));
   $("#workflow").addEventListener("change", renderParams);
   $("#search-form").addEventListener("submit", searchImages);
+  $("#sort").addEventListener("change", () => searchImages());
   $("#run").addEventListener("click", runWorkflow);
   $("#save-cohort").addEventListener("click", saveCohort);
   $("#cohort").addEventListener("change", updateSelection);
