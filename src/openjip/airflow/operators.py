@@ -51,7 +51,10 @@ class SelectSeriesOperator(BaseOperator):
         try:
             if chosen or spec.kind == "cohort":
                 return self._selected(index, settings, chosen, spec.cohort)
-            fields = {key: resolve_param_value(value, params) for key, value in spec.query.items()}
+            fields = {
+                key: str(resolve_param_value(value, params) or "")
+                for key, value in spec.query.items()
+            }  # a field the form left empty (None) matches anything, as "" does
             found = index.find_series(Query(**fields, limit=spec.limit))
         finally:
             index.close()
