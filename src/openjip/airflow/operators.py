@@ -51,7 +51,7 @@ class SelectSeriesOperator(BaseOperator):
         try:
             if chosen or spec.kind == "cohort":
                 return self._selected(index, settings, chosen, spec.cohort)
-            fields = {
+            fields: dict[str, Any] = {
                 key: str(resolve_param_value(value, params) or "")
                 for key, value in spec.query.items()
             }  # a field the form left empty (None) matches anything, as "" does
