@@ -19,7 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from openjip.index.base import DEFAULT_PROJECTS, MetadataIndex, Query, RunOutput
-from openjip.runner.base import StepFailed, StepOutcome, StepRequest, StepRunner, key_safe
+from openjip.runner.base import (
+    ProgressCallback,
+    StepFailed,
+    StepOutcome,
+    StepRequest,
+    StepRunner,
+    key_safe,
+)
 from openjip.storage.base import ObjectStore
 from openjip.workflows.spec import split_operator_ref
 
@@ -41,8 +48,15 @@ class LocalStepRunner(StepRunner):
         self.index = index
         self.work_root = work_root
 
-    def run(self, request: StepRequest, context: Mapping[str, Any] | None = None) -> StepOutcome:
-        """Fetch inputs, run the operator, upload and index its outputs."""
+    def run(
+        self,
+        request: StepRequest,
+        context: Mapping[str, Any] | None = None,
+        *,
+        on_progress: ProgressCallback | None = None,
+    ) -> StepOutcome:
+        """Fetch inputs, run the operator (its progress to ``on_progress``), upload and index
+        its outputs."""
         from openjip.operators import StepFailed as OperatorFailed
         from openjip.operators import find_operator, run_operator_locally
 
@@ -58,7 +72,9 @@ class LocalStepRunner(StepRunner):
             count = self.fetch_inputs(request, input_dir)
             log.info("step %s: %d input files in %s", request.step, count, input_dir)
             try:
-                run_operator_locally(operator, input_dir, output_dir, request.params)
+                run_operator_locally(
+                    operator, input_dir, output_dir, request.params, on_progress=on_progress
+                )
             except OperatorFailed as failure:
                 raise StepFailed(str(failure)) from failure
             return self.publish_outputs(request, output_dir)
