@@ -120,7 +120,7 @@ class AnalysisOperator(BaseOperator):
             request.series_uids,
             request.params,
         )
-        progress = ProgressReporter(context["ti"], self.log)
+        progress = ProgressReporter(context.get("ti"), self.log)
         try:
             outcome = open_runner(get_settings()).run(request, context, on_progress=progress)
         except StepFailed as failure:

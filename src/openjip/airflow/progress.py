@@ -23,7 +23,8 @@ class TaskLog(Protocol):
 
 
 class ProgressReporter:
-    """Called with each :class:`Progress` of a running step (from the runner's reader thread)."""
+    """Called with each :class:`Progress` of a running step (from the runner's reader thread);
+    without a task instance (a step run outside a task) the reports only go to the log."""
 
     def __init__(
         self,
@@ -46,7 +47,7 @@ class ProgressReporter:
 
     def flush(self) -> None:
         """Write the latest report not yet written, if any."""
-        if self.pending is None:
+        if self.pending is None or self.task_instance is None:
             return
         value = {"fraction": self.pending.fraction, "message": self.pending.message}
         self.task_instance.xcom_push(key=PROGRESS_XCOM, value=value)
