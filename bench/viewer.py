@@ -8,10 +8,13 @@ DICOMweb plugin, on the same study, plus the first image drawn by OHIF from open
 3. WADO-RS metadata of the whole study (1,000 instances) and frames of every instance of the
    500-slice series (``frames/1``, as stored, six connections as a browser opens them) are
    fetched from both; the figure is the median wall time of ``--repeat`` rounds.
-4. Headless Chromium opens ``/viewer/viewer?StudyInstanceUIDs=...`` of openjip; the figure is
-   the time until the viewport shows the CT (dismissing OHIF's first-visit tour on the way).
-   OHIF over Orthanc is not measured: it would need OHIF on Orthanc's origin with client-side
-   routes, which Orthanc's ServeFolders cannot do.
+4. Headless Chromium (a fresh profile each time: nothing cached) opens
+   ``/viewer/viewer?StudyInstanceUIDs=...``; the figure is the median time until the viewport
+   shows the CT (dismissing OHIF's first-visit tour on the way) of ``--ohif-repeat`` rounds.
+   The same OHIF build is timed three ways: served by openjip itself (as a site serves it);
+   and from :mod:`viewer_front` (a loopback origin serving the build with openjip's app-config,
+   ``/dicom-web/`` reverse-proxied) over openjip and over Orthanc — the like-for-like pair, as
+   Orthanc's ServeFolders cannot serve OHIF's client-side routes.
 
 Everything runs inside one private network namespace (Orthanc listens on every interface).
 Usage: ``.venv/bin/python bench/viewer.py [--repeat 5]``; figures go to
@@ -49,7 +52,7 @@ BENCH_DIR = Path(__file__).resolve().parent
 DATA_DIR = BENCH_DIR / "data" / "viewer"
 RESULTS = BENCH_DIR / "results" / "viewer.json"
 IN_NAMESPACE_FLAG = "--in-namespace"
-WEB_PORT, ORTHANC_HTTP, ORTHANC_DICOM = 8042, 8043, 4242
+WEB_PORT, ORTHANC_HTTP, ORTHANC_DICOM, FRONT_PORT = 8042, 8043, 4242, 8044
 FRAME_ACCEPT = 'multipart/related; type="application/octet-stream"; transfer-syntax=*'
 CONNECTIONS = 6
 VIEWER = Path(os.environ.get("OPENJIP_WEB__VIEWER_PATH", "~/.openjip/viewer")).expanduser()
@@ -109,35 +112,69 @@ def timed(action: Callable[[], int], repeat: int) -> dict[str, Any]:
             "samples_ms": [round(s, 1) for s in samples], "bytes": size}  # fmt: skip
 
 
+def get(client: httpx.Client, url: str, headers: dict[str, str]) -> httpx.Response:
+    """GET, once more if the server had closed the kept-alive connection (as browsers retry an
+    idempotent request then; Orthanc closes connections idle for HttpRequestTimeout)."""
+    try:
+        return client.get(url, headers=headers)
+    except httpx.RemoteProtocolError:
+        return client.get(url, headers=headers)
+
+
 def measure(base: str, study: str, instances: list[tuple[str, str]], repeat: int) -> dict[str, Any]:
     clients = [httpx.Client(base_url=base, timeout=120) for _ in range(CONNECTIONS)]
 
-    def metadata() -> int:
-        answer = clients[0].get(
-            f"/studies/{study}/metadata", headers={"Accept": "application/dicom+json"}
-        )
-        answer.raise_for_status()
-        if len(answer.json()) != 1000:
-            raise RuntimeError(f"{base}: metadata of {len(answer.json())} instances")
-        return len(answer.content)
+    def metadata(parse: bool) -> Callable[[], int]:
+        def fetch() -> int:
+            answer = get(
+                clients[0], f"/studies/{study}/metadata", {"Accept": "application/dicom+json"}
+            )
+            answer.raise_for_status()
+            if parse and (count := len(answer.json())) != 1000:
+                raise RuntimeError(f"{base}: metadata of {count} instances")
+            return len(answer.content)
 
-    def frame(job: tuple[int, tuple[str, str]]) -> int:
-        number, (series, sop) = job
-        url = f"/studies/{study}/series/{series}/instances/{sop}/frames/1"
-        answer = clients[number % CONNECTIONS].get(url, headers={"Accept": FRAME_ACCEPT})
-        answer.raise_for_status()
-        return len(answer.content)
+        return fetch
+
+    def frames_over(connection: int) -> int:
+        """Frames of every CONNECTIONS-th instance, one after another on one connection."""
+        size = 0
+        for series, sop in instances[connection::CONNECTIONS]:
+            url = f"/studies/{study}/series/{series}/instances/{sop}/frames/1"
+            answer = get(clients[connection], url, {"Accept": FRAME_ACCEPT})
+            answer.raise_for_status()
+            size += len(answer.content)
+        return size
 
     def frames() -> int:
         with ThreadPoolExecutor(CONNECTIONS) as pool:
-            return sum(pool.map(frame, enumerate(instances)))
+            return sum(pool.map(frames_over, range(CONNECTIONS)))
 
     try:
-        return {"study_metadata_1000": timed(metadata, repeat),
+        return {"study_metadata_1000": timed(metadata(parse=False), repeat),
+                "study_metadata_1000_parsed": timed(metadata(parse=True), repeat),
                 "frames_500_slices_512": timed(frames, repeat)}  # fmt: skip
     finally:
         for client in clients:
             client.close()
+
+
+def ohif_over_front(work: Path, peer: str, backend: str, study: str, repeat: int) -> dict[str, Any]:
+    """First image of OHIF served by :mod:`viewer_front` with DICOMweb proxied to ``backend``."""
+    command = [sys.executable, str(BENCH_DIR / "viewer_front.py"), "--port", str(FRONT_PORT),
+               "--backend", backend, "--viewer", str(VIEWER)]  # fmt: skip
+    front = Peer(command, dict(os.environ), work / f"front-{peer}.log")
+    try:
+        wait_for_http(FRONT_PORT, "/healthz")
+        return first_images(f"http://127.0.0.1:{FRONT_PORT}", study, repeat)
+    finally:
+        front.stop()
+
+
+def first_images(base: str, study: str, repeat: int) -> dict[str, Any]:
+    """Median and each of ``repeat`` first-image times (s) of OHIF at ``base``."""
+    samples = [first_image_in_ohif(base, study) for _ in range(repeat)]
+    return {"median_s": round(statistics.median(samples), 2), "samples_s": samples}
 
 
 def first_image_in_ohif(base: str, study: str) -> float:
@@ -177,10 +214,14 @@ def run_in_namespace(args: argparse.Namespace) -> dict[str, Any]:
         "machine": {"cpus": os.cpu_count(), "load_average_before": os.getloadavg()},
         "data": {"study_instances": len(big) + len(small), "frames_series": "500 x 512² CT",
                  "transfer_syntax": "Explicit VR Little Endian"},
-        "method": {"metadata": "GET /studies/{uid}/metadata, one connection",
+        "method": {"metadata": "GET /studies/{uid}/metadata, one connection, until the body is"
+                               " read (httpx); _parsed adds json.loads of it on the client",
                    "frames": f"GET .../frames/1 of each of 500 instances over {CONNECTIONS}"
-                             " kept-alive connections, transfer-syntax=*",
-                   "repeat": args.repeat},
+                             " kept-alive connections (one thread each), transfer-syntax=*",
+                   "ohif": "fresh headless Chromium per round until the viewport shows the CT;"
+                           " openjip's own /viewer/, and viewer_front.py (same build and"
+                           " app-config, /dicom-web/ proxied) over openjip and over Orthanc",
+                   "repeat": args.repeat, "ohif_repeat": args.ohif_repeat},
     }  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="openjip-viewer-bench-") as tmp:
         work = Path(tmp)
@@ -196,13 +237,19 @@ def run_in_namespace(args: argparse.Namespace) -> dict[str, Any]:
             wait_for_http(WEB_PORT, "/healthz")
             base = f"http://127.0.0.1:{WEB_PORT}"
             report["openjip"] = measure(f"{base}/dicom-web", study, instances, args.repeat)
-            report["openjip"]["ohif_first_image_s"] = first_image_in_ohif(base, study)
+            report["openjip"]["ohif_first_image"] = first_images(base, study, args.ohif_repeat)
+            report["openjip"]["ohif_first_image_via_front"] = ohif_over_front(
+                work, "openjip", f"{base}/dicom-web", study, args.ohif_repeat
+            )
         finally:
             web.stop()
         orthanc = start_orthanc(work, big + small)
         try:
             base = f"http://127.0.0.1:{ORTHANC_HTTP}/dicom-web"
             report["orthanc"] = measure(base, study, instances, args.repeat)
+            report["orthanc"]["ohif_first_image_via_front"] = ohif_over_front(
+                work, "orthanc", base, study, args.ohif_repeat
+            )
         finally:
             orthanc.stop()
     report["machine"]["load_average_after"] = os.getloadavg()
@@ -211,17 +258,22 @@ def run_in_namespace(args: argparse.Namespace) -> dict[str, Any]:
         name: {
             "openjip_over_orthanc": round(ours[name]["median_ms"] / theirs[name]["median_ms"], 2)
         }
-        for name in ("study_metadata_1000", "frames_500_slices_512")
+        for name in ("study_metadata_1000", "study_metadata_1000_parsed", "frames_500_slices_512")
     }
     report["targets"]["study_metadata_1000"]["le_1s"] = (
         ours["study_metadata_1000"]["median_ms"] <= 1000
     )
+    front = "ohif_first_image_via_front"
+    report["targets"][front] = {
+        "openjip_over_orthanc": round(ours[front]["median_s"] / theirs[front]["median_s"], 2)
+    }
     return report
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5, help="rounds of each measurement")
+    parser.add_argument("--ohif-repeat", type=int, default=3, help="rounds of each OHIF timing")
     parser.add_argument("--results", type=Path, default=RESULTS, help="JSON file to write")
     parser.add_argument(IN_NAMESPACE_FLAG, action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()

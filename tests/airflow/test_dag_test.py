@@ -19,6 +19,7 @@ from pydicom.data import get_testdata_file
 
 from openjip.config import Settings
 from openjip.index import Query, open_index
+from openjip.phantom import write_ct_series
 from openjip.storage import open_store
 
 REAL_CT = Path(get_testdata_file("693_UNCI.dcm"))
@@ -65,6 +66,38 @@ def test_ct_body_mask_on_real_ct_and_phantom(
         body_voxels = int(np.count_nonzero(_hounsfield(source_files) > -500))
         # The SEG holds the body: about the voxels above -500 HU, holes (lungs) filled.
         assert 0.9 * body_voxels <= mask_voxels <= 1.35 * body_voxels, (mask_voxels, body_voxels)
+    index.close()
+
+
+def test_ct_lung_mask_by_query_runs_on_what_the_query_finds(
+    dagbag: DagBag,
+    settings: Settings,
+    ingest: Callable[[list[Path]], list[str]],
+    tmp_path: Path,
+) -> None:
+    def phantom(patient_id: str) -> list[Path]:
+        return write_ct_series(
+            tmp_path / patient_id, slices=12, rows=64, columns=64, patient_id=patient_id
+        )
+
+    [first] = ingest(phantom("LUNG-1"))
+    [second] = ingest(phantom("LUNG-2"))
+    ingest([REAL_CT_WITH_FRAME])  # another patient, scanned in 2004, no "chest" anywhere
+    since = f"{int(pydicom.dcmread(REAL_CT_WITH_FRAME).StudyDate[:4]) + 1}0101-"
+    dag = dagbag.dags["ct-lung-mask-by-query"]
+    index = open_index(settings)
+
+    def sources() -> list[str]:
+        return sorted(s.derived_from for s in index.find_series(Query(Modality="SEG")))
+
+    # The dates leave the 2004 CT out; empty fields match anything.
+    run = dag.test(run_conf={"patient_id": "*", "study_dates": since, "description": ""})
+    assert run.state == "success"
+    assert sources() == sorted([first, second])
+    # The patient and the description words narrow it to one series.
+    run = dag.test(run_conf={"patient_id": "LUNG-2", "study_dates": "", "description": "chest"})
+    assert run.state == "success"
+    assert sources() == sorted([first, second, second])
     index.close()
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+import pytest
 from chart_objects import VALUE_SETS, containers, find, pod_specs
 from pydantic import BaseModel
 
@@ -166,3 +167,43 @@ def test_one_login_across_two_hosts_sets_the_cookie_domain_for_web_and_airflow(
     (web,) = find(render_chart(), "Deployment", "site-openjip-web")
     names = {v["name"] for v in web["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert "OPENJIP_ACCESS__SESSION_COOKIE_DOMAIN" not in names  # the host itself by default
+
+
+def _public_urls(objects: list[dict[str, Any]]) -> dict[str, set[str | None]]:
+    """OPENJIP_WEB__PUBLIC_URL of each pod (``None`` where unset), by the pod's name."""
+    urls: dict[str, set[str | None]] = {}
+    for name, pod in pod_specs(objects):
+        for container in containers(pod):
+            env = {v["name"]: v.get("value") for v in container.get("env", [])}
+            if any(key.startswith("OPENJIP_") for key in env):
+                urls.setdefault(name, set()).add(env.get("OPENJIP_WEB__PUBLIC_URL"))
+    return urls
+
+
+@pytest.mark.parametrize(
+    ("values", "url"),
+    [
+        ({"web": {"publicUrl": "https://pacs.hospital.example/openjip/"}},
+         "https://pacs.hospital.example/openjip"),
+        (VALUE_SETS["single-sign-on"], "https://images.hospital.example"),
+        ({**VALUE_SETS["single-sign-on"], "web": {"publicUrl": "https://other.example"}},
+         "https://other.example"),
+        ({"airflow": {"executor": "KubernetesExecutor"}, "web": {"publicUrl": "http://w.example"}},
+         "http://w.example"),
+    ],
+)  # fmt: skip
+def test_airflow_and_web_pods_know_where_browsers_reach_the_web_service(
+    render_chart: Any, values: dict[str, Any], url: str
+) -> None:
+    urls = _public_urls(render_chart(values))
+    airflow = {name: found for name, found in urls.items() if "airflow" in name}
+    assert airflow and all(found == {url} for found in airflow.values()), airflow
+    (web,) = (found for name, found in urls.items() if name.endswith("-web"))
+    assert web == {url}
+
+
+def test_without_a_public_url_or_ingress_the_links_keep_the_port_forward_default(
+    render_chart: Any,
+) -> None:
+    assert {None} == set().union(*_public_urls(render_chart()).values())
+    assert Settings().web_url == "http://127.0.0.1:8042"

@@ -6,6 +6,7 @@ Query semantics are pinned down table-driven over one small data set, so that an
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -154,9 +155,23 @@ STUDY_CASES: list[tuple[dict[str, Any], list[str]]] = [
     (dict(PatientID="PAT*", Modality="CT", StudyDate="20240101-"), ["1.1"]),
     (dict(PatientName="DOE*", text="flair"), ["1.2"]),
 ]
+# Orders of studies: empty values are the smallest; ties (none here) by UID.
+ORDER_CASES: list[tuple[dict[str, Any], list[str]]] = [
+    (dict(order="-StudyDate"), ["1.2", "1.1", "1.4", "1.3"]),
+    (dict(order="-StudyDate", limit=2, offset=1), ["1.1", "1.4"]),
+    (dict(order="-StudyDate", Modality="CT"), ["1.1", "1.3"]),  # through their series
+    (dict(order="PatientName"), ["1.2", "1.1", "1.4", "1.3"]),
+    (dict(order="-PatientID"), ["1.4", "1.3", "1.2", "1.1"]),
+    (dict(order="-AccessionNumber", text="dose"), ["1.3", "1.1"]),
+    (dict(order="AccessionNumber"), ["1.4", "1.1", "1.2", "1.3"]),
+]
 
 
-@pytest.mark.parametrize(("fields", "expected"), STUDY_CASES, ids=[str(c[0]) for c in STUDY_CASES])
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    STUDY_CASES + ORDER_CASES,
+    ids=[str(c[0]) for c in STUDY_CASES + ORDER_CASES],
+)
 def test_find_studies(data_set: MetadataIndex, fields: dict[str, Any], expected: list[str]) -> None:
     assert [s.StudyInstanceUID for s in data_set.find_studies(Query(**fields))] == expected
 
@@ -233,6 +248,14 @@ def test_bad_queries_are_refused_with_a_reason(
     for find in (index.find_studies, index.find_series, index.find_instances):
         with pytest.raises(InvalidQuery, match=r"\S"):
             find(Query(**fields))
+
+
+@pytest.mark.parametrize("order", ["StudyDescription", "-", "studydate", "StudyDate; DROP"])
+def test_unknown_orders_are_refused_naming_the_known_ones(
+    data_set: MetadataIndex, order: str
+) -> None:
+    with pytest.raises(InvalidQuery, match="by one of StudyDate, PatientName"):
+        data_set.find_studies(Query(order=order))
 
 
 def test_parse_date_range() -> None:
@@ -320,6 +343,31 @@ def test_header_round_trip(index: MetadataIndex, make_instance: Any) -> None:
     assert without.header == {}
     assert without.to_dict() == record.to_dict()
     assert index.get_instance("nope") is None
+
+
+def test_header_texts_are_the_headers_with_peeked_values(
+    index: MetadataIndex, make_instance: Any
+) -> None:
+    index.upsert_instance(make_instance("1", "2", "3", header=HEADER, InstanceNumber=1))
+    index.upsert_instance(make_instance("4", "2", "3", InstanceNumber=2))
+    peek = ("00280010", "00200032", "00100010", "00280100")
+    first, second = index.find_header_texts(Query(StudyInstanceUID=["3"]), peek)
+    assert json.loads(first.json) == HEADER
+    assert first.peeked == {
+        "00280010": 512,
+        "00200032": -125.5,
+        "00100010": {"Alphabetic": "Müller^Jürgen"},
+        "00280100": None,
+    }
+    assert (json.loads(second.json), second.peeked) == ({}, dict.fromkeys(peek))
+    assert first.record == index.find_instances(Query(SOPInstanceUID=["1"]))[0]
+    # A backend's own answer is the one the interface's generic answer gives.
+    generic = MetadataIndex.find_header_texts(index, Query(), peek)
+    assert [(json.loads(h.json), h.peeked, h.record) for h in generic] == [
+        (json.loads(h.json), h.peeked, h.record) for h in index.find_header_texts(Query(), peek)
+    ]
+    with pytest.raises(InvalidQuery, match="DICOM JSON tag"):
+        index.find_header_texts(Query(), ['0028") OR 1=1 --'])
 
 
 def test_upsert_is_idempotent(index: MetadataIndex, make_instance: Any) -> None:

@@ -570,12 +570,35 @@ def test_study_conditions_search_the_studies(
     assert cluster.searches("t-series") == []
 
 
+@pytest.mark.parametrize(
+    ("order", "sort"),
+    [
+        ("-StudyDate", {"StudyDate": {"order": "desc", "missing": "_last"}}),
+        ("PatientName", {"PatientName": {"order": "asc", "missing": "_first"}}),
+    ],
+)
+def test_studies_come_in_the_query_order(
+    os_index: OpenSearchIndex, cluster: Cluster, order: str, sort: dict[str, Any]
+) -> None:
+    os_index.find_studies(Query(order=order))
+    os_index.find_studies(Query(order=order, Modality="CT"))
+    (search,) = cluster.searches("t-studies")
+    assert search["sort"] == [sort, {"StudyInstanceUID": {"order": "asc"}}]
+    (aggregation,) = cluster.searches("t-series")
+    (key,) = sort
+    by, uid = aggregation["aggs"]["studies"]["composite"]["sources"]
+    assert by == {
+        "by": {"terms": {"field": key, "missing_bucket": True, "order": sort[key]["order"]}}
+    }
+    assert uid == {"uid": {"terms": {"field": "StudyInstanceUID", "order": "asc"}}}
+
+
 def test_series_conditions_find_studies_through_a_composite_aggregation(
     os_index: OpenSearchIndex, cluster: Cluster
 ) -> None:
     buckets = [
-        {"key": {"date": None, "uid": "1.3"}},
-        {"key": {"date": 1704412800000, "uid": "1.1"}},
+        {"key": {"by": None, "uid": "1.3"}},
+        {"key": {"by": 1704412800000, "uid": "1.1"}},
     ]
     cluster.on(
         "POST", "/t-series/_search", (200, {"aggregations": {"studies": {"buckets": buckets}}})
@@ -625,7 +648,7 @@ def test_series_conditions_find_studies_through_a_composite_aggregation(
                     "size": 1000,
                     "sources": [
                         {
-                            "date": {
+                            "by": {
                                 "terms": {
                                     "field": "StudyDate",
                                     "missing_bucket": True,
@@ -653,7 +676,7 @@ def test_composite_pages_follow_the_after_key(
     os_index: OpenSearchIndex, cluster: Cluster, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     small_pages(monkeypatch, 2)
-    page = [{"key": {"date": None, "uid": f"1.{n}"}} for n in range(4)]
+    page = [{"key": {"by": None, "uid": f"1.{n}"}} for n in range(4)]
     cluster.on(
         "POST",
         "/t-series/_search",
@@ -663,7 +686,7 @@ def test_composite_pages_follow_the_after_key(
     os_index.find_studies(Query(text="chest", offset=1, limit=2))
     first, second = cluster.searches("t-series")
     assert "after" not in first["aggs"]["studies"]["composite"]
-    assert second["aggs"]["studies"]["composite"]["after"] == {"date": None, "uid": "1.1"}
+    assert second["aggs"]["studies"]["composite"]["after"] == {"by": None, "uid": "1.1"}
     (mget,) = cluster.sent("POST", "/t-studies/_mget")
     assert mget.body == {"ids": ["1.1", "1.2"]}
 

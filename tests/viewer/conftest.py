@@ -1,5 +1,6 @@
-"""A local site's web service serving the OHIF viewer that `make viewer` installed, a CT
-series with a SEG made from it by operators/threshold-segmentation, and a headless Chromium."""
+"""A local site's web service serving the OHIF viewer that `make viewer` installed, the site's
+real Airflow, a CT series with a SEG made from it by operators/threshold-segmentation, and a
+headless Chromium."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ import pytest
 from selenium import webdriver
 
 from openjip.access import UserStore
+from openjip.airflow.local import AirflowComponent
 from openjip.config import Settings
+from openjip.config.settings import AirflowSettings
 from openjip.operators import load_operator, run_operator_locally
 from openjip.operators.catalog import REPO_OPERATORS_DIR
 from openjip.phantom import write_ct_series
@@ -81,6 +84,20 @@ def viewer_site(settings: Settings, doctor: tuple[str, str]) -> Iterator[WebServ
     service.start()
     yield service
     service.stop()
+
+
+@pytest.fixture
+def airflow(
+    settings: Settings, viewer_site: WebService, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[AirflowComponent]:
+    """The site's Airflow, its plugin linking to ``viewer_site``."""
+    monkeypatch.setenv("OPENJIP_WEB__PUBLIC_URL", viewer_site.url)
+    monkeypatch.setenv("OPENJIP_HOME", str(settings.home_dir))
+    settings.airflow = AirflowSettings(port=0, parallelism=2)
+    component = AirflowComponent(settings)
+    component.start()
+    yield component
+    component.stop()
 
 
 @pytest.fixture

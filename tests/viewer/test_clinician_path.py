@@ -6,11 +6,10 @@ failed. Airflow lists the plugin's Images page and Open in viewer tabs (web serv
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import pytest
 from browser import NetworkLog, log_in, wait_for, wait_for_ct_under_seg
 from selenium import webdriver
 from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
@@ -18,8 +17,6 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
 
 from openjip.airflow.local import AirflowComponent
-from openjip.config import Settings
-from openjip.config.settings import AirflowSettings
 from openjip.web import WebService
 
 if TYPE_CHECKING:
@@ -32,20 +29,6 @@ def _run_state(driver: webdriver.Chrome) -> str:
         return str(driver.find_element(By.ID, "run-state").text)
     except (NoSuchElementException, StaleElementReferenceException):
         return ""
-
-
-@pytest.fixture
-def airflow(
-    settings: Settings, viewer_site: WebService, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[AirflowComponent]:
-    """The site's Airflow, its plugin linking to ``viewer_site``."""
-    monkeypatch.setenv("OPENJIP_WEB__PUBLIC_URL", viewer_site.url)
-    monkeypatch.setenv("OPENJIP_HOME", str(settings.home_dir))
-    settings.airflow = AirflowSettings(port=0, parallelism=2)
-    component = AirflowComponent(settings)
-    component.start()
-    yield component
-    component.stop()
 
 
 def test_find_run_and_look_at_the_result(

@@ -1,9 +1,12 @@
-"""OHIF's study list against a site holding 2,000 studies: it lists the first 101 (what it asks
-for) and pages forward, without a failed DICOMweb request (headless Chromium). OHIF itself
-turns sorting off for lists of more than 100 studies, so sorting is not exercised here."""
+"""OHIF's study list against a site holding 2,000 studies (headless Chromium): it lists the
+first 101 (what it asks for), newest first, pages forward and sorts, without a failed DICOMweb
+request. OHIF sorts only the 101 studies it fetched, client-side; the site answers a study
+search newest first, so those 101 are the newest of all 2,000 and the list's default order
+(Study Date, descending) is the true order of the whole archive."""
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Callable
 from pathlib import Path
 
@@ -56,6 +59,18 @@ def _patients(driver: webdriver.Chrome) -> list[str]:
         return []
 
 
+def _dates(driver: webdriver.Chrome) -> list[str]:
+    """The study dates (YYYYMMDD) on the page of the study list, top to bottom."""
+    cells = driver.find_elements(
+        By.XPATH, "//td[starts-with(normalize-space(.), 'Patient, ')]/following-sibling::td[1]"
+    )
+    try:
+        shown = [cell.text.strip() for cell in cells]
+    except StaleElementReferenceException:
+        return []
+    return [datetime.datetime.strptime(day, "%d-%b-%Y").strftime("%Y%m%d") for day in shown]
+
+
 def _body(driver: webdriver.Chrome) -> str:
     return str(driver.find_element(By.TAG_NAME, "body").text)
 
@@ -67,17 +82,33 @@ def test_study_list_of_2000_studies_lists_and_pages(
     ingest: Callable[[list[Path]], list[str]],
     chromium: webdriver.Chrome,
 ) -> None:
-    ingest(_write_studies(tmp_path / "studies"))
+    files = _write_studies(tmp_path / "studies")
+    ingest(files)
+    all_dates = sorted(
+        (f"2024{1 + n % 12:02d}{1 + n % 28:02d}" for n in range(STUDIES)), reverse=True
+    )
     network = NetworkLog(chromium)
     log_in(chromium, viewer_site.url, *doctor, then="/viewer/")
     wait_for(lambda: len(_patients(chromium)) >= 25, 90, "a page of the study list")
     # OHIF asks for 101 studies (one more than it shows as a complete list) and pages them.
     assert "of 101" in chromium.find_element(By.TAG_NAME, "body").text
     first_page = _patients(chromium)
+    first_dates = _dates(chromium)
+    # The newest 50 of all 2,000 studies, newest first (not the 101 oldest, sorted).
+    assert first_dates == all_dates[: len(first_dates)] and len(first_dates) == 50
     chromium.find_element(By.XPATH, "//*[contains(text(), ' of 101')]/following::button[2]").click()
     wait_for(lambda: "51-100 of 101" in _body(chromium), 30, "the second page")
     second_page = _patients(chromium)
     assert second_page and not set(second_page) & set(first_page)
+    assert _dates(chromium) == all_dates[50:100]
+    # Sorting by patient (client-side, over the 101 fetched) puts them in name order.
+    chromium.find_element(By.CSS_SELECTOR, "button[aria-label='Sort Patient']").click()
+    wait_for(
+        lambda: (names := _patients(chromium)) and names in (sorted(names), sorted(names)[::-1]),
+        30,
+        "the list sorted by patient",
+    )
+    assert _patients(chromium) != second_page
     assert any("/dicom-web/studies?" in e.url for e in network.dicomweb())
     failed = [f"{e.status or e.error} {e.url}" for e in network.dicomweb() if e.failed]
     assert failed == []

@@ -258,3 +258,35 @@ def test_cors_for_a_viewer_on_another_origin(settings: Settings) -> None:
         assert "access-control-allow-origin" not in other.headers
     finally:
         service.stop()
+
+
+@pytest.mark.parametrize(
+    ("name", "pixel_vr"),
+    [
+        ("CT_small.dcm", "OW"),  # native, 16 bits allocated
+        ("OBXXXX1A.dcm", "OB"),  # native, 8 bits
+        ("JPEG2000.dcm", "OB"),  # encapsulated
+        ("test-SR.dcm", None),  # no image: no pixel data element
+    ],
+)
+def test_metadata_is_the_stored_header_with_a_bulk_data_uri_for_images(
+    http: httpx.Client, settings: Settings, name: str, pixel_vr: str | None
+) -> None:
+    data = Path(str(pydicom.data.get_testdata_file(name))).read_bytes()
+    assert stow(http, [("application/dicom", data)]).status_code == 200
+    ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True)
+    index = open_index(settings)
+    (record,) = index.find_instances(Query(SOPInstanceUID=[ds.SOPInstanceUID]), with_header=True)
+    index.close()
+    base = f"{str(http.base_url).rstrip('/')}/dicom-web/studies/{ds.StudyInstanceUID}"
+    instance = f"series/{ds.SeriesInstanceUID}/instances/{ds.SOPInstanceUID}"
+    expected = dict(record.header)
+    if pixel_vr:
+        uri = f"{base}/{instance}/bulkdata/7FE00010"
+        expected["7FE00010"] = {"vr": pixel_vr, "BulkDataURI": uri}
+    for url in (f"{base}/metadata", f"{base}/series/{ds.SeriesInstanceUID}/metadata",
+                f"{base}/{instance}/metadata"):  # fmt: skip
+        answer = http.get(url)
+        assert answer.status_code == 200
+        assert answer.headers["content-type"] == "application/dicom+json"
+        assert answer.json() == [expected]

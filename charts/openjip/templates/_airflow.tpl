@@ -87,6 +87,7 @@
 {{ include "openjip.env.airflowClient" . }}
 {{ include "openjip.env.access" . }}
 {{ include "openjip.env.stepRunner" . }}
+{{ include "openjip.env.webPublicURL" . }}
 {{- include "openjip.env.extra" .Values.airflow.extraEnv }}
 {{- end -}}
 

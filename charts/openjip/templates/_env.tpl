@@ -216,8 +216,29 @@ app.kubernetes.io/part-of: openjip
   value: "8042"
 - name: OPENJIP_WEB__METRICS_PORT
   value: {{ .Values.web.metricsPort | quote }}
+{{ include "openjip.env.webPublicURL" . }}
 {{- if .Values.airflow.enabled }}
 {{ include "openjip.env.stepGrantKey" . }}
+{{- end }}
+{{- end -}}
+
+{{/*
+Where browsers reach the web service: web.publicUrl, else the web Ingress's host. Airflow's
+pods need it for the plugin's links (Images, Open in viewer); nothing set leaves the settings'
+default, http://127.0.0.1:8042 (a port-forward).
+*/}}
+{{- define "openjip.webPublicURL" -}}
+{{- if .Values.web.publicUrl -}}
+{{- trimSuffix "/" .Values.web.publicUrl -}}
+{{- else if and .Values.ingress.enabled .Values.ingress.web.host -}}
+{{- printf "https://%s" .Values.ingress.web.host -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "openjip.env.webPublicURL" -}}
+{{- with include "openjip.webPublicURL" . }}
+- name: OPENJIP_WEB__PUBLIC_URL
+  value: {{ . | quote }}
 {{- end }}
 {{- end -}}
 

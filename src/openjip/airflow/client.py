@@ -1,4 +1,5 @@
-"""A small client of Airflow's REST API v2: token, trigger a run, list runs and DAGs, unpause.
+"""A small client of Airflow's REST API v2: token, trigger a run, list runs and DAGs, unpause,
+read task instances, their logs and XComs.
 
 Airflow 3 authenticates API calls with a JWT from ``POST /auth/token``; the token is fetched once
 and again when a call answers 401. Connection failures and 5xx answers raise
@@ -128,6 +129,26 @@ class AirflowClient:
             str(item.get("event", item)) if isinstance(item, dict) else str(item)
             for item in content
         )
+
+    def xcom(self, dag_id: str, run_id: str, task_id: str, key: str, *, map_index: int = -1) -> Any:
+        """The value a task instance pushed as XCom ``key``; ``None`` if it pushed none."""
+        try:
+            answer = self._call(
+                "GET",
+                f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/{key}",
+                params={"map_index": map_index},
+            )
+        except AirflowError as error:
+            if error.status == 404:
+                return None
+            raise
+        value = answer.get("value")
+        if isinstance(value, str):  # stored as JSON text by some paths
+            try:
+                return json.loads(value)
+            except ValueError:
+                return value
+        return value
 
     def dags(self) -> list[dict[str, Any]]:
         """Every DAG Airflow knows."""

@@ -15,6 +15,7 @@ from typing import Any
 from airflow.sdk import BaseOperator, XComArg
 from airflow.sdk.exceptions import AirflowException
 
+from openjip.airflow.progress import ProgressReporter
 from openjip.runner.base import StepRequest
 from openjip.workflows.spec import (
     SERIES_PARAM,
@@ -51,7 +52,10 @@ class SelectSeriesOperator(BaseOperator):
         try:
             if chosen or spec.kind == "cohort":
                 return self._selected(index, settings, chosen, spec.cohort)
-            fields = {key: resolve_param_value(value, params) for key, value in spec.query.items()}
+            fields: dict[str, Any] = {
+                key: str(resolve_param_value(value, params) or "")
+                for key, value in spec.query.items()
+            }  # a field the form left empty (None) matches anything, as "" does
             found = index.find_series(Query(**fields, limit=spec.limit))
         finally:
             index.close()
@@ -116,12 +120,15 @@ class AnalysisOperator(BaseOperator):
             request.series_uids,
             request.params,
         )
+        progress = ProgressReporter(context.get("ti"), self.log)
         try:
-            outcome = open_runner(get_settings()).run(request, context)
+            outcome = open_runner(get_settings()).run(request, context, on_progress=progress)
         except StepFailed as failure:
             raise AirflowException(
                 f"step {request.step} failed on {request.series_uids}: {failure}"
             ) from failure
+        finally:
+            progress.flush()
         self.log.info("step %s produced %s", request.step, outcome.to_dict())
         return outcome.to_dict()
 

@@ -5,9 +5,10 @@ and are re-exported here.
 ``open_index(settings)`` returns the backend the settings choose.
 """
 
-from openjip.index.base import IndexUnavailable, MetadataIndex
+from openjip.index.base import HeaderText, IndexUnavailable, MetadataIndex
 from openjip.index.factory import open_index
 from openjip.records import (
+    STUDY_ORDERS,
     IndexError_,
     InstanceRecord,
     InvalidQuery,
@@ -20,6 +21,8 @@ from openjip.records import (
 )
 
 __all__ = [
+    "STUDY_ORDERS",
+    "HeaderText",
     "IndexError_",
     "IndexUnavailable",
     "InstanceRecord",

@@ -7,6 +7,11 @@ The records it keeps, the :class:`Query` it answers and the errors of bad input 
 from __future__ import annotations
 
 import abc
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from openjip.records.errors import IndexError_, InvalidQuery, InvalidRecord
 from openjip.records.model import (
@@ -21,6 +26,7 @@ from openjip.records.query import Query, parse_date_range
 
 __all__ = [
     "DEFAULT_PROJECTS",
+    "HeaderText",
     "IndexError_",
     "IndexUnavailable",
     "InstanceRecord",
@@ -36,8 +42,36 @@ __all__ = [
 ]
 
 
+_TAG = re.compile(r"[0-9A-F]{8}\Z")
+
+
 class IndexUnavailable(IndexError_):
     """The index cannot be read or written now."""
+
+
+def require_tags(tags: Sequence[str]) -> None:
+    """Raise :class:`InvalidQuery` unless every one of ``tags`` is a DICOM JSON tag."""
+    for tag in tags:
+        if not _TAG.match(tag):
+            raise InvalidQuery(f"not a DICOM JSON tag (8 upper-case hex digits): {tag!r}")
+
+
+def header_json(header: dict[str, Any]) -> str:
+    """The compact JSON text of a DICOM JSON header, as the index keeps and serves it."""
+    return json.dumps(header, separators=(",", ":"), ensure_ascii=False, check_circular=False)
+
+
+@dataclass(frozen=True)
+class HeaderText:
+    """One instance's header as the DICOM JSON text the index holds, and the first values of a
+    few of its top-level attributes (read without parsing the whole text in Python)."""
+
+    record: InstanceRecord
+    """The instance, its ``header`` left empty."""
+    json: str
+    """The header as a DICOM JSON object (PS3.18 F.2), bulk data left out."""
+    peeked: dict[str, Any]
+    """First ``Value`` of each peeked tag at the header's top level; ``None`` if absent/empty."""
 
 
 class MetadataIndex(abc.ABC):
@@ -61,7 +95,8 @@ class MetadataIndex(abc.ABC):
 
     @abc.abstractmethod
     def find_studies(self, query: Query) -> list[StudyRecord]:
-        """Studies having at least one series/instance that matches, by StudyDate then UID."""
+        """Studies having at least one series/instance that matches, in ``query.order`` then by
+        UID (by StudyDate unless asked otherwise)."""
 
     @abc.abstractmethod
     def find_series(self, query: Query) -> list[SeriesRecord]:
@@ -70,6 +105,22 @@ class MetadataIndex(abc.ABC):
     @abc.abstractmethod
     def find_instances(self, query: Query, *, with_header: bool = False) -> list[InstanceRecord]:
         """Instances that match, ordered by series then InstanceNumber; headers when asked."""
+
+    def find_header_texts(self, query: Query, peek: Sequence[str] = ()) -> list[HeaderText]:
+        """Instances that match (ordered as :meth:`find_instances`) with their headers as JSON
+        text, peeking at the top-level tags ``peek`` (8 upper-case hex digits each).
+
+        This default parses and re-serialises each header; a backend that stores the text
+        answers it as stored, which is what makes large metadata answers cheap.
+        """
+        require_tags(peek)
+        found = []
+        for record in self.find_instances(query, with_header=True):
+            header, record.header = record.header, {}
+            text = header_json(header)
+            peeked = {tag: (header.get(tag, {}).get("Value") or [None])[0] for tag in peek}
+            found.append(HeaderText(record, text, peeked))
+        return found
 
     @abc.abstractmethod
     def delete_instance(self, sop_instance_uid: str) -> bool:

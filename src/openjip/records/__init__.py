@@ -29,7 +29,7 @@ from openjip.records.model import (
     StudyRecord,
     require_uids,
 )
-from openjip.records.query import Query, parse_date_range
+from openjip.records.query import STUDY_ORDERS, Query, parse_date_range
 from openjip.records.uids import InvalidUID, check_uid, is_valid_uid
 
 __all__ = [
@@ -39,6 +39,7 @@ __all__ = [
     "RUNS_PREFIX",
     "SERIES_FIELDS",
     "STUDY_FIELDS",
+    "STUDY_ORDERS",
     "IndexError_",
     "InstanceRecord",
     "InvalidQuery",

@@ -7,6 +7,9 @@ from dataclasses import dataclass, field
 
 from openjip.records.errors import InvalidQuery
 
+STUDY_ORDERS = ("StudyDate", "PatientName", "PatientID", "AccessionNumber")
+"""What studies can be ordered by (``Query.order``)."""
+
 
 @dataclass
 class Query:
@@ -37,6 +40,20 @@ class Query:
     """Only studies belonging to any of these projects (and their series and instances)."""
     limit: int | None = None
     offset: int = 0
+    order: str = "StudyDate"
+    """How studies come back: one of :data:`STUDY_ORDERS`, ``-`` before it for descending;
+    empty values count as the smallest, ties go by StudyInstanceUID (ascending either way, so
+    pages are stable). Series and instances keep their own orders."""
+
+    def study_order(self) -> tuple[str, bool]:
+        """``order`` as (attribute, descending); :class:`InvalidQuery` if it is not one."""
+        key = self.order.removeprefix("-")
+        if key not in STUDY_ORDERS:
+            raise InvalidQuery(
+                f"cannot order studies by {self.order!r}; by one of {', '.join(STUDY_ORDERS)},"
+                " with - before it for descending"
+            )
+        return key, self.order.startswith("-")
 
     def study_date_range(self) -> tuple[str | None, str | None]:
         """``StudyDate`` as inclusive (first, last) bounds, ``None`` where open.

@@ -9,13 +9,17 @@ are ingested like received series with ``derived_from`` set to their source seri
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from openjip.records.keys import ALL_SERIES, output_prefix
 from openjip.records.keys import key_safe as key_safe  # re-exported for the runner backends
+from openjip.sdk.contract import Progress
 from openjip.workflows.spec import ResourcesSpec
+
+ProgressCallback = Callable[[Progress], None]
+"""Called with each progress report of a running step's operator."""
 
 
 class StepFailed(Exception):
@@ -72,8 +76,15 @@ class StepRunner(abc.ABC):
     """Runs analysis steps."""
 
     @abc.abstractmethod
-    def run(self, request: StepRequest, context: Mapping[str, Any] | None = None) -> StepOutcome:
+    def run(
+        self,
+        request: StepRequest,
+        context: Mapping[str, Any] | None = None,
+        *,
+        on_progress: ProgressCallback | None = None,
+    ) -> StepOutcome:
         """Run the step to its end; :class:`StepFailed` with the step's message on failure.
 
-        ``context`` is the Airflow task context when the step runs inside a task.
+        ``context`` is the Airflow task context when the step runs inside a task;
+        ``on_progress`` hears the operator's progress reports as they come.
         """

@@ -20,7 +20,14 @@ from typing import TYPE_CHECKING, Any
 
 from openjip.access.confinement import Confinement
 from openjip.index.base import DEFAULT_PROJECTS, MetadataIndex, Query, RunOutput
-from openjip.runner.base import StepFailed, StepOutcome, StepRequest, StepRunner, key_safe
+from openjip.runner.base import (
+    ProgressCallback,
+    StepFailed,
+    StepOutcome,
+    StepRequest,
+    StepRunner,
+    key_safe,
+)
 from openjip.storage.base import ObjectStore
 from openjip.workflows.spec import split_operator_ref
 
@@ -61,8 +68,15 @@ class LocalStepRunner(StepRunner):
         self.work_root = work_root
         self.private = private
 
-    def run(self, request: StepRequest, context: Mapping[str, Any] | None = None) -> StepOutcome:
-        """Fetch inputs, run the operator, upload and index its outputs."""
+    def run(
+        self,
+        request: StepRequest,
+        context: Mapping[str, Any] | None = None,
+        *,
+        on_progress: ProgressCallback | None = None,
+    ) -> StepOutcome:
+        """Fetch inputs, run the operator (its progress to ``on_progress``), upload and index
+        its outputs."""
         from openjip.operators import StepFailed as OperatorFailed
         from openjip.operators import find_operator, run_operator_locally
 
@@ -82,7 +96,12 @@ class LocalStepRunner(StepRunner):
                 confinement = Confinement(private=self.private, scratch=work / "scratch")
             try:
                 run_operator_locally(
-                    operator, input_dir, output_dir, request.params, confinement=confinement
+                    operator,
+                    input_dir,
+                    output_dir,
+                    request.params,
+                    confinement=confinement,
+                    on_progress=on_progress,
                 )
             except OperatorFailed as failure:
                 raise StepFailed(str(failure)) from failure

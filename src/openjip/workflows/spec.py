@@ -70,7 +70,8 @@ class InputSpec(_Strict):
         default_factory=dict,
         description=(
             "Index query for `kind: query`: fields of the index Query (Modality, PatientID, "
-            "StudyDate, BodyPartExamined, ...); a value may be `{{ params.NAME }}`."
+            "PatientName, StudyDate, AccessionNumber, BodyPartExamined; `text`: words of the "
+            "study/series descriptions); a value may be `{{ params.NAME }}` (empty: any)."
         ),
     )
     limit: int | None = Field(None, ge=1, description="At most this many series from the query.")

@@ -28,9 +28,9 @@ if TYPE_CHECKING:
     from openjip.operators import OperatorManifest
 
 QUERY_FIELDS = tuple(
-    name for name, kind in Query.__annotations__.items() if kind == "str" and name != "text"
+    name for name, kind in Query.__annotations__.items() if kind == "str" and name != "order"
 )
-"""Index query fields an ``input.query`` may set."""
+"""Index query fields an ``input.query`` may set (``text``: words of the descriptions)."""
 
 OperatorLookup = Callable[[str, str], "OperatorManifest"]
 """``lookup(name, version)`` → the operator's manifest; ``LookupError`` saying why when unusable."""

@@ -161,7 +161,7 @@ class OpenSearchIndex(MetadataIndex):
         return reads.get_instance(self.cluster, sop_instance_uid)
 
     def find_studies(self, query: Query) -> list[StudyRecord]:
-        """Matching studies ordered by StudyDate (none first), then StudyInstanceUID."""
+        """Matching studies in ``query.order`` (StudyDate by default), then StudyInstanceUID."""
         return reads.find_studies(self.cluster, query)
 
     def find_series(self, query: Query) -> list[SeriesRecord]:

@@ -21,6 +21,16 @@ STUDY_SORT: list[Any] = [
     {"StudyDate": {"order": "asc", "missing": "_first"}},
     {"StudyInstanceUID": {"order": "asc"}},
 ]
+"""The default order of studies (``Query.order`` of StudyDate)."""
+
+
+def study_sort(query: Query) -> list[Any]:
+    """The sort of ``query.order``: missing values the smallest, ties by UID ascending."""
+    key, descending = query.study_order()
+    order, missing = ("desc", "_last") if descending else ("asc", "_first")
+    return [{key: {"order": order, "missing": missing}}, {"StudyInstanceUID": {"order": "asc"}}]
+
+
 SERIES_SORT: list[Any] = [
     {"StudyInstanceUID": {"order": "asc"}},
     {"SeriesNumber": {"order": "asc", "missing": "_first"}},

@@ -19,9 +19,9 @@ from openjip.index.opensearch.query import (
     INSTANCE_SORT,
     RUN_OUTPUT_SORT,
     SERIES_SORT,
-    STUDY_SORT,
     Conditions,
     all_of,
+    study_sort,
     terms,
 )
 
@@ -37,14 +37,14 @@ def get_instance(cluster: Cluster, sop_instance_uid: str) -> InstanceRecord | No
 
 
 def find_studies(cluster: Cluster, query: Query) -> list[StudyRecord]:
-    """Matching studies ordered by StudyDate (none first), then StudyInstanceUID."""
+    """Matching studies in ``query.order`` (missing values first ascending), then UID."""
     conditions = Conditions.of(query)
     cluster.ensure_indices()
     if not conditions.below_study():
         hits = cluster.hits(
             cluster.studies,
             all_of(conditions.study),
-            STUDY_SORT,
+            study_sort(query),
             offset=query.offset,
             limit=query.limit,
         )
@@ -53,9 +53,7 @@ def find_studies(cluster: Cluster, query: Query) -> list[StudyRecord]:
     if series_filter is None:
         return []
     studies: list[StudyRecord] = []
-    for uids in _chunks(
-        _distinct_studies(cluster, series_filter, query.offset, query.limit), PAGE_SIZE
-    ):
+    for uids in _chunks(_distinct_studies(cluster, series_filter, query), PAGE_SIZE):
         docs = cluster.mget(cluster.studies, uids)
         # A study deleted since the aggregation saw its series is left out.
         studies += [study_record(docs[uid]) for uid in uids if uid in docs]
@@ -182,19 +180,22 @@ def _series_uids(cluster: Cluster, series_filter: dict[str, Any]) -> Iterator[st
 
 
 def _distinct_studies(
-    cluster: Cluster, series_filter: dict[str, Any], offset: int, limit: int | None
+    cluster: Cluster, series_filter: dict[str, Any], query: Query
 ) -> Iterator[str]:
-    """StudyInstanceUIDs of the matching series in study order (StudyDate, none first, then
-    UID), each once: a composite aggregation paged by its after-key."""
-    if limit == 0:
+    """StudyInstanceUIDs of the matching series in study order (``query.order``, missing
+    values first ascending and last descending, then UID), each once: a composite aggregation
+    paged by its after-key (series carry the study fields studies are ordered by)."""
+    if query.limit == 0:
         return
-    skip, left = offset, limit
+    key, descending = query.study_order()
+    skip, left = query.offset, query.limit
+    order = "desc" if descending else "asc"
     after: dict[str, Any] | None = None
     while True:
         composite: dict[str, Any] = {
             "size": PAGE_SIZE,
             "sources": [
-                {"date": {"terms": {"field": "StudyDate", "missing_bucket": True, "order": "asc"}}},
+                {"by": {"terms": {"field": key, "missing_bucket": True, "order": order}}},
                 {"uid": {"terms": {"field": "StudyInstanceUID", "order": "asc"}}},
             ],
         }

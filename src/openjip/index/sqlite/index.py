@@ -24,6 +24,7 @@ from typing import Any
 
 import openjip.index.sqlite.queries as queries
 from openjip.index.base import (
+    HeaderText,
     IndexUnavailable,
     InstanceRecord,
     InvalidRecord,
@@ -32,11 +33,12 @@ from openjip.index.base import (
     RunOutput,
     SeriesRecord,
     StudyRecord,
+    header_json,
     require_uids,
 )
 from openjip.index.sqlite.connections import ConnectionPool
 from openjip.index.sqlite.schema import CREATE_RUN_OUTPUTS, RUN_OUTPUT_COLUMNS
-from openjip.index.sqlite.upsert import delete, header_json, set_study_projects, upsert
+from openjip.index.sqlite.upsert import delete, set_study_projects, upsert
 
 
 class SQLiteIndex(MetadataIndex):
@@ -180,7 +182,7 @@ class SQLiteIndex(MetadataIndex):
         return queries.instance_record(rows[0], with_header=True) if rows else None
 
     def find_studies(self, query: Query) -> list[StudyRecord]:
-        """Matching studies ordered by StudyDate, then StudyInstanceUID."""
+        """Matching studies in ``query.order`` (StudyDate by default), then StudyInstanceUID."""
         return [queries.study_record(row) for row in self._read(*queries.studies_sql(query))]
 
     def find_series(self, query: Query) -> list[SeriesRecord]:
@@ -191,6 +193,11 @@ class SQLiteIndex(MetadataIndex):
         """Matching instances ordered by SeriesInstanceUID, InstanceNumber (none first), UID."""
         rows = self._read(*queries.instances_sql(query, with_header=with_header))
         return [queries.instance_record(row, with_header=with_header) for row in rows]
+
+    def find_header_texts(self, query: Query, peek: Sequence[str] = ()) -> list[HeaderText]:
+        """Matching instances with their headers as stored; SQLite's JSON functions peek."""
+        rows = self._read(*queries.instances_sql(query, with_header=True, peek=peek))
+        return [queries.header_text(row, peek) for row in rows]
 
     def idle_series(self, received_before: float) -> list[SeriesRecord]:
         """Incomplete series whose last instance arrived before ``received_before``."""

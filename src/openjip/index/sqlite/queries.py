@@ -5,10 +5,19 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from openjip.index.base import InstanceRecord, InvalidQuery, Query, SeriesRecord, StudyRecord
+from openjip.index.base import (
+    HeaderText,
+    InstanceRecord,
+    InvalidQuery,
+    Query,
+    SeriesRecord,
+    StudyRecord,
+    require_tags,
+)
 from openjip.index.sqlite.schema import INSTANCE_COLUMNS, STUDY_FIELDS
 
 MAX_UIDS = 10_000
@@ -76,7 +85,8 @@ IDLE_SERIES = (
 
 
 def studies_sql(query: Query) -> tuple[str, list[Any]]:
-    """SQL and parameters of the matching studies, by StudyDate, then StudyInstanceUID."""
+    """SQL and parameters of the matching studies in the query's order, then by UID."""
+    key, descending = query.study_order()  # one of a fixed set of column names
     where = _Where.of(query)
     conditions = list(where.study)
     if where.series or where.instance:
@@ -87,7 +97,8 @@ def studies_sql(query: Query) -> tuple[str, list[Any]]:
     params = where.study_params + where.series_params + where.instance_params
     sql = (
         f"SELECT {_STUDY_SELECT} FROM studies st{where_sql(conditions)}"
-        f" ORDER BY st.StudyDate, st.StudyInstanceUID{_page_sql(query, params)}"
+        f" ORDER BY st.{key}{' DESC' if descending else ''}, st.StudyInstanceUID"
+        f"{_page_sql(query, params)}"
     )
     return sql, params
 
@@ -106,13 +117,18 @@ def series_sql(query: Query) -> tuple[str, list[Any]]:
     return sql, params
 
 
-def instances_sql(query: Query, *, with_header: bool) -> tuple[str, list[Any]]:
+def instances_sql(
+    query: Query, *, with_header: bool, peek: Sequence[str] = ()
+) -> tuple[str, list[Any]]:
     """SQL and parameters of the matching instances, by SeriesInstanceUID, InstanceNumber (none
-    first), UID; the header last when asked for."""
+    first), UID; the header when asked for, then the first value of each ``peek`` tag in it."""
     where = _Where.of(query)
     conditions = where.study + where.series + where.instance
-    params = where.study_params + where.series_params + where.instance_params
-    header_sql = ", h.header" if with_header else ""
+    require_tags(peek)
+    peek_paths = [f'$."{tag}".Value[0]' for tag in peek]
+    params = [*peek_paths, *where.study_params, *where.series_params, *where.instance_params]
+    peek_sql = ", json_quote(json_extract(h.header, ?))" * len(peek)
+    header_sql = f", h.header{peek_sql}" if with_header else ""
     header_join = " LEFT JOIN instance_headers h ON h.instance_id = i.id" if with_header else ""
     if where.instance or not (where.study or where.series):
         tables = _FROM_INSTANCES_BY_INSTANCE
@@ -279,6 +295,15 @@ def series_record(row: tuple[Any, ...]) -> SeriesRecord:
     record.complete = bool(record.complete)
     record.projects = _project_list(row[-1])
     return record
+
+
+def header_text(row: tuple[Any, ...], peek: Sequence[str]) -> HeaderText:
+    """A row of :func:`instances_sql` with the header and ``peek`` as a :class:`HeaderText`."""
+    count = len(INSTANCE_COLUMNS)
+    text, *peeked = row[count + 1 :]
+    record = instance_record(row[: count + 1], with_header=False)
+    values = [json.loads(value) for value in peeked]  # each as JSON text: small, and exact
+    return HeaderText(record, text or "{}", dict(zip(peek, values, strict=True)))
 
 
 def instance_record(row: tuple[Any, ...], *, with_header: bool) -> InstanceRecord:

@@ -8,7 +8,6 @@ that one series and study.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -98,10 +97,6 @@ def _changed(names: Sequence[str], old: Sequence[Any], new: Sequence[Any]) -> tu
         (name, value) for name, was, value in zip(names, old, new, strict=True) if value != was
     ]
     return "".join(f"{name} = ?, " for name, _ in changed), [value for _, value in changed]
-
-
-def header_json(header: dict[str, Any]) -> str:
-    return json.dumps(header, separators=(",", ":"), ensure_ascii=False, check_circular=False)
 
 
 def upsert(cur: sqlite3.Cursor, record: InstanceRecord, header: str) -> bool:

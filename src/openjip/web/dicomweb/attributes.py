@@ -3,6 +3,8 @@
 Query keys may be given by keyword (``PatientID``) or by tag (``00100020``). Values use DICOM
 matching (wildcards, date ranges, UID lists), exactly as :class:`openjip.index.Query` defines it;
 ``fuzzymatching=true`` makes a patient name match wherever it occurs in the name.
+``orderby`` (as dcm4chee's archive takes it: a keyword, ``-`` before it for descending) orders
+a study search (:mod:`qido` reads it) by one of :data:`openjip.index.STUDY_ORDERS`.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from openjip.dicom.query_keys import MATCHING_KEYS, set_query_field
 from openjip.index import Query
 from openjip.web.dicomweb.errors import DicomWebError
 
-CONTROL_KEYS = ("limit", "offset", "includefield", "fuzzymatching")
+CONTROL_KEYS = ("limit", "offset", "includefield", "fuzzymatching", "orderby")
 MAX_LIMIT = 10_000
 """Largest ``limit`` a search takes (OpenSearch's default result window); larger is a 400."""
 MAX_OFFSET = 1_000_000_000

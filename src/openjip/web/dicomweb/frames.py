@@ -8,10 +8,10 @@ from fastapi import APIRouter, Request, Response
 
 from openjip.index import InstanceRecord
 from openjip.web.dicomweb.errors import DicomWebError
+from openjip.web.dicomweb.lookup import Reader, matching_instances
 from openjip.web.dicomweb.media import choose_frame_encoding
 from openjip.web.dicomweb.multipart import new_boundary, write_multipart
 from openjip.web.dicomweb.pixels import PIXEL_DATA, StoredPixels
-from openjip.web.dicomweb.wado import Reader, matching_instances
 
 router = APIRouter()
 INSTANCE = "/studies/{study}/series/{series}/instances/{instance}"

@@ -19,6 +19,9 @@ from openjip.web.dicomweb.urls import dicomweb_base, require_uid
 router = APIRouter()
 DICOM_JSON = "application/dicom+json"
 Searcher = Annotated[Principal, Depends(require(Action.FIND))]
+STUDY_ORDER = "-StudyDate"
+"""Studies newest first unless ``orderby`` says otherwise: OHIF sorts a list of up to 100
+studies that way itself and, above 100, shows them in the archive's order with sorting off."""
 
 
 def _index(request: Request) -> MetadataIndex:
@@ -32,10 +35,16 @@ def _accepts_json(request: Request) -> None:
 
 
 def _scoped_query(
-    request: Request, caller: Principal, fixed: dict[str, str]
+    request: Request, caller: Principal, fixed: dict[str, str], *, studies: bool = False
 ) -> tuple[Query | None, list[str]]:
-    """The request's query limited to the caller's projects; ``None`` when it sees none."""
+    """The request's query limited to the caller's projects; ``None`` when it sees none.
+    Only a search for ``studies`` is ordered (by ``orderby``)."""
     query, include = build_query(request.query_params, fixed)
+    if studies:
+        query.order = request.query_params.get("orderby", STUDY_ORDER)
+        query.study_order()  # a 400 naming the orders there are, before any search
+    elif "orderby" in request.query_params:
+        raise DicomWebError(400, "orderby orders study searches only")
     visible = caller.visible_projects(Action.FIND)
     if visible is not None:
         if not visible:
@@ -81,7 +90,7 @@ def _include_tags(include: list[str]) -> list[str]:
 def search_studies(request: Request, caller: Searcher) -> JSONResponse:
     """Studies matching the query parameters, as DICOM JSON."""
     _accepts_json(request)
-    query, _ = _scoped_query(request, caller, {})
+    query, _ = _scoped_query(request, caller, {}, studies=True)
     base = dicomweb_base(request)
     studies = _index(request).find_studies(query) if query else []
     return _answer(

@@ -12,9 +12,9 @@ from fastapi import APIRouter, Request, Response
 from openjip.index import InstanceRecord
 from openjip.web.dicomweb.errors import DicomWebError
 from openjip.web.dicomweb.frames import INSTANCE, parse_frame_numbers, read_pixels
+from openjip.web.dicomweb.lookup import Reader, matching_instances
 from openjip.web.dicomweb.multipart import parse_media_type
 from openjip.web.dicomweb.pixels import Window
-from openjip.web.dicomweb.wado import Reader, matching_instances
 
 router = APIRouter()
 IMAGE_FORMATS = {"image/jpeg": "JPEG", "image/png": "PNG"}

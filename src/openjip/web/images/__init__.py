@@ -96,7 +96,8 @@ def images_script(_: LoggedIn) -> FileResponse:
 @router.get(BASE + "api/search", summary="Images page: search studies, grouped by patient")
 def search_images(request: Request, caller: Searcher) -> JSONResponse:
     """Patients with their studies and series matching name, patient_id, from, to, modality,
-    body_part, description, accession and project, of the caller's projects only."""
+    body_part, description, accession and project, of the caller's projects only, in the
+    order ``sort`` names (``-StudyDate``: newest first, the default)."""
     query = search_query(request.query_params)
     visible = _projects(caller, Action.FIND)
     wanted = [request.query_params["project"]] if request.query_params.get("project") else None

@@ -12,6 +12,7 @@ import pydicom
 from pydicom.errors import InvalidDicomError
 
 from openjip.airflow.client import AirflowClient
+from openjip.airflow.progress import PROGRESS_XCOM
 from openjip.index import MetadataIndex, Query
 from openjip.records import RUNS_PREFIX, NotAnOutputKey, key_safe, parse_output_key
 from openjip.storage import ObjectStore
@@ -58,30 +59,45 @@ def failure_reason(log: str) -> str:
 
 
 def step_states(client: AirflowClient, dag_id: str, run_id: str) -> list[dict[str, Any]]:
-    """Each task instance of the run: ``{"step", "series", "state", "note"}``; a failed one's
-    note says why (from its log)."""
+    """Each task instance of the run: ``{"step", "series", "state", "note", "progress"}``; a
+    failed one's note says why (from its log); a running or failed one's progress is the last
+    the operator reported (``{"fraction", "message"}``, see :mod:`openjip.airflow.progress`),
+    else ``None``."""
     steps = []
     for task in client.task_instances(dag_id, run_id):
         state = str(task.get("state") or "queued")
         note = str(task.get("note") or "")
+        task_id, map_index = str(task["task_id"]), int(task.get("map_index", -1))
+        progress = None
+        if state in ("running", "failed"):
+            pushed = client.xcom(dag_id, run_id, task_id, PROGRESS_XCOM, map_index=map_index)
+            progress = _progress(pushed)
         if state == "failed" and not note:
             log = client.task_log(
                 dag_id,
                 run_id,
-                str(task["task_id"]),
+                task_id,
                 try_number=int(task.get("try_number") or 1),
-                map_index=int(task.get("map_index", -1)),
+                map_index=map_index,
             )
             note = failure_reason(log)
         steps.append(
             {
-                "step": task["task_id"],
+                "step": task_id,
                 "series": str(task.get("rendered_map_index") or ""),
                 "state": state,
                 "note": note,
+                "progress": progress,
             }
         )
     return steps
+
+
+def _progress(value: Any) -> dict[str, Any] | None:
+    """A pushed progress as ``{"fraction", "message"}``; ``None`` for anything else."""
+    if not isinstance(value, dict) or not isinstance(value.get("fraction"), int | float):
+        return None
+    return {"fraction": float(value["fraction"]), "message": str(value.get("message", ""))}
 
 
 def _uids_of(data: bytes) -> tuple[str, str] | None:

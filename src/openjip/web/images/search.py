@@ -1,16 +1,22 @@
 """What the Images page searches: studies by patient, dates, modality, body part, description
-and accession number, with their series, grouped by patient (a thin face over the index)."""
+and accession number, with their series, grouped by patient (a thin face over the index).
+
+Studies are ordered by the index over everything that matches (newest first unless ``sort``
+names another of :data:`openjip.index.STUDY_ORDERS`), so the first page of a search of
+thousands of studies is the first of the whole order; patients come in the order of their
+first study."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
-from openjip.index import MetadataIndex, Query, SeriesRecord, StudyRecord
+from openjip.index import STUDY_ORDERS, MetadataIndex, Query, SeriesRecord, StudyRecord
 from openjip.web.dicomweb.errors import DicomWebError
 
 MAX_STUDIES = 200
 """Studies one search returns at most (the page says when there are more)."""
+DEFAULT_SORT = "-StudyDate"
 
 
 def _pattern(value: str) -> str:
@@ -29,8 +35,15 @@ def _date(value: str, name: str) -> str:
 
 
 def search_query(params: Mapping[str, str]) -> Query:
-    """The index query of the page's search form; 400 for a date that is not one."""
+    """The index query of the page's search form; 400 for a date that is not one, or a sort
+    that is none of the orders there are."""
     first, last = _date(params.get("from", ""), "from"), _date(params.get("to", ""), "to")
+    sort = params.get("sort") or DEFAULT_SORT
+    if sort.removeprefix("-") not in STUDY_ORDERS:
+        raise DicomWebError(
+            400,
+            f"sort must be one of {', '.join(STUDY_ORDERS)} (- first for descending), not {sort!r}",
+        )
     return Query(
         PatientName=_pattern(params.get("name", "")),
         PatientID=params.get("patient_id", "").strip(),
@@ -40,6 +53,7 @@ def search_query(params: Mapping[str, str]) -> Query:
         BodyPartExamined=params.get("body_part", "").strip().upper(),
         text=params.get("description", "").strip(),
         limit=MAX_STUDIES + 1,
+        order=sort,
     )
 
 

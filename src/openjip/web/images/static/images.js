@@ -129,8 +129,14 @@ async function follow(run) {
   status.replaceChildren(element("span", { id: "run-state" }, `Run ${run.run_id}: ${body.state}`), " ",
     element("a", { href: run.airflow_url, target: "_top" }, "in Airflow"));
   for (const step of body.steps || []) {
-    status.append(element("div", { className: step.state === "failed" ? "error" : "" },
-      `${step.step}${step.series ? " [" + step.series + "]" : ""}: ${step.state}${step.note ? " — " + step.note : ""}`));
+    const line = element("div", { className: step.state === "failed" ? "error" : "" },
+      `${step.step}${step.series ? " [" + step.series + "]" : ""}: ${step.state}${step.note ? " — " + step.note : ""}`);
+    if (step.progress) {  // the operator's last progress report (openjip.sdk.progress)
+      const percent = Math.round(step.progress.fraction * 100);
+      line.append(" ", element("progress", { max: 100, value: percent, className: "step-progress" }),
+        element("span", { className: "step-progress-text" }, ` ${percent}% ${step.progress.message}`));
+    }
+    status.append(line);
   }
   if (body.state === "success") {
     status.append(" ", element("a", { id: "open-viewer", href: `runs/${run.dag_id}/${run.run_id}/viewer`, target: "_blank" }, "Open in viewer"));
@@ -180,6 +186,7 @@ async function start() {
   $("#workflow").replaceChildren(...workflows.map((w) => element("option", { value: w.id }, w.title)));
   $("#workflow").addEventListener("change", renderParams);
   $("#search-form").addEventListener("submit", searchImages);
+  $("#sort").addEventListener("change", () => searchImages());
   $("#run").addEventListener("click", runWorkflow);
   $("#save-cohort").addEventListener("click", saveCohort);
   $("#cohort").addEventListener("change", updateSelection);
