@@ -51,7 +51,11 @@ def test_list_shows_workflows_and_rejected_specs(openjip_home: Path) -> None:
     result = runner.invoke(app, ["workflow", "list", "--json"])
     assert result.exit_code == 0, result.output
     listed = json.loads(result.stdout)
-    assert {row["id"] for row in listed["workflows"]} == {"convert-to-nifti", "ct-body-mask"}
+    assert {row["id"] for row in listed["workflows"]} == {
+        "convert-to-nifti",
+        "ct-body-mask",
+        "deidentify-series",
+    }
     [rejected] = listed["rejected"]
     assert rejected["path"].endswith("bad.yaml")
     assert any(line.startswith("steps:") for line in rejected["errors"])

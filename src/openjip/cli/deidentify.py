@@ -75,7 +75,7 @@ def deidentify(
     except ProfileError as error:
         fail(str(error), code=2)
     settings = load_settings()
-    deidentifier = Deidentifier(profile, Pseudonyms(site_secret(settings.home_dir)))
+    deidentifier = Deidentifier(profile, Pseudonyms(site_secret(settings.deid_secret_path)))
     files = list(walk(inputs))
     columns = (TextColumn("de-identifying"), BarColumn(), MofNCompleteColumn())
     with Progress(*columns, console=err_console, transient=True) as progress:
@@ -84,5 +84,5 @@ def deidentify(
     if report_file is not None:
         report.write(report_file)
     _summarise(report)
-    if report.failures or not report.check_passed or (report.quarantined and not allow_quarantine):
+    if report.failed(allow_quarantine):
         raise typer.Exit(1)

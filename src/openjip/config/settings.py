@@ -10,6 +10,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from openjip.config.access import AccessSettings, OidcGrant
+from openjip.config.deid import DeidPolicy, DeidSettings
 from openjip.config.receiver import DimseAction, KnownAE, MoveDestination, ReceiverSettings
 from openjip.config.services import (
     AirflowSettings,
@@ -23,6 +24,8 @@ from openjip.config.services import (
 __all__ = [
     "AccessSettings",
     "AirflowSettings",
+    "DeidPolicy",
+    "DeidSettings",
     "DicomSettings",
     "DimseAction",
     "FederationSettings",
@@ -64,6 +67,7 @@ class Settings(BaseSettings):
     federation: FederationSettings = Field(default_factory=FederationSettings)
     airflow: AirflowSettings = Field(default_factory=AirflowSettings)
     access: AccessSettings = Field(default_factory=AccessSettings)
+    deid: DeidSettings = Field(default_factory=DeidSettings)
 
     @property
     def home_dir(self) -> Path:
@@ -109,6 +113,11 @@ class Settings(BaseSettings):
     def viewer_path(self) -> Path:
         """Folder of the OHIF viewer the web service serves at ``/viewer/``."""
         return (self.web.viewer_path or self.home_dir / "viewer").expanduser()
+
+    @property
+    def deid_secret_path(self) -> Path:
+        """File of the de-identification secret."""
+        return (self.deid.secret_file or self.home_dir / "deid.secret").expanduser()
 
     @property
     def index_path(self) -> Path:

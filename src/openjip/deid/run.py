@@ -63,6 +63,11 @@ class Report:
     def check_passed(self) -> bool:
         return not self.leaks
 
+    def failed(self, allow_quarantine: bool = False) -> bool:
+        """Whether the run failed: a file failed, the check failed, or (unless allowed) an
+        instance was quarantined."""
+        return bool(self.failures or self.leaks or (self.quarantined and not allow_quarantine))
+
     def to_json(self) -> dict[str, Any]:
         table = load_table()
         attributes: dict[str, dict[str, int]] = {}

@@ -28,6 +28,7 @@ from openjip.access.environment import step_environment
 from openjip.operators.catalog import LoadedOperator
 from openjip.operators.params import resolve_params
 from openjip.sdk.contract import (
+    DEID_SECRET_ENV,
     INPUT_ENV,
     OPERATOR_ENV,
     OUTPUT_ENV,
@@ -92,7 +93,20 @@ def _step_env(
     env[OUTPUT_ENV] = str(output_dir)
     env[PARAMS_ENV] = json.dumps(dict(params))
     env[OPERATOR_ENV] = operator.ref
+    if "deid" in operator.manifest.secrets:
+        env[DEID_SECRET_ENV] = str(_deid_secret_file())
     return env
+
+
+def _deid_secret_file() -> Path:
+    """The site's de-identification secret file, created first if it is not there yet (the
+    step only reads it: a secret of its own would give other pseudonyms)."""
+    from openjip.config import get_settings
+    from openjip.deid.pseudonyms import site_secret
+
+    path = get_settings().deid_secret_path
+    site_secret(path)
+    return path
 
 
 def _signal_group(process: subprocess.Popen[str], sig: signal.Signals) -> bool:
