@@ -18,7 +18,7 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
 from openjip.deid.profile import load_table
-from openjip.deid.walker import Deidentifier
+from openjip.deid.walker import Deidentifier, InstanceResult
 
 # Secondary capture classes (single and multi-frame): screenshots, scanned paper, text burned in.
 SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
@@ -111,6 +111,58 @@ def find_leaks(output: Path, data: bytes, identifying: set[str], pixels: bytes =
     return leaks
 
 
+class Refused(ValueError):
+    """An instance that is not de-identified, with the reason (unreadable, a DICOMDIR, not
+    writable de-identified, an identifying value left in the output)."""
+
+
+class Quarantined(Refused):
+    """An instance with suspected burned-in text: never written."""
+
+
+@dataclass
+class Deidentified:
+    """One instance de-identified: its Part-10 bytes, what was done, what the check found."""
+
+    data: bytes
+    sop_instance_uid: str
+    result: InstanceResult
+    leaks: list[Leak]
+
+
+def read_source(source: Path | bytes) -> Dataset:
+    """The dataset of ``source``; :class:`Refused` when it is not an instance to de-identify."""
+    try:
+        dataset = pydicom.dcmread(io.BytesIO(source) if isinstance(source, bytes) else source)
+    except (InvalidDicomError, OSError, ValueError, EOFError) as error:
+        raise Refused(f"not readable as DICOM: {error}") from error
+    if getattr(dataset, "file_meta", {}).get("MediaStorageSOPClassUID") == MEDIA_DIRECTORY:
+        # Its records repeat the instances' identifying values and point at their old files.
+        raise Refused("a DICOMDIR is not de-identified: build a new one")
+    return dataset
+
+
+def deidentify_dataset(
+    dataset: Dataset, deidentifier: Deidentifier, *, quarantine: bool = True, label: str = ""
+) -> Deidentified:
+    """``dataset`` de-identified in place and encoded, with the check's leaks (``label`` names
+    the output in them, the caller may rename it); :class:`Quarantined` for suspected
+    burned-in text, :class:`Refused` when the result cannot be encoded."""
+    reason = burned_in_reason(dataset) if quarantine else None
+    if reason is not None:
+        raise Quarantined(reason)
+    result = deidentifier.deidentify(dataset)
+    buffer = io.BytesIO()  # one write, and the check reads what was written without a read
+    try:
+        dataset.save_as(buffer, enforce_file_format=False)
+    except (ValueError, TypeError, OverflowError) as error:
+        raise Refused(f"cannot be written de-identified: {error}") from error
+    data = buffer.getvalue()
+    pixels = dataset.get("PixelData") or b""
+    leaks = find_leaks(Path(label), data, result.identifying, pixels)
+    return Deidentified(data, str(dataset.get("SOPInstanceUID", "")), result, leaks)
+
+
 def deidentify_files(
     paths: Iterable[Path],
     out: Path,
@@ -125,42 +177,34 @@ def deidentify_files(
     written: dict[Path, Path] = {}
     for path in paths:
         try:
-            dataset = pydicom.dcmread(path)
-        except (InvalidDicomError, OSError, ValueError, EOFError) as error:
-            report.failures.append((str(path), f"not readable as DICOM: {error}"))
-            advance()
-            continue
-        if getattr(dataset, "file_meta", {}).get("MediaStorageSOPClassUID") == MEDIA_DIRECTORY:
-            # Its records repeat the instances' identifying values and point at their old files.
-            report.failures.append((str(path), "a DICOMDIR is not de-identified: build a new one"))
-            advance()
-            continue
-        reason = burned_in_reason(dataset) if quarantine else None
-        if reason is not None:
-            report.quarantined.append((str(path), reason))
-            advance()
-            continue
-        result = deidentifier.deidentify(dataset)
-        name = str(dataset.get("SOPInstanceUID", "")) or deidentifier.pseudonyms.uid(str(path))
-        target = out / f"{name}.dcm"
-        if target in written:
-            report.failures.append((str(path), f"same SOP Instance UID as {written[target]}"))
-            advance()
-            continue
-        written[target] = path
-        buffer = io.BytesIO()  # one write, and the check reads what was written without a read
-        try:
-            dataset.save_as(buffer, enforce_file_format=False)
-        except (ValueError, TypeError, OverflowError) as error:
-            report.failures.append((str(path), f"cannot be written de-identified: {error}"))
-            advance()
-            continue
-        data = buffer.getvalue()
-        target.write_bytes(data)
-        report.instances += 1
-        report.outputs.append((str(path), str(target)))
-        report.attributes.update(result.counts)
-        pixels = dataset.get("PixelData") or b""
-        report.leaks.extend(find_leaks(target, data, result.identifying, pixels))
+            _deidentify_file(path, out, deidentifier, quarantine, report, written)
+        except Quarantined as reason:
+            report.quarantined.append((str(path), str(reason)))
+        except Refused as reason:
+            report.failures.append((str(path), str(reason)))
         advance()
     return report
+
+
+def _deidentify_file(
+    path: Path,
+    out: Path,
+    deidentifier: Deidentifier,
+    quarantine: bool,
+    report: Report,
+    written: dict[Path, Path],
+) -> None:
+    dataset = read_source(path)
+    done = deidentify_dataset(dataset, deidentifier, quarantine=quarantine)
+    name = done.sop_instance_uid or deidentifier.pseudonyms.uid(str(path))
+    target = out / f"{name}.dcm"
+    if target in written:
+        raise Refused(f"same SOP Instance UID as {written[target]}")
+    for leak in done.leaks:
+        leak.output = str(target)
+    written[target] = path
+    target.write_bytes(done.data)
+    report.instances += 1
+    report.outputs.append((str(path), str(target)))
+    report.attributes.update(done.result.counts)
+    report.leaks.extend(done.leaks)

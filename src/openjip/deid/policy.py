@@ -1,0 +1,83 @@
+"""De-identification policies per project: what a project stores (``on_ingest``: only
+de-identified data, the originals never reach storage) and what leaves it (``on_export``:
+C-MOVE and C-GET send de-identified copies), from the ``deid`` section of the settings.
+
+The ingest and retrieve code know nothing of profiles: they ask :class:`ProjectPolicies` for a
+rewrite of a project's instance (bytes in, de-identified bytes out; :class:`Refused` when an
+instance may not be kept or sent, e.g. suspected burned-in text or an identifying value left).
+Each rewrite is the profile of the project's options with the site's pseudonyms, so a
+project's ingest, its exports, its workflow steps and ``openjip deidentify`` on the site give a
+patient one pseudonym and a UID one new UID.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from openjip.config import Settings
+from openjip.config.deid import DeidPolicy
+from openjip.deid.profile import build_profile
+from openjip.deid.pseudonyms import Pseudonyms, site_secret
+from openjip.deid.run import Refused, deidentify_dataset, read_source
+from openjip.deid.walker import Deidentifier
+
+Rewrite = Callable[[bytes], bytes]
+"""A Part-10 instance in, the same instance de-identified out; raises :class:`Refused`."""
+
+
+def rewrite_with(deidentifier: Deidentifier, project: str) -> Rewrite:
+    """The rewrite of one project's profile: de-identify, encode, check (a leak refuses)."""
+
+    def rewrite(data: bytes) -> bytes:
+        done = deidentify_dataset(read_source(data), deidentifier)
+        if done.leaks:
+            raise Refused(f"project {project}: an identifying value is left after de-identifying")
+        return done.data
+
+    return rewrite
+
+
+@dataclass(frozen=True)
+class ProjectPolicies:
+    """The projects of a site that de-identify on ingest or on export, with their profiles."""
+
+    policies: dict[str, DeidPolicy]
+    pseudonyms: Pseudonyms
+    _rewrites: dict[str, Rewrite] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def for_site(cls, settings: Settings) -> ProjectPolicies | None:
+        """The site's policies; ``None`` when no project has one (nothing is rewritten). The
+        profiles are checked here, so bad options stop a service at its start."""
+        policies = {
+            name: policy
+            for name, policy in settings.deid.projects.items()
+            if policy.on_ingest or policy.on_export
+        }
+        if not policies:
+            return None
+        for policy in policies.values():
+            build_profile(policy.options)  # ProfileError names a bad option
+        return cls(policies, Pseudonyms(site_secret(settings.deid_secret_path)))
+
+    def on_ingest(self, projects: Sequence[str]) -> Rewrite | None:
+        """How an instance stored into ``projects`` is rewritten first (None: stored as is)."""
+        return self._rewrite(projects, "on_ingest")
+
+    def on_export(self, projects: Sequence[str]) -> Rewrite | None:
+        """How an instance of ``projects`` is rewritten before it leaves (None: sent as is)."""
+        return self._rewrite(projects, "on_export")
+
+    def _rewrite(self, projects: Sequence[str], when: str) -> Rewrite | None:
+        # An instance in several projects is de-identified if any of them asks; the first of
+        # them (by name) gives the options.
+        for project in sorted(projects):
+            policy = self.policies.get(project)
+            if policy is not None and getattr(policy, when):
+                if project not in self._rewrites:
+                    profile = build_profile(policy.options)
+                    deidentifier = Deidentifier(profile, self.pseudonyms)
+                    self._rewrites[project] = rewrite_with(deidentifier, project)
+                return self._rewrites[project]
+        return None
