@@ -21,6 +21,7 @@ from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 
 from openjip.deid.run import deidentify_dataset, read_source
+
 from .conftest import deidentifier
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "deidentification.md"
