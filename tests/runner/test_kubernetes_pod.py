@@ -141,7 +141,7 @@ def test_only_a_step_that_asks_for_it_gets_the_deid_secret_read_only(
     kubernetes_validate.validate(pod, KUBERNETES_VERSIONS[-1], strict=True)
     [volume] = [v for v in pod["spec"]["volumes"] if v["name"] == "deid-secret"]
     assert volume["secret"]["secretName"] == "openjip-deid"
-    assert volume["secret"]["defaultMode"] == 0o400
+    assert volume["secret"]["defaultMode"] == 0o440
     fetch, step = pod["spec"]["initContainers"]
     [mount] = [m for m in step["volumeMounts"] if m["name"] == "deid-secret"]
     assert mount["readOnly"] is True

@@ -213,7 +213,7 @@ class AnalysisPod:
             secret=k8s.V1SecretVolumeSource(
                 secret_name=self.settings.deid.secret_name,
                 items=[k8s.V1KeyToPath(key=DEID_SECRET_KEY, path=DEID_SECRET_KEY)],
-                default_mode=0o400,
+                default_mode=0o440,  # group-readable: fs_group is the step user
             ),
         )
         mount = k8s.V1VolumeMount(name="deid-secret", mount_path=DEID_SECRET_DIR, read_only=True)
