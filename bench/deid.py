@@ -1,7 +1,8 @@
 """De-identification speed: openjip's Basic Profile against Orthanc's ``/instances/{id}/anonymize``
 (Basic Profile, Orthanc's default) on the same 1,000 phantom CT instances.
 
-openjip: ``deidentify_files`` in this process (read, walk, write, leak check), one core.
+openjip: ``deidentify_files`` (read, walk, write, leak check) in one process, then with two
+worker processes (the machine has two cores).
 Orthanc: the instances uploaded first (not timed), then one ``POST /instances/{id}/anonymize``
 per instance, each answer (the anonymized file) written to disk, over one keep-alive HTTP
 connection. Orthanc listens on every interface, so the run happens in a private network
@@ -47,10 +48,10 @@ def data_files() -> list[Path]:
     return sorted(DATA_DIR.rglob("*.dcm"))
 
 
-def time_openjip(files: list[Path], out: Path) -> dict[str, Any]:
+def time_openjip(files: list[Path], out: Path, workers: int) -> dict[str, Any]:
     deidentifier = Deidentifier(build_profile(), Pseudonyms(b"bench-secret"))
     started = time.perf_counter()
-    report = deidentify_files(files, out, deidentifier)
+    report = deidentify_files(files, out, deidentifier, workers=workers)
     seconds = time.perf_counter() - started
     assert report.instances == len(files) and report.check_passed, report.to_json()["check"]
     return {"seconds": round(seconds, 2), "instances_per_second": round(len(files) / seconds, 1)}
@@ -102,14 +103,32 @@ def main() -> int:
         command = [sys.executable, __file__, IN_NAMESPACE_FLAG]
         os.execvp("unshare", ["unshare", "-n", "sh", "-c", LOOPBACK_UP, "sh", *command])
     files = data_files()
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as work:
-        openjip = time_openjip(files, Path(work) / "openjip")
+        one = time_openjip(files, Path(work) / "openjip-1", workers=1)
+        two = time_openjip(files, Path(work) / "openjip-2", workers=2)
         (Path(work) / "orthanc").mkdir()
         orthanc = time_orthanc(files, Path(work) / "orthanc")
+    note = "deidentify_files: read, walk, write, leak check"
     result = {
-        "what": f"{len(files)} phantom CT instances {SIZE}x{SIZE}, Basic Profile, one process",
-        "openjip": {**openjip, "note": "deidentify_files: read, walk, write, leak check"},
-        "orthanc": {**orthanc, "note": "POST /instances/{id}/anonymize, answer written to disk"},
+        "what": f"{len(files)} phantom CT instances {SIZE}x{SIZE}, Basic Profile",
+        "openjip_one_process": {**one, "note": note + ", one process"},
+        "openjip_two_processes": {**two, "note": note + ", two worker processes (2 cores)"},
+        "orthanc": {
+            **orthanc,
+            "note": "POST /instances/{id}/anonymize over one keep-alive connection, one request "
+            "at a time, answer written to disk",
+        },
+        "ratio_two_processes_to_orthanc": round(
+            two["instances_per_second"] / orthanc["instances_per_second"], 2
+        ),
+        "ratio_one_process_to_orthanc": round(
+            one["instances_per_second"] / orthanc["instances_per_second"], 2
+        ),
+        "load_average_1min": {
+            "before": round(load_before[0], 1),
+            "after": round(os.getloadavg()[0], 1),
+        },
         "versions": versions(),
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }

@@ -20,7 +20,7 @@ from pydicom.data import get_testdata_file
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 
-from openjip.deid.run import deidentify_dataset, read_source
+from openjip.deid.instance import deidentify_instance, read_source
 
 from .conftest import deidentifier
 
@@ -109,7 +109,7 @@ def test_only_the_documented_differences_from_orthanc_remain(
     observed: dict[Difference, list[str]] = {}
     for name in FILES:
         path = Path(str(get_testdata_file(name)))
-        ours = deidentify_dataset(read_source(path), basic, quarantine=False)
+        ours = deidentify_instance(read_source(path), basic, quarantine=False)
         assert not ours.leaks, name
         mine = pydicom.dcmread(io.BytesIO(ours.data))
         for difference in differences(pydicom.dcmread(path), mine, orthanc_outputs[name]):

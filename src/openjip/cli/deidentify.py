@@ -3,6 +3,7 @@ the options asked for, with the site's pseudonyms (:mod:`openjip.deid`)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -60,6 +61,10 @@ def deidentify(
             "--allow-quarantine", help="Exit 0 even when instances were quarantined (not written)."
         ),
     ] = False,
+    workers: Annotated[
+        int,
+        typer.Option("--workers", min=1, help="Processes de-identifying at once (default: cores)."),
+    ] = os.cpu_count() or 1,
 ) -> None:
     """De-identify DICOM files with the PS3.15 Basic Profile and its options, into a folder.
 
@@ -80,7 +85,9 @@ def deidentify(
     columns = (TextColumn("de-identifying"), BarColumn(), MofNCompleteColumn())
     with Progress(*columns, console=err_console, transient=True) as progress:
         task = progress.add_task("files", total=len(files))
-        report = deidentify_files(files, out, deidentifier, advance=lambda: progress.advance(task))
+        report = deidentify_files(
+            files, out, deidentifier, workers=workers, advance=lambda: progress.advance(task)
+        )
     if report_file is not None:
         report.write(report_file)
     _summarise(report)

@@ -1,6 +1,7 @@
 """De-identification policies per project: what a project stores (``on_ingest``: only
 de-identified data, the originals never reach storage) and what leaves it (``on_export``:
-C-MOVE and C-GET send de-identified copies), from the ``deid`` section of the settings.
+C-MOVE, C-GET and ``openjip retrieve`` give de-identified copies), from the ``deid`` section
+of the settings.
 
 The ingest and retrieve code know nothing of profiles: they ask :class:`ProjectPolicies` for a
 rewrite of a project's instance (bytes in, de-identified bytes out; :class:`Refused` when an
@@ -12,14 +13,19 @@ patient one pseudonym and a UID one new UID.
 
 from __future__ import annotations
 
+import io
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+
+import pydicom
 
 from openjip.config import Settings
 from openjip.config.deid import DeidPolicy
+from openjip.deid.instance import Refused, deidentify_instance, read_source
 from openjip.deid.profile import build_profile
 from openjip.deid.pseudonyms import Pseudonyms, site_secret
-from openjip.deid.run import Refused, deidentify_dataset, read_source
 from openjip.deid.walker import Deidentifier
 
 Rewrite = Callable[[bytes], bytes]
@@ -30,7 +36,7 @@ def rewrite_with(deidentifier: Deidentifier, project: str) -> Rewrite:
     """The rewrite of one project's profile: de-identify, encode, check (a leak refuses)."""
 
     def rewrite(data: bytes) -> bytes:
-        done = deidentify_dataset(read_source(data), deidentifier)
+        done = deidentify_instance(read_source(data), deidentifier)
         if done.leaks:
             raise Refused(f"project {project}: an identifying value is left after de-identifying")
         return done.data
@@ -81,3 +87,16 @@ class ProjectPolicies:
                     self._rewrites[project] = rewrite_with(deidentifier, project)
                 return self._rewrites[project]
         return None
+
+
+def write_exported(data: bytes, folder: Path) -> Path:
+    """Write a de-identified instance to ``folder/<study>/<series>/<sop>.dcm`` (its new UIDs;
+    the originals would name the source), 0600; its path."""
+    dataset = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True)
+    target = folder / str(dataset.StudyInstanceUID) / str(dataset.SeriesInstanceUID)
+    target.mkdir(parents=True, exist_ok=True)
+    path = target / f"{dataset.SOPInstanceUID}.dcm"
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(data)
+    return path
