@@ -3,7 +3,6 @@ the options asked for, with the site's pseudonyms (:mod:`openjip.deid`)."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated
 
@@ -63,8 +62,12 @@ def deidentify(
     ] = False,
     workers: Annotated[
         int,
-        typer.Option("--workers", min=1, help="Processes de-identifying at once (default: cores)."),
-    ] = os.cpu_count() or 1,
+        typer.Option(
+            "--workers",
+            min=1,
+            help="Instances de-identified at once (disk reads and writes overlap the work).",
+        ),
+    ] = 4,
 ) -> None:
     """De-identify DICOM files with the PS3.15 Basic Profile and its options, into a folder.
 

@@ -26,6 +26,21 @@ class DeidPolicy(BaseModel):
     )
 
 
+class PixelRule(BaseModel):
+    """A pixel-cleaning rule, as CTP's DicomPixelAnonymizer has them: in an instance whose
+    attributes have every value of ``match``, the ``regions`` are blacked out (set to 0)."""
+
+    match: dict[str, str | int] = Field(
+        min_length=1,
+        description='Attribute keywords and the values they must have, e.g. {"Manufacturer": '
+        '"G.E. Medical Systems", "ManufacturerModelName": "LOGIQ 700", "Rows": 480}.',
+    )
+    regions: list[tuple[int, int, int, int]] = Field(
+        min_length=1,
+        description="Rectangles [left, top, width, height] in pixels, blacked out in every frame.",
+    )
+
+
 class DeidSettings(BaseModel):
     """De-identification: the site secret of pseudonyms and the policies of projects."""
 
@@ -38,6 +53,11 @@ class DeidSettings(BaseModel):
         "openjip-deid",
         description="Kubernetes Secret (key `deid.secret`) mounted into analysis steps whose "
         "operator asks for the `deid` secret.",
+    )
+    pixel_rules: list[PixelRule] = Field(
+        default_factory=list,
+        description="Pixel-cleaning rules, JSON list of {match, regions}: an instance with "
+        "suspected burned-in text that one covers is cleaned and written instead of quarantined.",
     )
     projects: dict[str, DeidPolicy] = Field(
         default_factory=dict,

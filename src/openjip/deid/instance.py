@@ -12,6 +12,7 @@ name occurs by chance in a few hundred kilobytes of pixels).
 from __future__ import annotations
 
 import io
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -141,9 +142,10 @@ class Deidentified:
         return self.header + self.pixels
 
     def write(self, path: Path) -> None:
-        with path.open("wb") as handle:
-            handle.write(self.header)
-            handle.write(self.pixels)
+        """Write it to ``path``, 0600 (it was a patient's)."""
+        with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as out:
+            out.write(self.header)
+            out.write(self.pixels)
 
 
 def deidentify_instance(

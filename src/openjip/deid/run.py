@@ -2,21 +2,18 @@
 text, and prove the output: no identifying value of a source header may occur anywhere in the
 bytes of its output file (private tags, nested sequences and all), else the run fails.
 
-Instances are independent, so a run spreads them over worker processes; each writes its output
-under a temporary name and the run renames it, so two sources that would give the same file
-are caught before either is lost.
+Instances are independent: a run handles several at once on threads, so reading and writing
+(which wait on the disk) overlap the walk; two sources that would give the same output file
+are caught before the second is written.
 """
 
 from __future__ import annotations
 
-import functools
 import json
-import multiprocessing
-import os
-import tempfile
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,71 +79,69 @@ def deidentify_files(
     advance: Callable[[], None] = lambda: None,
 ) -> Report:
     """De-identify every file of ``paths`` into ``out`` (named by the new SOP Instance UID),
-    in ``workers`` processes (1: in this one)."""
+    ``workers`` at a time (threads: one reads or writes while another walks)."""
     out.mkdir(parents=True, exist_ok=True)
     report = Report(options=sorted(deidentifier.profile.options))
-    written: dict[Path, Path] = {}
-    job = functools.partial(
-        _deidentify_file, out=out, deidentifier=deidentifier, quarantine=quarantine
-    )
     files = list(paths)
-    if workers > 1 and len(files) > 1:
-        context = multiprocessing.get_context("forkserver")
-        with ProcessPoolExecutor(workers, mp_context=context) as pool:
-            for path, outcome in zip(files, pool.map(job, files, chunksize=8), strict=True):
-                _record(report, written, path, outcome)
-                advance()
-    else:
-        for path in files:
-            _record(report, written, path, job(path))
+    claims = _Claims()
+
+    def one(path: Path) -> _Written | Refused:
+        return _deidentify_file(path, out, deidentifier, quarantine, claims)
+
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        for path, outcome in zip(files, pool.map(one, files), strict=True):
+            _record(report, path, outcome)
             advance()
     return report
 
 
 @dataclass
-class _Written:
-    """What a worker did with one file: its output under a temporary name, counts, leaks."""
+class _Claims:
+    """Output files claimed so far, by source: two sources of one output are caught before the
+    second is written over the first."""
 
-    temporary: Path
+    sources: dict[Path, Path] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def claim(self, target: Path, source: Path) -> None:
+        with self.lock:
+            if target in self.sources:
+                raise Refused(f"same SOP Instance UID as {self.sources[target]}")
+            self.sources[target] = source
+
+
+@dataclass
+class _Written:
+    """What became of one file: its output, counts, leaks."""
+
     target: Path
     counts: Counter[tuple[str, str]]
     leaks: list[Leak]
 
 
 def _deidentify_file(
-    path: Path, *, out: Path, deidentifier: Deidentifier, quarantine: bool
+    path: Path, out: Path, deidentifier: Deidentifier, quarantine: bool, claims: _Claims
 ) -> _Written | Refused:
     try:
         done = deidentify_instance(read_source(path), deidentifier, quarantine=quarantine)
+        name = done.sop_instance_uid or deidentifier.pseudonyms.uid(str(path))
+        target = out / f"{name}.dcm"
+        claims.claim(target, path)
     except Refused as refused:
         return refused
-    name = done.sop_instance_uid or deidentifier.pseudonyms.uid(str(path))
-    target = out / f"{name}.dcm"
-    descriptor, temporary_name = tempfile.mkstemp(dir=out, prefix=f".{name}.", suffix=".part")
-    os.close(descriptor)
-    temporary = Path(temporary_name)
-    done.write(temporary)
+    done.write(target)
     for leak in done.leaks:
         leak.output = str(target)
-    return _Written(temporary, target, done.result.counts, done.leaks)
+    return _Written(target, done.result.counts, done.leaks)
 
 
-def _record(
-    report: Report, written: dict[Path, Path], path: Path, outcome: _Written | Refused
-) -> None:
+def _record(report: Report, path: Path, outcome: _Written | Refused) -> None:
     if isinstance(outcome, Quarantined):
         report.quarantined.append((str(path), str(outcome)))
-        return
-    if isinstance(outcome, Refused):
+    elif isinstance(outcome, Refused):
         report.failures.append((str(path), str(outcome)))
-        return
-    if outcome.target in written:
-        outcome.temporary.unlink()
-        report.failures.append((str(path), f"same SOP Instance UID as {written[outcome.target]}"))
-        return
-    outcome.temporary.replace(outcome.target)
-    written[outcome.target] = path
-    report.instances += 1
-    report.outputs.append((str(path), str(outcome.target)))
-    report.attributes.update(outcome.counts)
-    report.leaks.extend(outcome.leaks)
+    else:
+        report.instances += 1
+        report.outputs.append((str(path), str(outcome.target)))
+        report.attributes.update(outcome.counts)
+        report.leaks.extend(outcome.leaks)
