@@ -83,7 +83,8 @@ def deidentify(
     except ProfileError as error:
         fail(str(error), code=2)
     settings = load_settings()
-    deidentifier = Deidentifier(profile, Pseudonyms(site_secret(settings.deid_secret_path)))
+    pseudonyms = Pseudonyms(site_secret(settings.deid_secret_path))
+    deidentifier = Deidentifier(profile, pseudonyms, pixel_rules=settings.deid.pixel_rules)
     files = list(walk(inputs))
     columns = (TextColumn("de-identifying"), BarColumn(), MofNCompleteColumn())
     with Progress(*columns, console=err_console, transient=True) as progress:

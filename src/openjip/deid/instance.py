@@ -22,6 +22,7 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import DeflatedExplicitVRLittleEndian
 
+from openjip.deid.pixels import CannotClean, clean_pixels, matching_rule
 from openjip.deid.walker import PIXEL_DATA, Deidentifier, InstanceResult
 
 # Secondary capture classes (single and multi-frame): screenshots, scanned paper, text burned in.
@@ -155,14 +156,23 @@ def deidentify_instance(
     in them, the caller may rename it); :class:`Quarantined` for suspected burned-in text,
     :class:`Refused` when the result cannot be encoded."""
     dataset = source.dataset
+    rule = matching_rule(dataset, deidentifier.pixel_rules) if PIXEL_DATA in dataset else None
     reason = burned_in_reason(dataset) if quarantine else None
-    if reason is not None:
+    if reason is not None and rule is None:
         raise Quarantined(reason)
     pixels: bytes | memoryview = b""
-    if source.pixels_at is not None:
+    if rule is not None:
+        try:
+            clean_pixels(dataset, rule)
+        except CannotClean as cannot:
+            raise Quarantined(f"{reason or 'pixel rule'}; {cannot}") from cannot
+    elif source.pixels_at is not None:
         pixels = memoryview(source.data)[source.pixels_at :]
         del dataset[PIXEL_DATA]  # never walked, parsed or encoded: appended as it was
-    result = deidentifier.deidentify(dataset)
+    result = deidentifier.deidentify(dataset, pixels_cleaned=rule is not None)
+    if rule is not None:  # the top-level Pixel Data was walked as kept: it was cleaned
+        result.counts.subtract({("PixelData", "kept"): 1, ("PixelData", "cleaned"): -1})
+        result.counts = +result.counts
     buffer = io.BytesIO()
     try:
         dataset.save_as(buffer, enforce_file_format=False)

@@ -22,7 +22,7 @@ from pathlib import Path
 import pydicom
 
 from openjip.config import Settings
-from openjip.config.deid import DeidPolicy
+from openjip.config.deid import DeidPolicy, PixelRule
 from openjip.deid.instance import Refused, deidentify_instance, read_source
 from openjip.deid.profile import build_profile
 from openjip.deid.pseudonyms import Pseudonyms, site_secret
@@ -50,6 +50,7 @@ class ProjectPolicies:
 
     policies: dict[str, DeidPolicy]
     pseudonyms: Pseudonyms
+    pixel_rules: tuple[PixelRule, ...] = ()
     _rewrites: dict[str, Rewrite] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
@@ -65,7 +66,8 @@ class ProjectPolicies:
             return None
         for policy in policies.values():
             build_profile(policy.options)  # ProfileError names a bad option
-        return cls(policies, Pseudonyms(site_secret(settings.deid_secret_path)))
+        pseudonyms = Pseudonyms(site_secret(settings.deid_secret_path))
+        return cls(policies, pseudonyms, tuple(settings.deid.pixel_rules))
 
     def on_ingest(self, projects: Sequence[str]) -> Rewrite | None:
         """How an instance stored into ``projects`` is rewritten first (None: stored as is)."""
@@ -83,7 +85,9 @@ class ProjectPolicies:
             if policy is not None and getattr(policy, when):
                 if project not in self._rewrites:
                     profile = build_profile(policy.options)
-                    deidentifier = Deidentifier(profile, self.pseudonyms)
+                    deidentifier = Deidentifier(
+                        profile, self.pseudonyms, pixel_rules=self.pixel_rules
+                    )
                     self._rewrites[project] = rewrite_with(deidentifier, project)
                 return self._rewrites[project]
         return None
