@@ -72,6 +72,10 @@ COMMANDS: dict[str, LazyCommand] = {
         "deidentify",
         "De-identify DICOM files with the PS3.15 Basic Profile and its options, into a folder.",
     ),
+    "reidentify": LazyCommand(
+        "reidentify",
+        "Print the original Patient ID and name of a pseudonym of a project that keeps a table.",
+    ),
     "audit": LazyCommand(
         "audit",
         "Print the access audit log, oldest first: time, who (user or AE), action, study, result.",

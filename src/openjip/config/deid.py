@@ -24,6 +24,12 @@ class DeidPolicy(BaseModel):
         default_factory=list,
         description="Profile options, e.g. retain-longitudinal-modified-dates.",
     )
+    reidentification: bool = Field(
+        False,
+        description="Keep a re-identification table of the project's patients (pseudonym → "
+        "Patient ID and name), sealed under the site secret, 0600, opened by `openjip "
+        "reidentify` (audited); off: none exists.",
+    )
 
 
 class PixelRule(BaseModel):

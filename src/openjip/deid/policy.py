@@ -26,19 +26,29 @@ from openjip.config.deid import DeidPolicy, PixelRule
 from openjip.deid.instance import Refused, deidentify_instance, read_source
 from openjip.deid.profile import build_profile
 from openjip.deid.pseudonyms import Pseudonyms, site_secret
+from openjip.deid.reidentification import ReidentificationTable, table_path
 from openjip.deid.walker import Deidentifier
 
 Rewrite = Callable[[bytes], bytes]
 """A Part-10 instance in, the same instance de-identified out; raises :class:`Refused`."""
 
 
-def rewrite_with(deidentifier: Deidentifier, project: str) -> Rewrite:
-    """The rewrite of one project's profile: de-identify, encode, check (a leak refuses)."""
+def rewrite_with(
+    deidentifier: Deidentifier, project: str, table: ReidentificationTable | None = None
+) -> Rewrite:
+    """The rewrite of one project's profile: de-identify, encode, check (a leak refuses);
+    with a ``table``, who each pseudonym is is kept in it."""
 
     def rewrite(data: bytes) -> bytes:
-        done = deidentify_instance(read_source(data), deidentifier)
+        source = read_source(data)
+        patient_id = str(source.dataset.get("PatientID", "") or "")
+        patient_name = str(source.dataset.get("PatientName", "") or "")
+        done = deidentify_instance(source, deidentifier)
         if done.leaks:
             raise Refused(f"project {project}: an identifying value is left after de-identifying")
+        if table is not None and (patient_id or patient_name):
+            pseudonym = deidentifier.pseudonyms.patient(patient_id or patient_name)
+            table.record(pseudonym, patient_id, patient_name)
         return done.data
 
     return rewrite
@@ -51,6 +61,8 @@ class ProjectPolicies:
     policies: dict[str, DeidPolicy]
     pseudonyms: Pseudonyms
     pixel_rules: tuple[PixelRule, ...] = ()
+    home: Path = Path()
+    """OPENJIP_HOME, where the re-identification tables of projects that ask are kept."""
     _rewrites: dict[str, Rewrite] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
@@ -67,7 +79,7 @@ class ProjectPolicies:
         for policy in policies.values():
             build_profile(policy.options)  # ProfileError names a bad option
         pseudonyms = Pseudonyms(site_secret(settings.deid_secret_path))
-        return cls(policies, pseudonyms, tuple(settings.deid.pixel_rules))
+        return cls(policies, pseudonyms, tuple(settings.deid.pixel_rules), settings.home_dir)
 
     def on_ingest(self, projects: Sequence[str]) -> Rewrite | None:
         """How an instance stored into ``projects`` is rewritten first (None: stored as is)."""
@@ -88,7 +100,11 @@ class ProjectPolicies:
                     deidentifier = Deidentifier(
                         profile, self.pseudonyms, pixel_rules=self.pixel_rules
                     )
-                    self._rewrites[project] = rewrite_with(deidentifier, project)
+                    table = None
+                    if policy.reidentification:
+                        path = table_path(self.home, project)
+                        table = ReidentificationTable(path, self.pseudonyms.secret)
+                    self._rewrites[project] = rewrite_with(deidentifier, project, table)
                 return self._rewrites[project]
         return None
 
