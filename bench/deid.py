@@ -7,8 +7,8 @@ Orthanc: the instances uploaded first (not timed; it reads every file, so openji
 in the page cache too), then one ``POST /instances/{id}/anonymize`` per instance, each answer
 (the anonymized file) written to disk, over one keep-alive HTTP connection.
 Three rounds, each openjip (one worker), Orthanc, openjip (four workers), so that the load of
-the shared machine falls on all of them; the medians and the load average after each round are
-written. Orthanc listens on every interface, so the run happens in a private network
+the shared machine falls on all of them, each after a sync (no dirty pages of the run before
+left to write back); the medians and the load average after each round are written. Orthanc listens on every interface, so the run happens in a private network
 namespace (``unshare -n``, root), with TCP_NODELAY=1 (shared/TOOLING.md).
 Writes bench/results/deid.json.
 """
@@ -127,8 +127,12 @@ def main() -> int:
         peer, ids = start_orthanc(files, work)  # reads every file: openjip's are warm too
         try:
             for round_ in range(ROUNDS):  # alternating, so a change of load hits all three
+                # Each run starts with no dirty pages of the one before left to write back.
+                os.sync()
                 timings["one"].append(time_openjip(files, work / f"one-{round_}", workers=1))
+                os.sync()
                 timings["orthanc"].append(time_orthanc(ids, work / f"orthanc-{round_}"))
+                os.sync()
                 timings["four"].append(time_openjip(files, work / f"four-{round_}", workers=4))
                 load.append(os.getloadavg()[0])
                 for name in ("one", "orthanc", "four"):  # keep the disk's page cache for inputs
