@@ -8,8 +8,9 @@ in the page cache too), then one ``POST /instances/{id}/anonymize`` per instance
 (the anonymized file) written to disk, over one keep-alive HTTP connection.
 Three rounds, each openjip (one worker), Orthanc, openjip (four workers), so that the load of
 the shared machine falls on all of them, each after a sync (no dirty pages of the run before
-left to write back); the medians and the load average after each round are written. Orthanc listens on every interface, so the run happens in a private network
-namespace (``unshare -n``, root), with TCP_NODELAY=1 (shared/TOOLING.md).
+left to write back); the medians and the load average after each round are written. Orthanc
+listens on every interface, so the run happens in a private network namespace (``unshare -n``,
+root), with TCP_NODELAY=1 (shared/TOOLING.md).
 Writes bench/results/deid.json.
 """
 
