@@ -11,7 +11,7 @@ from pathlib import Path
 import pydicom
 from pydicom.data import get_testdata_file
 
-from openjip.deid.instance import deidentify_instance, read_source
+from openjip.deid.instance import deidentify_instance, find_leaks, read_source
 from openjip.deid.run import deidentify_files
 
 from .conftest import deidentifier
@@ -58,3 +58,12 @@ def test_a_second_source_of_the_same_instance_is_a_failure_not_a_loss(
     [(failed, reason)] = report.failures
     assert failed == str(copy) and "same SOP Instance UID" in reason
     assert len(list((tmp_path / "out").iterdir())) == 1
+
+
+def test_a_number_counts_as_a_leak_only_where_no_digit_touches_it() -> None:
+    new_uid = b"\x00UI\x2c\x002.25.9991109361234567890123456789012345678"
+    kept_uid = b"\x00UI\x14\x001.2.840.110936.5.6.7"
+    assert not find_leaks(Path("out.dcm"), new_uid, {"110936"})  # chance, inside a new UID
+    [leak] = find_leaks(Path("out.dcm"), new_uid + kept_uid, {"110936"})
+    assert leak.offset == len(new_uid) + kept_uid.index(b"110936")
+    assert find_leaks(Path("out.dcm"), b"Doe^John", {"Doe"})  # text: anywhere

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -75,11 +76,21 @@ def find_leaks(output: Path, data: bytes, identifying: set[str], pixels: bytes =
     leaks = []
     for value in sorted(identifying):
         for encoded in {value.encode("utf-8"), value.encode("latin-1", "replace")}:
-            offset = data.find(encoded)
+            offset = _find(data, encoded)
             if offset >= 0:
                 leaks.append(Leak(str(output), offset, f"{value[0]}… ({len(value)} characters)"))
                 break
     return leaks
+
+
+def _find(data: bytes, value: bytes) -> int:
+    """Where ``value`` occurs in ``data`` (-1: nowhere). A number counts only where no digit
+    touches it: a time of day inside the 39 digits of a new ``2.25`` UID is chance, not a leak
+    (inside a kept UID it is found: dots delimit it)."""
+    if not value.isdigit():
+        return data.find(value)
+    found = re.search(rb"(?<![0-9])" + value + rb"(?![0-9])", data)
+    return found.start() if found else -1
 
 
 @dataclass
