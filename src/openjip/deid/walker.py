@@ -20,7 +20,7 @@ from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 
 from openjip.config.deid import PixelRule
-from openjip.deid.identifying import TEXT_VRS, identifying_values
+from openjip.deid.identifying import TEXT_VRS, identifying_values, names_in_text
 from openjip.deid.profile import METHOD_CODES, Action, Profile
 from openjip.deid.pseudonyms import Pseudonyms
 
@@ -158,7 +158,8 @@ class Deidentifier:
         result.identifying = identifying_values(
             (d.element for d in decisions if _changes_value(d)),
             (d.element for d in decisions if self._kept_on_purpose(d)),
-        ) - {DUMMY_TEXT, *DUMMIES.values()}  # a source value equal to a dummy is no leak
+        ) | names_in_text(d.element for d in decisions if d.action is Action.CLEAN)
+        result.identifying -= {DUMMY_TEXT, *DUMMIES.values()}  # a value equal to a dummy: no leak
         context = _Context(self.pseudonyms, patient_key, result.identifying, self.profile)
         for decision in decisions:
             if decision.applied:
