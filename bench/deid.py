@@ -8,7 +8,9 @@ in the page cache too), then one ``POST /instances/{id}/anonymize`` per instance
 (the anonymized file) written to disk, over one keep-alive HTTP connection.
 Three rounds, each openjip (one worker), Orthanc, openjip (four workers), so that the load of
 the shared machine falls on all of them, each after a sync (no dirty pages of the run before
-left to write back); the medians and the load average after each round are written. Orthanc
+left to write back); the medians and the load average after each round are written, and the
+CPU time per instance (openjip's process; Orthanc's process plus this client writing its
+answers), which the shared machine's load does not change as much as the wall time. Orthanc
 listens on every interface, so the run happens in a private network namespace (``unshare -n``,
 root), with TCP_NODELAY=1 (shared/TOOLING.md).
 Writes bench/results/deid.json.
@@ -55,14 +57,20 @@ def data_files() -> list[Path]:
     return sorted(DATA_DIR.rglob("*.dcm"))
 
 
-def time_openjip(files: list[Path], out: Path, workers: int) -> float:
-    """Seconds to de-identify ``files`` into the new folder ``out``."""
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` so far (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def time_openjip(files: list[Path], out: Path, workers: int) -> tuple[float, float]:
+    """Seconds and CPU seconds to de-identify ``files`` into the new folder ``out``."""
     deidentifier = Deidentifier(build_profile(), Pseudonyms(b"bench-secret"))
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     report = deidentify_files(files, out, deidentifier, workers=workers)
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     assert report.instances == len(files) and report.check_passed, report.to_json()["check"]
-    return seconds
+    return seconds, cpu
 
 
 def _post(conn: http.client.HTTPConnection, path: str, body: bytes) -> bytes:
@@ -95,22 +103,30 @@ def start_orthanc(files: list[Path], work: Path) -> tuple[Peer, list[str]]:
     return peer, ids
 
 
-def time_orthanc(ids: list[str], out: Path) -> float:
-    """Seconds to anonymize every instance, each answer written to the new folder ``out``."""
+def time_orthanc(peer: Peer, ids: list[str], out: Path) -> tuple[float, float]:
+    """Seconds and CPU seconds (Orthanc's and this client's, which writes the answers) to
+    anonymize every instance, each answer written to the new folder ``out``."""
     out.mkdir()
     conn = http.client.HTTPConnection("127.0.0.1", ORTHANC_HTTP, timeout=120)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time() + cpu_seconds(peer.process.pid)
     for number, instance in enumerate(ids):
         data = _post(conn, f"/instances/{instance}/anonymize", b"{}")
         (out / f"{number}.dcm").write_bytes(data)
     seconds = time.perf_counter() - started
+    cpu = time.process_time() + cpu_seconds(peer.process.pid) - cpu
     conn.close()
-    return seconds
+    return seconds, cpu
 
 
-def _figures(files: list[Path], seconds: list[float]) -> dict[str, Any]:
-    rates = [round(len(files) / s, 1) for s in seconds]
-    return {"instances_per_second": rates, "median": statistics.median(rates)}
+def _figures(files: list[Path], runs: list[tuple[float, float]]) -> dict[str, Any]:
+    rates = [round(len(files) / seconds, 1) for seconds, _ in runs]
+    cpu = [round(1000 * cpu / len(files), 2) for _, cpu in runs]
+    return {
+        "instances_per_second": rates,
+        "median": statistics.median(rates),
+        "cpu_ms_per_instance": cpu,
+        "median_cpu_ms_per_instance": statistics.median(cpu),
+    }
 
 
 def main() -> int:
@@ -122,7 +138,7 @@ def main() -> int:
         os.execvp("unshare", ["unshare", "-n", "sh", "-c", LOOPBACK_UP, "sh", *command])
     files = data_files()
     load = [os.getloadavg()[0]]
-    timings: dict[str, list[float]] = {"one": [], "four": [], "orthanc": []}
+    timings: dict[str, list[tuple[float, float]]] = {"one": [], "four": [], "orthanc": []}
     with tempfile.TemporaryDirectory() as work_dir:
         work = Path(work_dir)
         peer, ids = start_orthanc(files, work)  # reads every file: openjip's are warm too
@@ -132,7 +148,7 @@ def main() -> int:
                 os.sync()
                 timings["one"].append(time_openjip(files, work / f"one-{round_}", workers=1))
                 os.sync()
-                timings["orthanc"].append(time_orthanc(ids, work / f"orthanc-{round_}"))
+                timings["orthanc"].append(time_orthanc(peer, ids, work / f"orthanc-{round_}"))
                 os.sync()
                 timings["four"].append(time_openjip(files, work / f"four-{round_}", workers=4))
                 load.append(os.getloadavg()[0])
@@ -154,6 +170,9 @@ def main() -> int:
         },
         "ratio_one_worker_to_orthanc": round(one["median"] / orthanc["median"], 2),
         "ratio_four_workers_to_orthanc": round(four["median"] / orthanc["median"], 2),
+        "cpu_ratio_orthanc_to_openjip_one_worker": round(
+            orthanc["median_cpu_ms_per_instance"] / one["median_cpu_ms_per_instance"], 2
+        ),
         "load_average_1min": [round(value, 1) for value in load],
         "versions": versions(),
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
