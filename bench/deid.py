@@ -1,11 +1,18 @@
 """De-identification speed: openjip's Basic Profile against Orthanc's ``/instances/{id}/anonymize``
 (Basic Profile, Orthanc's default) on the same 1,000 phantom CT instances.
 
-openjip: ``deidentify_files`` in this process (read, walk, write, leak check), one core.
-Orthanc: the instances uploaded first (not timed), then one ``POST /instances/{id}/anonymize``
-per instance, each answer (the anonymized file) written to disk, over one keep-alive HTTP
-connection. Orthanc listens on every interface, so the run happens in a private network
-namespace (``unshare -n``, root), with TCP_NODELAY=1 (shared/TOOLING.md).
+openjip: ``deidentify_files`` (read, walk, write, leak check) one instance at a time, and
+four at a time (threads: reading and writing overlap the walk).
+Orthanc: the instances uploaded first (not timed; it reads every file, so openjip's inputs are
+in the page cache too), then one ``POST /instances/{id}/anonymize`` per instance, each answer
+(the anonymized file) written to disk, over one keep-alive HTTP connection.
+Three rounds, each openjip (one worker), Orthanc, openjip (four workers), so that the load of
+the shared machine falls on all of them, each after a sync (no dirty pages of the run before
+left to write back); the medians and the load average after each round are written, and the
+CPU time per instance (openjip's process; Orthanc's process plus this client writing its
+answers), which the shared machine's load does not change as much as the wall time. Orthanc
+listens on every interface, so the run happens in a private network namespace (``unshare -n``,
+root), with TCP_NODELAY=1 (shared/TOOLING.md).
 Writes bench/results/deid.json.
 """
 
@@ -14,6 +21,8 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -35,6 +44,7 @@ RESULTS = BENCH_DIR / "results" / "deid.json"
 SERIES, SLICES, SIZE = 10, 100, 512
 ORTHANC_HTTP = 18042
 IN_NAMESPACE_FLAG = "--in-namespace"
+ROUNDS = 3
 
 
 def data_files() -> list[Path]:
@@ -47,13 +57,20 @@ def data_files() -> list[Path]:
     return sorted(DATA_DIR.rglob("*.dcm"))
 
 
-def time_openjip(files: list[Path], out: Path) -> dict[str, Any]:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` so far (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def time_openjip(files: list[Path], out: Path, workers: int) -> tuple[float, float]:
+    """Seconds and CPU seconds to de-identify ``files`` into the new folder ``out``."""
     deidentifier = Deidentifier(build_profile(), Pseudonyms(b"bench-secret"))
-    started = time.perf_counter()
-    report = deidentify_files(files, out, deidentifier)
-    seconds = time.perf_counter() - started
+    started, cpu = time.perf_counter(), time.process_time()
+    report = deidentify_files(files, out, deidentifier, workers=workers)
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     assert report.instances == len(files) and report.check_passed, report.to_json()["check"]
-    return {"seconds": round(seconds, 2), "instances_per_second": round(len(files) / seconds, 1)}
+    return seconds, cpu
 
 
 def _post(conn: http.client.HTTPConnection, path: str, body: bytes) -> bytes:
@@ -65,7 +82,8 @@ def _post(conn: http.client.HTTPConnection, path: str, body: bytes) -> bytes:
     return data
 
 
-def time_orthanc(files: list[Path], work: Path) -> dict[str, Any]:
+def start_orthanc(files: list[Path], work: Path) -> tuple[Peer, list[str]]:
+    """Orthanc with ``files`` uploaded (not timed); the peer and the instances' ids."""
     config = {
         "Name": "openjip-deid-bench",
         "StorageDirectory": str(work / "storage"),
@@ -78,20 +96,37 @@ def time_orthanc(files: list[Path], work: Path) -> dict[str, Any]:
     }
     (work / "orthanc.json").write_text(json.dumps(config))
     peer = Peer([ORTHANC, str(work / "orthanc.json")], DCMTK_ENV, work / "orthanc.log")
-    try:
-        wait_for_http(ORTHANC_HTTP, "/system")
-        conn = http.client.HTTPConnection("127.0.0.1", ORTHANC_HTTP, timeout=120)
-        ids = [json.loads(_post(conn, "/instances", path.read_bytes()))["ID"] for path in files]
-        out = work / "anonymized"
-        out.mkdir()
-        started = time.perf_counter()
-        for number, instance in enumerate(ids):
-            data = _post(conn, f"/instances/{instance}/anonymize", b"{}")
-            (out / f"{number}.dcm").write_bytes(data)
-        seconds = time.perf_counter() - started
-    finally:
-        peer.stop()
-    return {"seconds": round(seconds, 2), "instances_per_second": round(len(files) / seconds, 1)}
+    wait_for_http(ORTHANC_HTTP, "/system")
+    conn = http.client.HTTPConnection("127.0.0.1", ORTHANC_HTTP, timeout=120)
+    ids = [json.loads(_post(conn, "/instances", path.read_bytes()))["ID"] for path in files]
+    conn.close()
+    return peer, ids
+
+
+def time_orthanc(peer: Peer, ids: list[str], out: Path) -> tuple[float, float]:
+    """Seconds and CPU seconds (Orthanc's and this client's, which writes the answers) to
+    anonymize every instance, each answer written to the new folder ``out``."""
+    out.mkdir()
+    conn = http.client.HTTPConnection("127.0.0.1", ORTHANC_HTTP, timeout=120)
+    started, cpu = time.perf_counter(), time.process_time() + cpu_seconds(peer.process.pid)
+    for number, instance in enumerate(ids):
+        data = _post(conn, f"/instances/{instance}/anonymize", b"{}")
+        (out / f"{number}.dcm").write_bytes(data)
+    seconds = time.perf_counter() - started
+    cpu = time.process_time() + cpu_seconds(peer.process.pid) - cpu
+    conn.close()
+    return seconds, cpu
+
+
+def _figures(files: list[Path], runs: list[tuple[float, float]]) -> dict[str, Any]:
+    rates = [round(len(files) / seconds, 1) for seconds, _ in runs]
+    cpu = [round(1000 * cpu / len(files), 2) for _, cpu in runs]
+    return {
+        "instances_per_second": rates,
+        "median": statistics.median(rates),
+        "cpu_ms_per_instance": cpu,
+        "median_cpu_ms_per_instance": statistics.median(cpu),
+    }
 
 
 def main() -> int:
@@ -102,14 +137,43 @@ def main() -> int:
         command = [sys.executable, __file__, IN_NAMESPACE_FLAG]
         os.execvp("unshare", ["unshare", "-n", "sh", "-c", LOOPBACK_UP, "sh", *command])
     files = data_files()
-    with tempfile.TemporaryDirectory() as work:
-        openjip = time_openjip(files, Path(work) / "openjip")
-        (Path(work) / "orthanc").mkdir()
-        orthanc = time_orthanc(files, Path(work) / "orthanc")
+    load = [os.getloadavg()[0]]
+    timings: dict[str, list[tuple[float, float]]] = {"one": [], "four": [], "orthanc": []}
+    with tempfile.TemporaryDirectory() as work_dir:
+        work = Path(work_dir)
+        peer, ids = start_orthanc(files, work)  # reads every file: openjip's are warm too
+        try:
+            for round_ in range(ROUNDS):  # alternating, so a change of load hits all three
+                # Each run starts with no dirty pages of the one before left to write back.
+                os.sync()
+                timings["one"].append(time_openjip(files, work / f"one-{round_}", workers=1))
+                os.sync()
+                timings["orthanc"].append(time_orthanc(peer, ids, work / f"orthanc-{round_}"))
+                os.sync()
+                timings["four"].append(time_openjip(files, work / f"four-{round_}", workers=4))
+                load.append(os.getloadavg()[0])
+                for name in ("one", "orthanc", "four"):  # keep the disk's page cache for inputs
+                    shutil.rmtree(work / f"{name}-{round_}")
+        finally:
+            peer.stop()
+    one, four, orthanc = (_figures(files, timings[k]) for k in ("one", "four", "orthanc"))
+    note = "deidentify_files: read, walk, write, leak check"
     result = {
-        "what": f"{len(files)} phantom CT instances {SIZE}x{SIZE}, Basic Profile, one process",
-        "openjip": {**openjip, "note": "deidentify_files: read, walk, write, leak check"},
-        "orthanc": {**orthanc, "note": "POST /instances/{id}/anonymize, answer written to disk"},
+        "what": f"{len(files)} phantom CT instances {SIZE}x{SIZE}, Basic Profile, "
+        f"{ROUNDS} alternating rounds (openjip one worker, Orthanc, openjip four workers)",
+        "openjip_one_worker": {**one, "note": note + ", one instance at a time"},
+        "openjip_four_workers": {**four, "note": note + ", four threads (disk I/O overlaps)"},
+        "orthanc": {
+            **orthanc,
+            "note": "POST /instances/{id}/anonymize over one keep-alive connection, one request "
+            "at a time, answer written to disk",
+        },
+        "ratio_one_worker_to_orthanc": round(one["median"] / orthanc["median"], 2),
+        "ratio_four_workers_to_orthanc": round(four["median"] / orthanc["median"], 2),
+        "cpu_ratio_orthanc_to_openjip_one_worker": round(
+            orthanc["median_cpu_ms_per_instance"] / one["median_cpu_ms_per_instance"], 2
+        ),
+        "load_average_1min": [round(value, 1) for value in load],
         "versions": versions(),
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from airflow.dag_processing.dagbag import DagBag
 
 
 @pytest.fixture(scope="session")
@@ -18,3 +19,11 @@ def airflow_db() -> Path:
     airflow = Path(sys.executable).with_name("airflow")
     subprocess.run([str(airflow), "db", "migrate"], check=True, capture_output=True, timeout=300)
     return home
+
+
+@pytest.fixture
+def dagbag(airflow_db: Path, openjip_home: Path) -> DagBag:
+    """The DAGs of the project's dags/ folder, parsed without import errors."""
+    bag = DagBag(dag_folder=str(Path(__file__).resolve().parents[2] / "dags"))
+    assert bag.import_errors == {}
+    return bag

@@ -28,13 +28,6 @@ REAL_CT_WITH_FRAME = Path(get_testdata_file("CT_small.dcm"))
 """A real CT slice shipped with pydicom, with the frame of reference a SEG needs."""
 
 
-@pytest.fixture
-def dagbag(airflow_db: Path, openjip_home: Path) -> DagBag:
-    bag = DagBag(dag_folder=str(Path(__file__).resolve().parents[2] / "dags"))
-    assert bag.import_errors == {}
-    return bag
-
-
 def _hounsfield(paths: list[Path]) -> np.ndarray:
     slices = [pydicom.dcmread(path) for path in paths]
     return np.stack(

@@ -34,6 +34,7 @@ GENERATED = {
     "site-openjip-federation": {"site.key"},
     "site-openjip-federation-tls": {"tls.crt", "tls.key"},
     "site-openjip-loopback": {"secret"},
+    "site-openjip-deid": {"deid.secret"},
 }
 DISCOVERY = {
     "kind": "APIResourceList",
@@ -174,6 +175,7 @@ def test_existing_secrets_named_in_values_replace_generated_ones(render_chart: A
         "postgresql": {"existingSecret": "site-db"},
         "airflow": {"existingSecret": "site-airflow"},
         "federation": {"existingSecret": "site-identity", "tls": {"secretName": "site-tls"}},
+        "deid": {"existingSecret": "site-deid"},
     }
     objects = render_chart(values)
     # Only the site-internal token between web and federation is still generated: no operator

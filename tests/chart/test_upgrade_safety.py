@@ -111,7 +111,7 @@ def test_every_claim_is_kept_on_uninstall(render_chart: Any, value_set: Any) -> 
 
 def test_generated_secrets_are_kept_on_uninstall(render_chart: Any) -> None:
     secrets = find(render_chart(), "Secret")
-    assert len(secrets) == 6
+    assert len(secrets) == 7
     for secret in secrets:
         assert secret["metadata"]["annotations"].items() >= KEEP.items()
 

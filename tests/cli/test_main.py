@@ -97,8 +97,8 @@ def test_query_studies_loads_only_what_a_query_needs(tmp_path: Path) -> None:
 def test_query_studies_reads_its_settings_and_options_without_pydantic(
     tmp_path: Path, options: list[str]
 ) -> None:
-    """The index's place comes from the environment alone (openjip.config.light) and the
-    options are converted without Typer's pydantic adapters (openjip.cli.coercion)."""
+    """The index's place comes from the environment alone (openjip.config.light); Typer (below
+    0.21) converts options with click's types, not pydantic."""
     run = (
         "from openjip.cli.main import app\n"
         "try:\n"

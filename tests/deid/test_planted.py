@@ -1,5 +1,6 @@
 """Identifying values planted where profiles tend to miss them — a private tag, items of nested
-sequences, Other Patient IDs Sequence, Image Comments, SR text, a name in Study Description —
+sequences, Other Patient IDs Sequence, Image Comments, SR text, a name in Study Description, a
+name no attribute holds written in DICOM form in Series Description —
 are gone from the output bytes; a broken table (one row mutated to K) leaves one, and the
 report's check finds it."""
 
@@ -21,6 +22,7 @@ from openjip.deid.walker import Deidentifier
 from .conftest import SECRET, deidentifier
 
 PLANTED = ["Plantedname", "Johnathan", "MRN99887766", "OTHERMRN4242", "Quentin Plantdoc"]
+PLANTED += ["Referrington", "Ottilie"]
 
 
 def _item(**values: object) -> Dataset:
@@ -41,6 +43,7 @@ def planted_ct(folder: Path) -> Path:
     ds.OtherPatientIDsSequence = [_item(PatientID="OTHERMRN4242", TypeOfPatientID="TEXT")]
     ds.ImageComments = "Patient Johnathan Plantedname, MRN99887766"
     ds.StudyDescription = "CT chest for Johnathan Plantedname"
+    ds.SeriesDescription = "Axial, asked by Referrington^Ottilie"  # a name no attribute holds
     text = _item(RelationshipType="CONTAINS", ValueType="TEXT", TextValue="Quentin Plantdoc saw it")
     text.ConceptNameCodeSequence = [
         _item(CodeValue="121071", CodingSchemeDesignator="DCM", CodeMeaning="Finding")
@@ -72,6 +75,7 @@ def test_planted_values_are_gone(tmp_path: Path, options: tuple[str, ...]) -> No
     assert "OtherPatientIDsSequence" not in result and result.PatientIdentityRemoved == "YES"
     if "clean-descriptors" in options:  # cleaned, not removed: what is not identifying stays
         assert result.StudyDescription == "CT chest for"
+        assert result.SeriesDescription == "Axial, asked by"
         assert result.ContentSequence[0].ConceptNameCodeSequence[0].CodeValue == "121071"
 
 

@@ -22,7 +22,7 @@ from openjip.operators.catalog import REPO_OPERATORS_DIR
 from openjip.operators.scaffold import dockerfile
 from openjip.operators.schema import SCHEMA_PATH, manifest_json_schema, render_schema
 
-EXAMPLES = ["dicom-to-nifti", "threshold-segmentation"]
+EXAMPLES = ["deidentify", "dicom-to-nifti", "threshold-segmentation"]
 DIGEST = "sha256:" + "ab" * 32
 
 
@@ -63,13 +63,21 @@ def test_example_dockerfiles_have_the_generated_shape(name: str, apt: tuple[str,
     assert (operator.directory / "Dockerfile").read_text() == expected
 
 
-@pytest.mark.parametrize("name", EXAMPLES)
+@pytest.mark.parametrize("name", ["dicom-to-nifti", "threshold-segmentation"])
 def test_dockerfiles_are_multi_stage_pinned_and_non_root(name: str) -> None:
     text = (REPO_OPERATORS_DIR / name / "Dockerfile").read_text()
     assert text.count("\nFROM ") == 2
     assert "ARG PYTHON_IMAGE=python:3.11.13-slim-bookworm" in text
     assert "\nUSER 10001:10001\n" in text
     assert "COPY --from=sdk" in text
+
+
+def test_deidentify_is_built_on_the_openjip_image_and_non_root() -> None:
+    # It runs openjip.deid itself, so it cannot be a stdlib-only image with the sdk copied in.
+    text = (REPO_OPERATORS_DIR / "deidentify" / "Dockerfile").read_text()
+    assert text.count("\nFROM ") == 1
+    assert "ARG OPENJIP_IMAGE=ghcr.io/openjip/openjip:0.2.0" in text
+    assert "\nUSER 10001:10001\n" in text and "\nENTRYPOINT []\n" in text
 
 
 def test_published_schema_matches_the_model() -> None:

@@ -7,6 +7,7 @@ import io
 import json
 from pathlib import Path
 
+import pydicom
 import pytest
 from typer.testing import CliRunner
 
@@ -52,6 +53,32 @@ def test_retrieve_writes_the_study_as_stored(site_data, tmp_path: Path) -> None:
         path = Path(name)
         assert path.parent == out / site_data.phantom_study / site_data.phantom_series
         assert path.read_bytes() == site_data.files[path.stem].read_bytes()
+
+
+def test_retrieve_out_of_a_project_that_de_identifies_on_export(
+    site_data, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENJIP_DEID__PROJECTS", json.dumps({"default": {"on_export": True}}))
+    out = tmp_path / "out"
+    result = runner.invoke(
+        app, ["retrieve", "--study", site_data.phantom_study, "--to", str(out), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    files = [Path(name) for name in json.loads(result.stdout)["files"]]
+    assert len(files) == 24
+    for path in files:
+        dataset = pydicom.dcmread(path)
+        assert dataset.PatientIdentityRemoved == "YES"
+        assert path == out / dataset.StudyInstanceUID / dataset.SeriesInstanceUID / path.name
+        assert site_data.phantom_study not in str(path)  # named by the new UIDs
+        assert b"PHANTOM" not in path.read_bytes()
+        assert path.stat().st_mode & 0o077 == 0
+    # A secondary capture may not leave (suspected burned-in text): named, exit code 1.
+    result = runner.invoke(
+        app, ["retrieve", "--study", site_data.studies["ID1"], "--to", str(tmp_path / "sc")]
+    )
+    assert result.exit_code == 1
+    assert "not written (export policy)" in result.output and "secondary capture" in result.output
 
 
 def test_retrieve_of_one_series(site_data, tmp_path: Path) -> None:

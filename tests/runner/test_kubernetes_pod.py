@@ -123,3 +123,27 @@ def test_cpu_only_step_takes_the_operator_resources(kubernetes_settings: Setting
     assert step["resources"]["requests"] == {"cpu": "1", "memory": "2Gi"}
     assert "nvidia.com/gpu" not in step["resources"]["limits"]
     kubernetes_validate.validate(pod, KUBERNETES_VERSIONS[-1], strict=True)
+
+
+def test_only_a_step_that_asks_for_it_gets_the_deid_secret_read_only(
+    kubernetes_settings: Settings,
+) -> None:
+    request = _request(
+        dag_id="deidentify-series", step="deidentify", operator="deidentify@0.1.0", params={}
+    )
+    pod = AnalysisPod(kubernetes_settings).manifest(request)
+    kubernetes_validate.validate(pod, KUBERNETES_VERSIONS[-1], strict=True)
+    [volume] = [v for v in pod["spec"]["volumes"] if v["name"] == "deid-secret"]
+    assert volume["secret"]["secretName"] == "openjip-deid"
+    assert volume["secret"]["defaultMode"] == 0o440
+    fetch, step = pod["spec"]["initContainers"]
+    [mount] = [m for m in step["volumeMounts"] if m["name"] == "deid-secret"]
+    assert mount["readOnly"] is True
+    env = {item["name"]: item["value"] for item in step["env"] if "value" in item}
+    assert env["OPENJIP_DEID_SECRET_FILE"] == mount["mountPath"] + "/deid.secret"
+    others = [fetch, *pod["spec"]["containers"]]
+    assert not any(m["name"] == "deid-secret" for c in others for m in c["volumeMounts"])
+    # A step that does not ask sees neither the volume nor the variable.
+    plain = AnalysisPod(kubernetes_settings).manifest(_request())
+    assert "deid-secret" not in json.dumps(plain)
+    assert "OPENJIP_DEID_SECRET_FILE" not in json.dumps(plain)

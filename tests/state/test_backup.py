@@ -51,7 +51,9 @@ def test_the_deid_secret_is_backed_up_and_restored_so_pseudonyms_stay_the_same(
     filled_site: tuple[Settings, Any], tmp_path: Path
 ) -> None:
     settings, _ = filled_site
-    pseudonym = Pseudonyms(site_secret(settings.home_dir)).patient("PATIENT-1")
+    pseudonym = Pseudonyms(site_secret(settings.deid_secret_path, settings.home_dir)).patient(
+        "PATIENT-1"
+    )
     backup(settings, tmp_path / "backup")
     manifest = json.loads((tmp_path / "backup" / "manifest.json").read_text())
     assert manifest["files"]["home/deid.secret"]["mode"] == 0o600
@@ -59,7 +61,10 @@ def test_the_deid_secret_is_backed_up_and_restored_so_pseudonyms_stay_the_same(
     restored = fresh_settings(tmp_path, "new-home")
     restore(restored, tmp_path / "backup")
     assert (restored.home_dir / "deid.secret").stat().st_mode & 0o777 == 0o600
-    assert Pseudonyms(site_secret(restored.home_dir)).patient("PATIENT-1") == pseudonym
+    assert (
+        Pseudonyms(site_secret(restored.deid_secret_path, restored.home_dir)).patient("PATIENT-1")
+        == pseudonym
+    )
 
 
 def test_a_corrupted_backup_file_is_refused_and_nothing_restored(

@@ -55,6 +55,7 @@ def test_list_shows_workflows_and_rejected_specs(openjip_home: Path) -> None:
         "convert-to-nifti",
         "ct-body-mask",
         "ct-lung-mask-by-query",
+        "deidentify-series",
     }
     [rejected] = listed["rejected"]
     assert rejected["path"].endswith("bad.yaml")

@@ -70,6 +70,41 @@ patient-data screens, presenting the loopback Secret. Only with both services en
 {{- end }}
 {{- end -}}
 
+{{/* The Secret of the site's de-identification secret (pseudonyms, new UIDs, date shifts). */}}
+{{- define "openjip.deidSecretName" -}}
+{{- .Values.deid.existingSecret | default (include "openjip.componentName" (dict "ctx" . "component" "deid")) -}}
+{{- end -}}
+
+{{/*
+De-identification settings of a service that de-identifies itself (receiver, web: the
+policies per project): the secret as a read-only file, the policies. Never the federation
+service's. Airflow gets the Secret's name only, for the steps that ask for it.
+*/}}
+{{- define "openjip.env.deid" -}}
+- name: OPENJIP_DEID__SECRET_FILE
+  value: /var/run/secrets/openjip/deid/deid.secret
+- name: OPENJIP_DEID__SECRET_NAME
+  value: {{ include "openjip.deidSecretName" . | quote }}
+- name: OPENJIP_DEID__PROJECTS
+  value: {{ .Values.deid.projects | toJson | quote }}
+{{- end -}}
+
+{{- define "openjip.deidVolumeMount" -}}
+- name: deid-secret
+  mountPath: /var/run/secrets/openjip/deid
+  readOnly: true
+{{- end -}}
+
+{{- define "openjip.deidVolume" -}}
+- name: deid-secret
+  secret:
+    secretName: {{ include "openjip.deidSecretName" . }}
+    defaultMode: 0440
+    items:
+      - key: deid.secret
+        path: deid.secret
+{{- end -}}
+
 {{/* The Secret of the federation service's certificate; empty when TLS is off. */}}
 {{- define "openjip.federationTLSSecretName" -}}
 {{- if .Values.federation.tls.enabled -}}
@@ -173,6 +208,9 @@ patient-data screens, presenting the loopback Secret. Only with both services en
 {{ include "openjip.env.stepGrantKey" . }}
 - name: OPENJIP_AIRFLOW__SERVICE_ACCOUNT
   value: {{ include "openjip.serviceAccountName" (dict "ctx" . "component" "analysis") | quote }}
+# Mounted into the analysis pods of operators that ask for it (secrets: [deid]) only.
+- name: OPENJIP_DEID__SECRET_NAME
+  value: {{ include "openjip.deidSecretName" . | quote }}
 {{- end -}}
 
 {{/* The key of analysis pods' step grants: Airflow mints them, the web service verifies them. */}}

@@ -61,6 +61,14 @@ def deidentify(
             "--allow-quarantine", help="Exit 0 even when instances were quarantined (not written)."
         ),
     ] = False,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            min=1,
+            help="Instances de-identified at once (disk reads and writes overlap the work).",
+        ),
+    ] = 4,
 ) -> None:
     """De-identify DICOM files with the PS3.15 Basic Profile and its options, into a folder.
 
@@ -77,17 +85,19 @@ def deidentify(
         fail(str(error), code=2)
     settings = load_settings()
     try:
-        secret = site_secret(settings.home_dir)
+        secret = site_secret(settings.deid_secret_path, settings.home_dir)
     except StateTooNew as error:
         fail(str(error))
-    deidentifier = Deidentifier(profile, Pseudonyms(secret))
+    deidentifier = Deidentifier(profile, Pseudonyms(secret), pixel_rules=settings.deid.pixel_rules)
     files = list(walk(inputs))
     columns = (TextColumn("de-identifying"), BarColumn(), MofNCompleteColumn())
     with Progress(*columns, console=err_console, transient=True) as progress:
         task = progress.add_task("files", total=len(files))
-        report = deidentify_files(files, out, deidentifier, advance=lambda: progress.advance(task))
+        report = deidentify_files(
+            files, out, deidentifier, workers=workers, advance=lambda: progress.advance(task)
+        )
     if report_file is not None:
         report.write(report_file)
     _summarise(report)
-    if report.failures or not report.check_passed or (report.quarantined and not allow_quarantine):
+    if report.failed(allow_quarantine):
         raise typer.Exit(1)

@@ -19,7 +19,7 @@ from typer.core import TyperCommand, TyperGroup
 
 if TYPE_CHECKING:
     # Typer bundles its own click; these are the classes its groups deal in.
-    from typer._click import Command, Context
+    from click import Command, Context
 
 
 @dataclass(frozen=True)
@@ -72,6 +72,10 @@ COMMANDS: dict[str, LazyCommand] = {
         "deidentify",
         "De-identify DICOM files with the PS3.15 Basic Profile and its options, into a folder.",
     ),
+    "reidentify": LazyCommand(
+        "reidentify",
+        "Print the original Patient ID and name of a pseudonym of a project that keeps a table.",
+    ),
     "audit": LazyCommand(
         "audit",
         "Print the access audit log, oldest first: time, who (user or AE), action, study, result.",
@@ -84,22 +88,14 @@ def load_command(name: str) -> Command:
     sub: typer.Typer = importlib.import_module(f"openjip.cli.{COMMANDS[name].module}").app
     sub.rich_markup_mode = None  # plain help, as the top level's (see above)
     if sub.info.name:  # a command group, e.g. ``openjip query ...``
-        return _simple_coercion(typer.main.get_group(sub))
+        return typer.main.get_group(sub)
     for info in sub.registered_commands:  # commands of their own, e.g. ``openjip send``
         command = typer.main.get_command_from_info(
             info, pretty_exceptions_short=sub.pretty_exceptions_short, rich_markup_mode=None
         )
         if command.name == name:
-            return _simple_coercion(command)
+            return command
     raise LookupError(f"openjip.cli.{COMMANDS[name].module} has no command {name!r}")
-
-
-def _simple_coercion(command: Command) -> Command:
-    """``command`` converting its simple options without pydantic (:mod:`.coercion`)."""
-    from openjip.cli.coercion import use_simple_coercion
-
-    use_simple_coercion(command)
-    return command
 
 
 class LazyCommands(TyperGroup):
@@ -113,12 +109,6 @@ class LazyCommands(TyperGroup):
         if cmd_name in COMMANDS:
             return TyperCommand(cmd_name, help=COMMANDS[cmd_name].summary)
         return super().get_command(ctx, cmd_name)
-
-    def parse_args(self, ctx: Context, args: list[str]) -> list[str]:
-        from openjip.cli.coercion import use_simple_coercion
-
-        use_simple_coercion(self)  # the group's own options (--install-completion, ...)
-        return super().parse_args(ctx, args)
 
     def resolve_command(
         self, ctx: Context, args: list[str]

@@ -11,6 +11,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from openjip.config.access import AccessSettings, OidcGrant
+from openjip.config.deid import DeidPolicy, DeidSettings
 from openjip.config.learning import LearningSettings
 from openjip.config.receiver import DimseAction, KnownAE, MoveDestination, ReceiverSettings
 from openjip.config.services import (
@@ -27,6 +28,8 @@ __all__ = [
     "AccessSettings",
     "AirflowSettings",
     "BackupSettings",
+    "DeidPolicy",
+    "DeidSettings",
     "DicomSettings",
     "DimseAction",
     "FederationSettings",
@@ -71,6 +74,7 @@ class Settings(BaseSettings):
     airflow: AirflowSettings = Field(default_factory=AirflowSettings)
     access: AccessSettings = Field(default_factory=AccessSettings)
     learning: LearningSettings = Field(default_factory=LearningSettings)
+    deid: DeidSettings = Field(default_factory=DeidSettings)
 
     @property
     def home_dir(self) -> Path:
@@ -116,6 +120,11 @@ class Settings(BaseSettings):
     def viewer_path(self) -> Path:
         """Folder of the OHIF viewer the web service serves at ``/viewer/``."""
         return (self.web.viewer_path or self.home_dir / "viewer").expanduser()
+
+    @property
+    def deid_secret_path(self) -> Path:
+        """File of the de-identification secret."""
+        return (self.deid.secret_file or self.home_dir / "deid.secret").expanduser()
 
     @property
     def index_path(self) -> Path:

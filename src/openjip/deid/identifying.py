@@ -11,6 +11,7 @@ searched for: that attribute is kept on purpose, finding it is no leak.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 
 from pydicom.dataelem import DataElement
@@ -42,6 +43,23 @@ def _specific(text: str) -> bool:
     if len(text) < MIN_LENGTH:
         return False
     return not (text.isdigit() and len(text) < MIN_DIGITS)
+
+
+PERSON_NAME_SHAPED = re.compile(r"[^\s\\^=,;:()]+\^[^\s\\^=,;:()]+(?:\^[^\s\\^=,;:()]*)*")
+"""A name written in free text the way DICOM writes one (``Doe^John``)."""
+
+
+def names_in_text(cleaned: Iterable[DataElement]) -> set[str]:
+    """Person names in DICOM form (``Doe^John``) inside cleaned descriptors, with their parts:
+    a name no attribute of the header holds, which cleaning would otherwise keep."""
+    found: set[str] = set()
+    for element in cleaned:
+        for text in _strings(element):
+            for name in PERSON_NAME_SHAPED.findall(text):
+                parts = [part for part in name.split("^") if _specific(part)]
+                if any(part[0].isalpha() for part in parts):  # "1^2" is no name
+                    found |= {name, *parts}
+    return found
 
 
 def identifying_values(removed: Iterable[DataElement], kept: Iterable[DataElement]) -> set[str]:

@@ -59,6 +59,7 @@ OPTIONS = (
 # CID 7050 De-identification Method: the code of the Basic Profile and of every option.
 METHOD_CODES = {
     "basic": ("113100", "Basic Application Confidentiality Profile"),
+    "clean-pixel-data": ("113101", "Clean Pixel Data Option"),  # by a pixel rule, not a column
     "clean-graphics": ("113103", "Clean Graphics Option"),
     "clean-structured-content": ("113104", "Clean Structured Content Option"),
     "clean-descriptors": ("113105", "Clean Descriptors Option"),

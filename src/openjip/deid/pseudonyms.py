@@ -1,9 +1,10 @@
 """Keyed pseudonyms: patient IDs, UIDs and per-patient date shifts from one site secret.
 
 Everything is an HMAC-SHA256 of the original value under the site secret (``deid.secret``
-under ``OPENJIP_HOME``, created 0600), so the same site gives the same pseudonym to the same
-patient and the same new UID to the same UID in every run (a SEG and its CT de-identified
-apart still reference each other), and nobody without the secret can recompute the mapping.
+under ``OPENJIP_HOME``, or ``OPENJIP_DEID__SECRET_FILE``; created 0600), so the same site gives
+the same pseudonym to the same patient and the same new UID to the same UID in every run (a SEG
+and its CT de-identified apart still reference each other), and nobody without the secret can
+recompute the mapping.
 """
 
 from __future__ import annotations
@@ -17,15 +18,25 @@ from pathlib import Path
 from openjip.state.versions import ensure_store
 from openjip.statistics.loopback import ensure_secret
 
-SECRET_FILE = "deid.secret"
 MAX_SHIFT_DAYS = 3650
 
 
-def site_secret(home: Path) -> bytes:
-    """The de-identification secret of the site with this ``OPENJIP_HOME`` (created 0600);
-    :class:`~openjip.state.StateTooNew` when a newer openjip's pseudonyms derive otherwise."""
+def site_secret(path: Path, home: Path) -> bytes:
+    """The site's de-identification secret in ``path`` (``Settings.deid_secret_path``), created
+    0600 (never replaced) when there is none yet; its version is kept in ``home`` (the site's
+    ``OPENJIP_HOME``): :class:`~openjip.state.StateTooNew` when a newer openjip's pseudonyms
+    derive otherwise."""
     ensure_store(home, "deid-secret")
-    return ensure_secret(home / SECRET_FILE).encode()
+    return ensure_secret(path).encode()
+
+
+def read_secret(path: Path) -> bytes:
+    """The secret in ``path`` (a step's mounted copy); never creates one: a step with a secret
+    of its own would give every patient other pseudonyms than the site's."""
+    secret = path.read_text().strip()
+    if not secret:
+        raise ValueError(f"the de-identification secret {path} is empty")
+    return secret.encode()
 
 
 @dataclass(frozen=True)

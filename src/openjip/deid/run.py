@@ -1,51 +1,26 @@
 """A de-identification run over files: write each instance de-identified, quarantine burned-in
 text, and prove the output: no identifying value of a source header may occur anywhere in the
 bytes of its output file (private tags, nested sequences and all), else the run fails.
+
+Instances are independent: a run handles several at once on threads, so reading and writing
+(which wait on the disk) overlap the walk; two sources that would give the same output file
+are caught before the second is written.
 """
 
 from __future__ import annotations
 
-import io
 import json
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pydicom
-from pydicom.dataset import Dataset
-from pydicom.errors import InvalidDicomError
-
+from openjip.deid.instance import Leak, Quarantined, Refused, deidentify_instance, read_source
 from openjip.deid.profile import load_table
 from openjip.deid.walker import Deidentifier
-
-# Secondary capture classes (single and multi-frame): screenshots, scanned paper, text burned in.
-SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
-BURNED_IN_MODALITIES = frozenset({"US"})
-MEDIA_DIRECTORY = "1.2.840.10008.1.3.10"
-
-
-def burned_in_reason(dataset: Dataset) -> str | None:
-    """Why an instance probably has text in its pixels (None when it is not suspected)."""
-    flag = str(dataset.get("BurnedInAnnotation", "")).upper()
-    if flag == "YES":
-        return "BurnedInAnnotation is YES"
-    if flag == "NO" or "PixelData" not in dataset:
-        return None
-    if str(dataset.get("SOPClassUID", "")).startswith(SECONDARY_CAPTURE):
-        return "secondary capture (burned-in text is usual) without BurnedInAnnotation NO"
-    if dataset.get("Modality") in BURNED_IN_MODALITIES:
-        return f"modality {dataset.Modality} (burned-in text is usual), BurnedInAnnotation not NO"
-    return None
-
-
-@dataclass
-class Leak:
-    output: str
-    offset: int
-    hint: str
-    """The leaked value masked (first character and length): the report must not leak it."""
 
 
 @dataclass
@@ -62,6 +37,11 @@ class Report:
     @property
     def check_passed(self) -> bool:
         return not self.leaks
+
+    def failed(self, allow_quarantine: bool = False) -> bool:
+        """Whether the run failed: a file failed, the check failed, or (unless allowed) an
+        instance was quarantined."""
+        return bool(self.failures or self.leaks or (self.quarantined and not allow_quarantine))
 
     def to_json(self) -> dict[str, Any]:
         table = load_table()
@@ -89,73 +69,79 @@ class Report:
         path.write_text(json.dumps(self.to_json(), indent=1) + "\n")
 
 
-def find_leaks(output: Path, data: bytes, identifying: set[str], pixels: bytes = b"") -> list[Leak]:
-    """Every identifying value found in ``data`` (the bytes written to ``output``), all but its
-    Pixel Data: the pixels are the source's byte for byte (burned-in text is the quarantine's
-    concern), and a three-letter name occurs by chance in a few hundred kilobytes of pixels."""
-    if pixels:
-        start = data.rfind(pixels)
-        data = data[:start] + data[start + len(pixels) :] if start >= 0 else data
-    leaks = []
-    for value in sorted(identifying):
-        for encoded in {value.encode("utf-8"), value.encode("latin-1", "replace")}:
-            offset = data.find(encoded)
-            if offset >= 0:
-                leaks.append(Leak(str(output), offset, f"{value[0]}… ({len(value)} characters)"))
-                break
-    return leaks
-
-
 def deidentify_files(
     paths: Iterable[Path],
     out: Path,
     deidentifier: Deidentifier,
     *,
     quarantine: bool = True,
+    workers: int = 1,
     advance: Callable[[], None] = lambda: None,
 ) -> Report:
-    """De-identify every file of ``paths`` into ``out`` (named by the new SOP Instance UID)."""
+    """De-identify every file of ``paths`` into ``out`` (named by the new SOP Instance UID),
+    ``workers`` at a time (threads: one reads or writes while another walks)."""
     out.mkdir(parents=True, exist_ok=True)
     report = Report(options=sorted(deidentifier.profile.options))
-    written: dict[Path, Path] = {}
-    for path in paths:
-        try:
-            dataset = pydicom.dcmread(path)
-        except (InvalidDicomError, OSError, ValueError, EOFError) as error:
-            report.failures.append((str(path), f"not readable as DICOM: {error}"))
+    files = list(paths)
+    claims = _Claims()
+
+    def one(path: Path) -> _Written | Refused:
+        return _deidentify_file(path, out, deidentifier, quarantine, claims)
+
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        for path, outcome in zip(files, pool.map(one, files), strict=True):
+            _record(report, path, outcome)
             advance()
-            continue
-        if getattr(dataset, "file_meta", {}).get("MediaStorageSOPClassUID") == MEDIA_DIRECTORY:
-            # Its records repeat the instances' identifying values and point at their old files.
-            report.failures.append((str(path), "a DICOMDIR is not de-identified: build a new one"))
-            advance()
-            continue
-        reason = burned_in_reason(dataset) if quarantine else None
-        if reason is not None:
-            report.quarantined.append((str(path), reason))
-            advance()
-            continue
-        result = deidentifier.deidentify(dataset)
-        name = str(dataset.get("SOPInstanceUID", "")) or deidentifier.pseudonyms.uid(str(path))
-        target = out / f"{name}.dcm"
-        if target in written:
-            report.failures.append((str(path), f"same SOP Instance UID as {written[target]}"))
-            advance()
-            continue
-        written[target] = path
-        buffer = io.BytesIO()  # one write, and the check reads what was written without a read
-        try:
-            dataset.save_as(buffer, enforce_file_format=False)
-        except (ValueError, TypeError, OverflowError) as error:
-            report.failures.append((str(path), f"cannot be written de-identified: {error}"))
-            advance()
-            continue
-        data = buffer.getvalue()
-        target.write_bytes(data)
-        report.instances += 1
-        report.outputs.append((str(path), str(target)))
-        report.attributes.update(result.counts)
-        pixels = dataset.get("PixelData") or b""
-        report.leaks.extend(find_leaks(target, data, result.identifying, pixels))
-        advance()
     return report
+
+
+@dataclass
+class _Claims:
+    """Output files claimed so far, by source: two sources of one output are caught before the
+    second is written over the first."""
+
+    sources: dict[Path, Path] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def claim(self, target: Path, source: Path) -> None:
+        with self.lock:
+            if target in self.sources:
+                raise Refused(f"same SOP Instance UID as {self.sources[target]}")
+            self.sources[target] = source
+
+
+@dataclass
+class _Written:
+    """What became of one file: its output, counts, leaks."""
+
+    target: Path
+    counts: Counter[tuple[str, str]]
+    leaks: list[Leak]
+
+
+def _deidentify_file(
+    path: Path, out: Path, deidentifier: Deidentifier, quarantine: bool, claims: _Claims
+) -> _Written | Refused:
+    try:
+        done = deidentify_instance(read_source(path), deidentifier, quarantine=quarantine)
+        name = done.sop_instance_uid or deidentifier.pseudonyms.uid(str(path))
+        target = out / f"{name}.dcm"
+        claims.claim(target, path)
+    except Refused as refused:
+        return refused
+    done.write(target)
+    for leak in done.leaks:
+        leak.output = str(target)
+    return _Written(target, done.result.counts, done.leaks)
+
+
+def _record(report: Report, path: Path, outcome: _Written | Refused) -> None:
+    if isinstance(outcome, Quarantined):
+        report.quarantined.append((str(path), str(outcome)))
+    elif isinstance(outcome, Refused):
+        report.failures.append((str(path), str(outcome)))
+    else:
+        report.instances += 1
+        report.outputs.append((str(path), str(outcome.target)))
+        report.attributes.update(outcome.counts)
+        report.leaks.extend(outcome.leaks)

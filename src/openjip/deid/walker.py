@@ -13,13 +13,14 @@ from __future__ import annotations
 import datetime
 import re
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 
-from openjip.deid.identifying import TEXT_VRS, identifying_values
+from openjip.config.deid import PixelRule
+from openjip.deid.identifying import TEXT_VRS, identifying_values, names_in_text
 from openjip.deid.profile import METHOD_CODES, Action, Profile
 from openjip.deid.pseudonyms import Pseudonyms
 
@@ -76,17 +77,20 @@ def _changes_value(decision: Decision) -> bool:
 
 class Deidentifier:
     """Applies a profile with a site's pseudonyms; ``safe_private`` is the allow-list of
-    (private creator, group, element byte) kept under Retain Safe Private."""
+    (private creator, group, element byte) kept under Retain Safe Private, ``pixel_rules`` the
+    site's pixel-cleaning rules (:mod:`openjip.deid.pixels`)."""
 
     def __init__(
         self,
         profile: Profile,
         pseudonyms: Pseudonyms,
         safe_private: frozenset[tuple[str, int, int]] = frozenset(),
+        pixel_rules: Sequence[PixelRule] = (),
     ) -> None:
         self.profile = profile
         self.pseudonyms = pseudonyms
         self.safe_private = safe_private
+        self.pixel_rules = tuple(pixel_rules)
 
     def _kept_on_purpose(self, decision: Decision) -> bool:
         """Kept because the table has no row for it (Manufacturer...) or a chosen option keeps
@@ -142,8 +146,9 @@ class Deidentifier:
                 for item in element.value:
                     yield from self.decide(item, None, below or inherited, applied and not gone)
 
-    def deidentify(self, dataset: Dataset) -> InstanceResult:
-        """De-identify ``dataset`` (and its file meta) in place."""
+    def deidentify(self, dataset: Dataset, pixels_cleaned: bool = False) -> InstanceResult:
+        """De-identify ``dataset`` (and its file meta) in place; ``pixels_cleaned``: a pixel
+        rule cleaned it (the method codes say so)."""
         patient_key = str(dataset.get("PatientID", "") or dataset.get("PatientName", ""))
         decisions: list[Decision] = []
         if getattr(dataset, "file_meta", None) is not None:
@@ -153,18 +158,21 @@ class Deidentifier:
         result.identifying = identifying_values(
             (d.element for d in decisions if _changes_value(d)),
             (d.element for d in decisions if self._kept_on_purpose(d)),
-        ) - {DUMMY_TEXT, *DUMMIES.values()}  # a source value equal to a dummy is no leak
+        ) | names_in_text(d.element for d in decisions if d.action is Action.CLEAN)
+        result.identifying -= {DUMMY_TEXT, *DUMMIES.values()}  # a value equal to a dummy: no leak
         context = _Context(self.pseudonyms, patient_key, result.identifying, self.profile)
         for decision in decisions:
             if decision.applied:
                 context.apply(decision)
                 result.counts[(_name(decision.element), OUTCOMES[decision.action])] += 1
-        self._mark(dataset)
+        self._mark(dataset, pixels_cleaned)
         return result
 
-    def _mark(self, dataset: Dataset) -> None:
+    def _mark(self, dataset: Dataset, pixels_cleaned: bool) -> None:
         dataset.PatientIdentityRemoved = "YES"
         chosen = ["basic", *sorted(self.profile.options)]
+        if pixels_cleaned:
+            chosen.append("clean-pixel-data")
         dataset.DeidentificationMethod = "openjip: " + ", ".join(chosen)[:60]
         codes = []
         for option in chosen:

@@ -1,6 +1,8 @@
 """Validate, store durably, then index one DICOM Part-10 instance, into the projects the caller
 names; a re-sent instance whose bytes differ from the stored one is refused (the first copy is
-kept) unless the ingestor was made to replace such copies."""
+kept) unless the ingestor was made to replace such copies. A project whose policy rewrites what
+it stores (de-identification on ingest, :mod:`openjip.deid.policy`) gets the rewritten bytes
+only: the received ones are never stored."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from openjip.access.projects import ProjectMarkers
 from openjip.dicom import (
@@ -36,6 +39,14 @@ class InvalidInstance(ValueError):
 class InstanceConflict(InvalidInstance):
     """The SOP instance is stored already with other bytes, and replacing is off: the stored
     copy stays, the new one is dropped."""
+
+
+class IngestPolicy(Protocol):
+    """What instances stored into some projects become first (:mod:`openjip.deid.policy`)."""
+
+    def on_ingest(self, projects: Sequence[str]) -> Callable[[bytes], bytes] | None:
+        """The rewrite of an instance stored into ``projects`` (a ``ValueError`` refuses it),
+        or None to store it as received."""
 
 
 @dataclass(frozen=True)
@@ -68,11 +79,13 @@ class Ingestor:
         clock: Callable[[], float] = time.time,
         max_sequence_depth: int = DEFAULT_MAX_SEQUENCE_DEPTH,
         overwrite: bool = False,
+        policy: IngestPolicy | None = None,
     ) -> None:
         self.store = store
         self.index = index
         self.overwrite = overwrite
         self.projects = ProjectMarkers(store)
+        self.policy = policy
         self._clock = clock
         self._max_depth = max_sequence_depth
 
@@ -91,12 +104,13 @@ class Ingestor:
         ``sop_instance_uid``, when given, is the instance the sender named (a C-STORE's
         Affected SOP Instance UID): a dataset with another SOP Instance UID is refused.
         """
+        rewrite = self.policy.on_ingest(projects) if self.policy else None
+        if rewrite is not None:
+            data = self._rewritten(rewrite, path.read_bytes(), sop_instance_uid)
+            return self._ingest_bytes(data, source_ae, derived_from, None, projects)
         parsed = self.parse(path)
         record = self._record(parsed, path.stat().st_size, source_ae, derived_from, projects)
-        if sop_instance_uid and record.SOPInstanceUID != sop_instance_uid:
-            raise InvalidInstance(
-                f"SOPInstanceUID {record.SOPInstanceUID} is not the request's {sop_instance_uid}"
-            )
+        _check_sender_uid(record, sop_instance_uid)
         return self._keep(
             record,
             path.read_bytes,
@@ -132,10 +146,36 @@ class Ingestor:
         ``parsed`` is the caller's own :meth:`parse` of ``data``, when it has one, so the
         header is not read twice.
         """
+        rewrite = self.policy.on_ingest(projects) if self.policy else None
+        if rewrite is not None:
+            data, parsed = self._rewritten(rewrite, data, ""), None
+        return self._ingest_bytes(data, source_ae, derived_from, parsed, projects)
+
+    def _ingest_bytes(
+        self,
+        data: bytes,
+        source_ae: str,
+        derived_from: str,
+        parsed: ParsedInstance | None,
+        projects: Sequence[str],
+    ) -> IngestResult:
         if parsed is None:
             parsed = self.parse(data)
         record = self._record(parsed, len(data), source_ae, derived_from, projects)
         return self._keep(record, lambda: data, lambda: self.store.put(record.object_key, data))
+
+    def _rewritten(
+        self, rewrite: Callable[[bytes], bytes], data: bytes, sop_instance_uid: str
+    ) -> bytes:
+        """``data`` as the project's policy stores it; the sender's SOP Instance UID is
+        checked against the received instance first (the rewrite may replace it)."""
+        if sop_instance_uid:
+            received = self._record(self.parse(data), len(data), "", "", DEFAULT_PROJECTS)
+            _check_sender_uid(received, sop_instance_uid)
+        try:
+            return rewrite(data)
+        except ValueError as exc:
+            raise InvalidInstance(f"not stored: {exc}") from exc
 
     def _keep(
         self, record: InstanceRecord, content: Callable[[], bytes], put: Callable[[], object]
@@ -207,3 +247,11 @@ class Ingestor:
             return read_instance(source, max_depth=self._max_depth)
         except UnreadableInstance as exc:
             raise InvalidInstance(str(exc)) from exc
+
+
+def _check_sender_uid(record: InstanceRecord, sop_instance_uid: str) -> None:
+    """:class:`InvalidInstance` when the sender named another instance than it sent."""
+    if sop_instance_uid and record.SOPInstanceUID != sop_instance_uid:
+        raise InvalidInstance(
+            f"SOPInstanceUID {record.SOPInstanceUID} is not the request's {sop_instance_uid}"
+        )

@@ -29,6 +29,7 @@ from openjip.access.environment import step_environment
 from openjip.operators.catalog import LoadedOperator
 from openjip.operators.params import resolve_params
 from openjip.sdk.contract import (
+    DEID_SECRET_ENV,
     INPUT_ENV,
     OPERATOR_ENV,
     OUTPUT_ENV,
@@ -93,6 +94,8 @@ def _step_env(
     env[OUTPUT_ENV] = str(output_dir)
     env[PARAMS_ENV] = json.dumps(dict(params))
     env[OPERATOR_ENV] = operator.ref
+    if "deid" in operator.manifest.secrets:
+        env[DEID_SECRET_ENV] = str(_deid_secret_file())
     return env
 
 
@@ -108,6 +111,13 @@ def _confined(
     scratch = confinement.scratch
     scratch.mkdir(mode=0o700, parents=True, exist_ok=True)
     env["HOME"] = env["TMPDIR"] = str(scratch)
+    if DEID_SECRET_ENV in env:
+        # The site's secret lies under OPENJIP_HOME, out of the step's reach: it gets a copy in
+        # its scratch folder (0600, removed with the step's work folder).
+        copy = scratch / "deid.secret"
+        copy.touch(mode=0o600)
+        copy.write_bytes(Path(env[DEID_SECRET_ENV]).read_bytes())
+        env[DEID_SECRET_ENV] = str(copy)
     try:
         return confined_command(
             command,
@@ -117,6 +127,17 @@ def _confined(
         )
     except (ConfinementUnavailable, ValueError) as error:
         raise StepFailed(f"{operator.ref}: cannot confine the step: {error}") from None
+
+
+def _deid_secret_file() -> Path:
+    """The site's de-identification secret file, created first if it is not there yet (the
+    step only reads it: a secret of its own would give other pseudonyms)."""
+    from openjip.config import get_settings
+    from openjip.deid.pseudonyms import site_secret
+
+    settings = get_settings()
+    site_secret(settings.deid_secret_path, settings.home_dir)
+    return settings.deid_secret_path
 
 
 def _signal_group(process: subprocess.Popen[str], sig: signal.Signals) -> bool:

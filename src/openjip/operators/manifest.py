@@ -20,6 +20,8 @@ InputKind = Literal["dicom-series", "nifti", "step-output"]
 OutputKind = Literal["dicom-seg", "dicom", "nifti", "json", "csv"]
 ParamType = Literal["string", "integer", "number", "boolean"]
 ParamValue = bool | int | float | str
+SiteSecret = Literal["deid"]
+"""A site secret a step may be given: ``deid``, the de-identification secret (pseudonyms)."""
 
 # repository[:tag][@sha256:digest] as Docker and OCI spell it; a registry host may carry a port.
 _IMAGE_RE = re.compile(
@@ -186,6 +188,12 @@ class OperatorManifest(_Strict):
         default_factory=dict, description="Parameters by name."
     )
     resources: Resources = Field(default_factory=Resources, description="Compute it needs.")
+    secrets: list[SiteSecret] = Field(
+        default_factory=list,
+        description="Site secrets the step is given as files (`deid`: the de-identification "
+        "secret, its path in OPENJIP_DEID_SECRET_FILE); only a site's own operators run, so "
+        "only they can ask.",
+    )
 
     @field_validator("image")
     @classmethod

@@ -18,6 +18,7 @@ from openjip.config import ReceiverSettings
 from openjip.ingest import Ingestor
 from openjip.receiver.find import LEVELS_OF_MODEL, FindHandler
 from openjip.receiver.retrieve import (
+    ExportPolicy,
     GetHandler,
     InstanceSource,
     MoveHandler,
@@ -40,12 +41,16 @@ def add_query_retrieve_contexts(ae: AE) -> None:
 
 
 def query_retrieve_handlers(
-    settings: ReceiverSettings, ingestor: Ingestor, scratch_dir: Path, access: DimseAccess
+    settings: ReceiverSettings,
+    ingestor: Ingestor,
+    scratch_dir: Path,
+    access: DimseAccess,
+    export: ExportPolicy | None = None,
 ) -> list[tuple[Any, Any]]:
     """``(event, handler)`` pairs answering C-FIND, C-MOVE and C-GET from the ingestor's index
-    and store."""
+    and store; ``export`` rewrites what leaves a project that de-identifies on export."""
     install_stored_sending()
-    source = InstanceSource(ingestor.index, ingestor.store, scratch_dir)
+    source = InstanceSource(ingestor.index, ingestor.store, scratch_dir, export)
     return [
         (evt.EVT_C_FIND, FindHandler(ingestor.index, settings.ae_title, access)),
         (evt.EVT_C_MOVE, MoveHandler(source, access, tls.receiver_client_context(settings))),

@@ -11,7 +11,9 @@ the sub-operations and reports their counts and the failed SOP instance list.
 :class:`StoredInstance` is instead streamed from its Part-10 file, dataset bytes untouched.
 When the peer accepted no context in the stored transfer syntax, the only change allowed is
 between Implicit and Explicit VR Little Endian (same values); anything else fails as a
-sub-operation (never transcoded).
+sub-operation (never transcoded). The one exception to "as stored": an instance of a project
+whose policy de-identifies on export (:mod:`openjip.deid.policy`) is sent as its de-identified
+copy, written into the scratch folder; one that may not be sent so fails as a sub-operation.
 """
 
 from __future__ import annotations
@@ -19,11 +21,12 @@ from __future__ import annotations
 import logging
 import ssl
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from pydicom.dataset import Dataset
+from pydicom.filereader import read_file_meta_info
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import build_context, evt
 from pynetdicom.association import Association
@@ -65,10 +68,10 @@ StatusYield = tuple[Dataset | int, Dataset | None]
 class StoredInstance(Dataset):
     """An instance to send from its stored file as is (see the module docstring)."""
 
-    def __init__(self, record: InstanceRecord, path: Path) -> None:
+    def __init__(self, sop_class_uid: str, sop_instance_uid: str, path: Path) -> None:
         super().__init__()
-        self.SOPClassUID = record.SOPClassUID
-        self.SOPInstanceUID = record.SOPInstanceUID
+        self.SOPClassUID = sop_class_uid
+        self.SOPInstanceUID = sop_instance_uid
         self.stored_path = path
 
 
@@ -141,14 +144,29 @@ def install_stored_sending() -> None:
     Association.send_c_store = send_c_store  # type: ignore[method-assign]
 
 
+class ExportPolicy(Protocol):
+    """What instances of some projects become before they leave (:mod:`openjip.deid.policy`)."""
+
+    def on_export(self, projects: Sequence[str]) -> Callable[[bytes], bytes] | None:
+        """The rewrite of an instance of ``projects`` (a ``ValueError`` refuses to send it),
+        or None to send it as stored."""
+
+
 class InstanceSource:
     """Matching instances and their files: the local store's own files, other stores' objects
-    downloaded one at a time into a scratch folder."""
+    downloaded one at a time into a scratch folder, de-identified copies written there."""
 
-    def __init__(self, index: MetadataIndex, store: ObjectStore, scratch_dir: Path) -> None:
+    def __init__(
+        self,
+        index: MetadataIndex,
+        store: ObjectStore,
+        scratch_dir: Path,
+        export: ExportPolicy | None = None,
+    ) -> None:
         self.index = index
         self.store = store
         self.scratch_dir = scratch_dir
+        self.export = export
 
     def matching(self, parsed: ParsedIdentifier) -> list[InstanceRecord]:
         """Instances the identifier's unique keys select; :class:`BadIdentifier` otherwise."""
@@ -173,9 +191,14 @@ class InstanceSource:
                     yield Retrieve.CANCELLED.code, None
                     return
                 path = self._file(record, Path(scratch) / f"{number}.dcm")
-                yield Retrieve.PENDING.code, StoredInstance(record, path)
-                if path.parent == Path(scratch):
-                    path.unlink(missing_ok=True)
+                item = StoredInstance(record.SOPClassUID, record.SOPInstanceUID, path)
+                rewrite = self.export.on_export(record.projects) if self.export else None
+                if rewrite is not None:
+                    item = _rewritten(rewrite, item, Path(scratch) / f"{number}.out.dcm")
+                yield Retrieve.PENDING.code, item
+                for used in {path, item.stored_path}:
+                    if used.parent == Path(scratch):
+                        used.unlink(missing_ok=True)
 
     def _scratch(self) -> Path:
         self.scratch_dir.mkdir(parents=True, exist_ok=True)
@@ -190,6 +213,20 @@ class InstanceSource:
             # The missing file makes the sub-operation fail and lists the instance as failed.
             LOGGER.error("cannot fetch %s for retrieval: %s", record.object_key, exc)
         return scratch_path
+
+
+def _rewritten(
+    rewrite: Callable[[bytes], bytes], item: StoredInstance, target: Path
+) -> StoredInstance:
+    """``item`` as its project's export policy sends it, written to ``target``; when it may not
+    be sent, ``target`` stays missing, which fails the sub-operation."""
+    try:
+        target.write_bytes(rewrite(item.stored_path.read_bytes()))
+    except (ValueError, OSError) as exc:
+        LOGGER.warning("not sent (export policy): %s: %s", item.SOPInstanceUID, exc)
+        return StoredInstance(item.SOPClassUID, item.SOPInstanceUID, target)
+    meta = read_file_meta_info(target)
+    return StoredInstance(meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID, target)
 
 
 def _refusal(event: evt.Event, service: str, exc: BadIdentifier) -> Dataset:

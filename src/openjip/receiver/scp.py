@@ -29,6 +29,7 @@ from openjip.receiver.query_retrieve import (
     query_retrieve_handlers,
 )
 from openjip.receiver.reactive import ReactiveRequestHandler
+from openjip.receiver.retrieve import ExportPolicy
 from openjip.receiver.store import StoreHandler, StoreService
 from openjip.receiver.transport import ReceiverServer, Timeouts
 
@@ -84,10 +85,12 @@ def make_server(
     address: tuple[str, int],
     on_finished: Callable[[Any], None],
     access: DimseAccess | None = None,
+    export: ExportPolicy | None = None,
 ) -> ReceiverServer:
     """A server for the associations the gate admits on ``address``; ``on_finished`` is
     called with each one's admission when it ended; ``access`` decides what each calling AE
-    may do (by default without an audit)."""
+    may do (by default without an audit); ``export`` rewrites what C-MOVE and C-GET send of a
+    project that de-identifies on export."""
     configure_pynetdicom()
     incoming_dir.mkdir(parents=True, exist_ok=True)
     access = access or DimseAccess(settings)
@@ -98,7 +101,7 @@ def make_server(
         (evt.EVT_C_ECHO, access.on_echo),
         (evt.EVT_CONN_OPEN, _on_open),
         (evt.EVT_CONN_CLOSE, _on_close),
-        *query_retrieve_handlers(settings, ingestor, incoming_dir, access),
+        *query_retrieve_handlers(settings, ingestor, incoming_dir, access, export),
     ]
     own_reader = settings.pdata_reader == "openjip"
     if not own_reader:

@@ -24,6 +24,7 @@ import openjip.receiver.metrics as metrics
 from openjip.access import tls
 from openjip.access.dimse import DimseAccess, check_not_open
 from openjip.config import Settings
+from openjip.deid.policy import ProjectPolicies
 from openjip.index import MetadataIndex, open_index
 from openjip.ingest import Ingestor
 from openjip.receiver.admission import AdmissionPolicy
@@ -119,17 +120,20 @@ class ReceiverService:
             listener = listen(settings.receiver)
             host, port = listener.getsockname()[:2]
             policy = AdmissionPolicy(settings.receiver)
+            deid = ProjectPolicies.for_site(settings)
             self._server = make_server(
                 settings.receiver,
                 Ingestor(
                     self._store,
                     self._index,
                     max_sequence_depth=settings.dicom.max_sequence_depth,
+                    policy=deid,
                 ),
                 process_incoming_dir(settings),
                 address=(host, port),
                 on_finished=policy.release,
                 access=DimseAccess.for_site(settings),
+                export=deid,
             )
             self._gate = Gate(
                 listener,

@@ -244,6 +244,7 @@ def worker_main(settings: Settings, address: tuple[str, int], channel: socket.so
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(message)s")
     from openjip.access.dimse import DimseAccess
+    from openjip.deid.policy import ProjectPolicies
     from openjip.index import open_index
     from openjip.ingest import Ingestor
     from openjip.receiver.incoming import process_incoming_dir
@@ -254,17 +255,20 @@ def worker_main(settings: Settings, address: tuple[str, int], channel: socket.so
         with contextlib.suppress(OSError):  # the parent is gone: nobody counts any more
             channel.send(str(admission.number).encode())
 
+    deid = ProjectPolicies.for_site(settings)
     server = make_server(
         settings.receiver,
         Ingestor(
             open_store(settings),
             open_index(settings),
             max_sequence_depth=settings.dicom.max_sequence_depth,
+            policy=deid,
         ),
         process_incoming_dir(settings),
         address=address,
         on_finished=ended,
         access=DimseAccess.for_site(settings),
+        export=deid,
     )
     channel.sendall(_READY)
     while True:

@@ -27,12 +27,13 @@ NetworkPolicies checked against it, without a cluster.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from openjip.config import Settings
 from openjip.operators.params import resolve_params
 from openjip.runner.base import StepRequest, key_safe
-from openjip.sdk.contract import INPUT_ENV, OPERATOR_ENV, OUTPUT_ENV, PARAMS_ENV
+from openjip.sdk.contract import DEID_SECRET_ENV, INPUT_ENV, OPERATOR_ENV, OUTPUT_ENV, PARAMS_ENV
 from openjip.workflows.spec import split_operator_ref
 
 if TYPE_CHECKING:
@@ -46,6 +47,8 @@ WEB_URL_ENV = "OPENJIP_STEP_WEB_URL"
 GRANT_MARGIN_SECONDS = 600
 """A grant outlives the step's timeout by this much (the pod's wait for a node included)."""
 RUN_AS_USER = 1000
+DEID_SECRET_DIR, DEID_SECRET_KEY = "/var/run/openjip/deid", "deid.secret"
+"""Where a step that asks for the ``deid`` secret finds it (the chart's Secret key)."""
 STEP_IO = ["python", "-m", "openjip.runner.step_io"]
 """The openjip image's command that fetches a step's inputs and publishes its outputs."""
 POD_BEHAVIOUR: dict[str, Any] = {
@@ -97,6 +100,7 @@ class AnalysisPod:
             capabilities=k8s.V1Capabilities(drop=["ALL"]),
         )
         platform_env = self._platform_env(request)
+        step_env, step_mounts, secret_volumes = self._site_secrets(manifest.secrets)
         small = k8s.V1ResourceRequirements(
             requests={"cpu": "100m", "memory": "256Mi"}, limits={"memory": "1Gi"}
         )
@@ -122,8 +126,9 @@ class AnalysisPod:
                 ),
                 k8s.V1EnvVar(name=OPERATOR_ENV, value=manifest.ref),
                 k8s.V1EnvVar(name="HOME", value="/tmp"),
+                *step_env,
             ],
-            volume_mounts=mounts,
+            volume_mounts=[*mounts, *step_mounts],
             resources=k8s.V1ResourceRequirements(requests=requests, limits=limits),
             security_context=container_security,
         )
@@ -141,7 +146,11 @@ class AnalysisPod:
             cmds=[*STEP_IO, "publish"],
             env_vars=platform_env,
             init_containers=[fetch, step],
-            volumes=[volume, k8s.V1Volume(name="tmp", empty_dir=k8s.V1EmptyDirVolumeSource())],
+            volumes=[
+                volume,
+                k8s.V1Volume(name="tmp", empty_dir=k8s.V1EmptyDirVolumeSource()),
+                *secret_volumes,
+            ],
             volume_mounts=mounts,
             container_resources=small,
             security_context=k8s.V1PodSecurityContext(
@@ -157,6 +166,25 @@ class AnalysisPod:
             labels=labels,
             annotations={"openjip.org/operator-ref": request.operator},
         )
+
+    def _site_secrets(self, secrets: Sequence[str]) -> tuple[list[Any], list[Any], list[Any]]:
+        """Env, mounts (of the operator's container only) and volumes of the site secrets the
+        manifest asks for: ``deid``, the Secret ``deid.secret_name`` as a read-only file."""
+        from kubernetes.client import models as k8s
+
+        if "deid" not in secrets:
+            return [], [], []
+        volume = k8s.V1Volume(
+            name="deid-secret",
+            secret=k8s.V1SecretVolumeSource(
+                secret_name=self.settings.deid.secret_name,
+                items=[k8s.V1KeyToPath(key=DEID_SECRET_KEY, path=DEID_SECRET_KEY)],
+                default_mode=0o440,  # group-readable: fs_group is the step user
+            ),
+        )
+        mount = k8s.V1VolumeMount(name="deid-secret", mount_path=DEID_SECRET_DIR, read_only=True)
+        env = k8s.V1EnvVar(name=DEID_SECRET_ENV, value=f"{DEID_SECRET_DIR}/{DEID_SECRET_KEY}")
+        return [env], [mount], [volume]
 
     def operator(self, request: StepRequest) -> KubernetesPodOperator:
         """A plain KubernetesPodOperator of ``request`` (what a pod task builds at run time)."""

@@ -16,6 +16,9 @@ The runner sets four environment variables:
 ``OPENJIP_OPERATOR``
     ``name@version`` of the operator being run (for provenance in the results it writes).
 
+and, for an operator whose manifest lists ``secrets: [deid]``, ``OPENJIP_DEID_SECRET_FILE``:
+the file holding the site's de-identification secret (read-only).
+
 The operator reports on its standard streams:
 
 * a progress line on stdout: ``OPENJIP_PROGRESS {"fraction": 0.5, "message": "slice 10/20"}``;
@@ -35,6 +38,8 @@ INPUT_ENV = "OPENJIP_STEP_INPUT"
 OUTPUT_ENV = "OPENJIP_STEP_OUTPUT"
 PARAMS_ENV = "OPENJIP_STEP_PARAMS"
 OPERATOR_ENV = "OPENJIP_OPERATOR"
+DEID_SECRET_ENV = "OPENJIP_DEID_SECRET_FILE"
+"""Only for an operator whose manifest asks for the ``deid`` secret: the file holding it."""
 
 PROGRESS_PREFIX = "OPENJIP_PROGRESS "
 ERROR_PREFIX = "OPENJIP_ERROR "

@@ -24,6 +24,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from openjip.access import DENIED, AccessAudit, Action, Principal
+from openjip.deid.policy import ProjectPolicies
 from openjip.index import IndexUnavailable, MetadataIndex, Query
 from openjip.ingest import Ingestor, InstanceConflict, InvalidInstance
 from openjip.storage import StorageError
@@ -182,6 +183,7 @@ async def _store(request: Request, caller: Principal, study: str | None) -> JSON
             backends.index,
             max_sequence_depth=settings.dicom.max_sequence_depth,
             overwrite=settings.access.overwrite_instances,
+            policy=ProjectPolicies.for_site(settings),
         )
         context = StowContext(
             ingestor, backends.index, caller, project, web_access(request).audit, study, base
