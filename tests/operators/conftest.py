@@ -102,3 +102,9 @@ def threshold_segmentation() -> LoadedOperator:
 def dicom_to_nifti() -> LoadedOperator:
     """The repository's dicom-to-nifti operator."""
     return load_operator(REPO_OPERATORS_DIR / "dicom-to-nifti")
+
+
+@pytest.fixture(scope="session")
+def nodule_features() -> LoadedOperator:
+    """The repository's nodule-features operator."""
+    return load_operator(REPO_OPERATORS_DIR / "nodule-features")
