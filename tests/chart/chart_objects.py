@@ -77,6 +77,22 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
         "networkPolicy": {"enabled": False},
         "rbac": {"create": False},
     },
+    "backups-to-own-s3": {
+        "backup": {
+            "enabled": True,
+            "timeZone": "Europe/Berlin",
+            "s3": {
+                "bucket": "site-backups",
+                "prefix": "hospital-a/openjip",
+                "endpoint": "backup.hospital.example:9443",
+                "region": "eu-central-1",
+                "existingSecret": "backup-s3",
+                "cidrs": ["192.168.50.0/24"],
+            },
+        },
+        "upgradeCheck": {"maxBackupAgeHours": 24},
+    },
+    "backups-to-volume": {"backup": {"enabled": True, "destination": "volume"}},
     "air-gapped-mirror": {
         "global": {"imageRegistry": "registry.hospital.local:5000", "imagePullSecrets": ["mirror"]},
         "images": {

@@ -65,10 +65,10 @@ class StoreSCP:
         return {p.name: p.read_bytes() for p in self.out.iterdir() if p.name != "associations"}
 
     @property
-    def associations(self) -> int:
-        """How many associations were established."""
+    def associations(self) -> list[int]:
+        """The number of proposed presentation contexts of each established association."""
         log = self.out / "associations"
-        return len(log.read_text().splitlines()) if log.exists() else 0
+        return [int(line) for line in log.read_text().splitlines()] if log.exists() else []
 
 
 StartStoreSCP = Callable[..., StoreSCP]

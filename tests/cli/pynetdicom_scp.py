@@ -2,7 +2,8 @@
 
 Accepts every storage SOP class in every transfer syntax on a free loopback port (printed on
 the first line of standard output), writes each received dataset to ``OUT/<SOPInstanceUID>``
-as it arrived, appends a line to ``OUT/associations`` per association, and answers the
+as it arrived, appends a line per association to ``OUT/associations`` (the number of
+presentation contexts the requestor proposed), and answers the
 statuses given as JSON in ``SCP_FAIL`` (``{"<SOPInstanceUID>": status}``) instead of success.
 """
 
@@ -29,7 +30,7 @@ def handle_store(event: evt.Event) -> int:
 
 def handle_established(event: evt.Event) -> None:
     with (out / "associations").open("a") as log:
-        log.write("established\n")
+        log.write(f"{len(event.assoc.requestor.requested_contexts)}\n")
 
 
 ae = AE(ae_title="PEER")

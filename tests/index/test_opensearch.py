@@ -41,7 +41,7 @@ from openjip.index.opensearch import OpenSearchIndex
 from openjip.index.opensearch import cluster as cluster_module
 from openjip.index.opensearch import reads as reads_module
 from openjip.index.opensearch.counts import SERIES_SCRIPT, STUDY_SCRIPT
-from openjip.index.opensearch.mappings import PROPERTIES, index_template
+from openjip.index.opensearch.mappings import PROPERTIES, TEMPLATE_VERSION, index_template
 from openjip.index.opensearch.query import INSTANCE_SORT, SERIES_SORT, STUDY_SORT
 
 # -- the recorder -------------------------------------------------------------------------------
@@ -286,6 +286,7 @@ def test_first_call_puts_templates_and_creates_indices(cluster: Cluster) -> None
     handle.find_series(Query())
     setup = [(r.method, r.path) for r in cluster.requests if not r.path.endswith("_search")]
     assert setup == [
+        ("GET", "/_index_template/site-*"),
         ("PUT", "/_index_template/site-studies"),
         ("HEAD", "/site-studies"),
         ("PUT", "/site-studies"),
@@ -299,12 +300,13 @@ def test_first_call_puts_templates_and_creates_indices(cluster: Cluster) -> None
         ("HEAD", "/site-runs"),
         ("PUT", "/site-runs"),
     ]
-    template = cluster.requests[3].body
+    template = cluster.requests[4].body
     assert template == index_template("site", "series", shards=2, replicas=1)
+    assert template["version"] == template["_meta"]["schema_version"] == TEMPLATE_VERSION
     assert template["index_patterns"] == ["site-series"]
     assert template["template"]["mappings"]["dynamic"] == "strict"
     assert template["template"]["settings"]["index"]["number_of_shards"] == 2
-    assert cluster.requests[5].body is None  # the template gives the index its mapping
+    assert cluster.requests[6].body is None  # the template gives the index its mapping
 
 
 def test_an_existing_index_gets_the_fields_this_version_maps(cluster: Cluster) -> None:
@@ -316,6 +318,64 @@ def test_an_existing_index_gets_the_fields_this_version_maps(cluster: Cluster) -
         (f"/t-{kind}/_mapping", {"properties": PROPERTIES[kind]})
         for kind in ("studies", "series", "instances", "runs")
     ]
+
+
+def templates_answer(prefix: str, versions: dict[str, int | None]) -> tuple[int, Any]:
+    """What GET /_index_template/<prefix>-* answers: each template, with its version if any."""
+    entries = []
+    for kind, version in versions.items():
+        template = index_template(prefix, kind, shards=1, replicas=0)
+        if version is None:
+            del template["version"]  # put by openjip 0.2, which versioned nothing
+        else:
+            template["version"] = version
+        entries.append({"name": f"{prefix}-{kind}", "index_template": template})
+    return 200, {"index_templates": entries}
+
+
+def test_templates_of_a_newer_openjip_are_refused_before_anything_is_written(
+    cluster: Cluster,
+) -> None:
+    newer = TEMPLATE_VERSION + 1
+    cluster.on(
+        "GET", "/_index_template/t-\\*", templates_answer("t", {"studies": 1, "series": newer})
+    )
+    client = OpenSearch(hosts=["http://os.test:9200"], connection_class=connection_class(cluster))
+    with pytest.raises(
+        IndexUnavailable,
+        match=rf"template t-series is at schema version {newer}, newer than version "
+        rf"{TEMPLATE_VERSION} that this openjip knows.* Nothing was changed",
+    ):
+        OpenSearchIndex(client, prefix="t", where="OpenSearch http://os.test:9200").check()
+    assert [r.method for r in cluster.requests] == ["GET"]  # nothing put, nothing created
+
+
+def test_a_rebuild_leaves_the_indices_of_a_newer_openjip_alone(cluster: Cluster) -> None:
+    newer = templates_answer("t", {"runs": TEMPLATE_VERSION + 1})
+    cluster.on("GET", "/_index_template/t-\\*", newer)
+    client = OpenSearch(hosts=["http://os.test:9200"], connection_class=connection_class(cluster))
+    with pytest.raises(IndexUnavailable, match="template t-runs is at schema version"):
+        OpenSearchIndex(client, prefix="t").clear()
+    assert cluster.sent("DELETE", ".*") == []
+
+
+def test_templates_of_this_or_an_older_openjip_are_put_again(cluster: Cluster) -> None:
+    cluster.on(
+        "GET", "/_index_template/t-\\*", templates_answer("t", {"studies": None, "series": 1})
+    )
+    client = OpenSearch(hosts=["http://os.test:9200"], connection_class=connection_class(cluster))
+    index = OpenSearchIndex(client, prefix="t")
+    assert index.find_series(Query()) == []
+    put = cluster.sent("PUT", "/_index_template/t-.*")
+    assert [r.body["version"] for r in put] == [TEMPLATE_VERSION] * 4
+
+
+def test_a_cluster_without_templates_answers_404(cluster: Cluster) -> None:
+    missing = (404, {"error": {"type": "resource_not_found_exception"}, "status": 404})
+    cluster.on("GET", "/_index_template/t-\\*", missing)
+    client = OpenSearch(hosts=["http://os.test:9200"], connection_class=connection_class(cluster))
+    assert OpenSearchIndex(client, prefix="t").find_series(Query()) == []
+    assert len(cluster.sent("PUT", "/_index_template/t-.*")) == 4
 
 
 def test_an_index_created_meanwhile_by_another_process_is_fine(cluster: Cluster) -> None:
@@ -1367,11 +1427,13 @@ def test_clear_deletes_and_recreates_the_indices(
     os_index: OpenSearchIndex, cluster: Cluster
 ) -> None:
     os_index.clear()
-    assert [(r.method, r.path) for r in cluster.requests][:2] == [
+    assert [(r.method, r.path) for r in cluster.requests][:4] == [
+        ("GET", "/_index_template/t-*"),
         ("DELETE", "/t-studies,t-series,t-instances,t-runs"),
+        ("GET", "/_index_template/t-*"),
         ("PUT", "/_index_template/t-studies"),
     ]
-    assert cluster.requests[0].params == {"ignore_unavailable": "true"}
+    assert cluster.requests[1].params == {"ignore_unavailable": "true"}
     assert len(cluster.sent("PUT", "/t-(studies|series|instances|runs)")) == 4
 
 

@@ -22,7 +22,7 @@ from openjip.federation.exchange import Exchange
 from openjip.index.base import Query
 from openjip.index.sqlite import SQLiteIndex
 from openjip.phantom import write_ct_series
-from openjip.storage.local import LocalObjectStore
+from openjip.storage import open_store
 
 
 def send(
@@ -67,7 +67,7 @@ def contents(settings: Settings) -> SiteContents:
         series = {s.SeriesInstanceUID: s.StudyInstanceUID for s in index.find_series(Query())}
     finally:
         index.close()
-    store = LocalObjectStore(settings.storage_path)
+    store = open_store(settings)
     objects = {info.key: hashlib.sha256(store.get(info.key)).hexdigest() for info in store.list("")}
     federation = settings.federation_dir
     identity = {

@@ -3,7 +3,9 @@ and non-empty homes are refused; a backup under C-STORE load holds every acknowl
 
 from __future__ import annotations
 
+import json
 import threading
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,7 @@ from typer.testing import CliRunner
 
 from openjip.cli.main import app
 from openjip.config import Settings
+from openjip.deid.pseudonyms import Pseudonyms, site_secret
 from openjip.index.base import Query
 from openjip.index.sqlite import SQLiteIndex
 from openjip.state.backup import BackupError, backup, restore
@@ -40,6 +43,21 @@ def test_restore_on_a_fresh_home_gives_the_same_site(
     assert (tmp_path / "new-home" / "federation" / "site.key").stat().st_mode & 0o777 == 0o600
     assert (tmp_path / "new-home" / "access").stat().st_mode & 0o777 == 0o700
     assert (tmp_path / "backup").stat().st_mode & 0o777 == 0o700
+
+
+def test_the_deid_secret_is_backed_up_and_restored_so_pseudonyms_stay_the_same(
+    filled_site: tuple[Settings, Any], tmp_path: Path
+) -> None:
+    settings, _ = filled_site
+    pseudonym = Pseudonyms(site_secret(settings.home_dir)).patient("PATIENT-1")
+    backup(settings, tmp_path / "backup")
+    manifest = json.loads((tmp_path / "backup" / "manifest.json").read_text())
+    assert manifest["files"]["home/deid.secret"]["mode"] == 0o600
+    assert manifest["versions"]["deid-secret"] == 1
+    restored = fresh_settings(tmp_path, "new-home")
+    restore(restored, tmp_path / "backup")
+    assert (restored.home_dir / "deid.secret").stat().st_mode & 0o777 == 0o600
+    assert Pseudonyms(site_secret(restored.home_dir)).patient("PATIENT-1") == pseudonym
 
 
 def test_a_corrupted_backup_file_is_refused_and_nothing_restored(
@@ -108,3 +126,21 @@ def restored_instances(backup_dir: Path, home: Path) -> set[str]:
     for instance in instances:
         assert (settings.storage_path / instance.object_key).is_file()
     return {instance.SOPInstanceUID for instance in instances}
+
+
+def test_a_local_sites_backup_restores_into_an_s3_store(
+    filled_site: tuple[Settings, Any], tmp_path: Path, s3_server: Any
+) -> None:
+    """Moving a site to S3 storage; the backup's manifest as openjip 0.2.0 wrote it, with the
+    modes of the local store's folders (an S3 store has none)."""
+    settings, _ = filled_site
+    backup(settings, tmp_path / "backup")
+    manifest_path = tmp_path / "backup" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["folders"]["objects/dicom"] = 0o700
+    manifest_path.write_text(json.dumps(manifest))
+    storage = s3_server.storage_settings(f"moved-{uuid.uuid4().hex[:10]}")
+    moved = Settings(home=tmp_path / "moved", storage=storage)
+    restore(moved, tmp_path / "backup")
+    assert contents(moved) == contents(settings)
+    assert not moved.storage_path.exists()  # the objects are in the bucket, not in the home

@@ -113,12 +113,15 @@ def test_a_home_of_the_previous_release_opens_with_everything_in_it(
             )
         }
     )
-    from openjip.receiver import ReceiverService
+    from openjip.site import ReceiverComponent
 
-    receiver = ReceiverService(site, listeners=[triggers])
+    receiver = ReceiverComponent(site, listeners=[triggers])  # as `openjip receiver` builds it
     receiver.start()
     try:
-        send(receiver.address, ct_files(tmp_path / "new-ct", 3, series_number=2), [])
+        # The index migrated itself (1 -> 2) when opened above; the site's assembly logged it.
+        logged = [json.loads(line) for line in (home / "state" / "migrations.jsonl").open()]
+        assert ("index", 1, 2) in {(e["store"], e["from"], e["to"]) for e in logged}
+        send(receiver.service.address, ct_files(tmp_path / "new-ct", 3, series_number=2), [])
         queue = RunRequestQueue(home / QUEUE_FILE)
         wait_until(lambda: "peer-body-mask" in {run.dag_id for run in queue.all()})
         queue.close()

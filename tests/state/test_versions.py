@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +18,22 @@ from openjip.access import UserError, UserStore
 from openjip.airflow.series_arrival import QUEUE_FILE, RunRequestQueue
 from openjip.cli.main import app
 from openjip.config import Settings
+from openjip.deid.pseudonyms import site_secret
 from openjip.federation.errors import FederationError
 from openjip.federation.exchange import Exchange
 from openjip.index.base import IndexUnavailable, Query
 from openjip.index.sqlite import SQLiteIndex
 from openjip.index.sqlite.schema import SCHEMA_VERSION
 from openjip.state import versions
-from openjip.state.versions import STATE_DIR, VERSIONS_FILE, FileStore, StateTooNew, ensure_store
+from openjip.state.inventory import record_index_migrations
+from openjip.state.versions import (
+    MIGRATION_LOG,
+    STATE_DIR,
+    VERSIONS_FILE,
+    FileStore,
+    StateTooNew,
+    ensure_store,
+)
 
 runner = CliRunner()
 
@@ -122,3 +132,45 @@ def test_older_code_refuses_a_newer_trigger_queue_and_changes_nothing(settings: 
     with pytest.raises(StateTooNew, match="trigger-queue state is at schema version 2"):
         RunRequestQueue(settings.home_dir / QUEUE_FILE)
     assert snapshot(settings.home_dir) == before
+
+
+def test_older_code_refuses_a_newer_deid_secret_and_changes_nothing(
+    settings: Settings, tmp_path: Path
+) -> None:
+    secret = site_secret(settings.home_dir)
+    assert json.loads((settings.home_dir / STATE_DIR / VERSIONS_FILE).read_text()) == {
+        "deid-secret": 1
+    }
+    make_newer(settings.home_dir, "deid-secret")
+    before = snapshot(settings.home_dir)
+    with pytest.raises(StateTooNew, match="deid-secret state is at schema version 2"):
+        site_secret(settings.home_dir)
+    (tmp_path / "in").mkdir()
+    result = runner.invoke(app, ["deidentify", str(tmp_path / "in"), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 1 and "newer than version 1" in result.output
+    assert not (tmp_path / "o").exists()
+    assert snapshot(settings.home_dir) == before and len(secret) >= 32
+
+
+def test_the_index_reports_its_migration_and_the_log_gets_it_once(tmp_path: Path) -> None:
+    """The index writes each step into its own file; the site's assembly copies it to the log."""
+    path = tmp_path / "index.sqlite3"
+
+    def open_index() -> None:
+        index = SQLiteIndex(path)
+        index.find_series(Query())  # the first connection creates or migrates the schema
+        index.close()
+
+    open_index()
+    conn = sqlite3.connect(path)
+    conn.execute("DROP TABLE study_projects")  # the layout of schema version 1 (openjip 0.1)
+    conn.execute("PRAGMA user_version = 1")
+    conn.commit()
+    conn.close()
+    assert record_index_migrations(tmp_path, path) == 0  # nothing migrated yet
+    open_index()  # migrates 1 -> 2
+    assert record_index_migrations(tmp_path, path) == 1
+    assert record_index_migrations(tmp_path, path) == 0  # never logged twice
+    (entry,) = [json.loads(line) for line in (tmp_path / STATE_DIR / MIGRATION_LOG).open()]
+    assert (entry["store"], entry["from"], entry["to"]) == ("index", 1, 2)
+    assert entry["time"] < time.time()

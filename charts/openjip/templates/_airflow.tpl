@@ -16,17 +16,20 @@
 {{- printf "http://%s:%v" (include "openjip.componentName" (dict "ctx" . "component" "airflow-api")) .Values.airflow.apiServer.service.port -}}
 {{- end -}}
 
+{{/* Airflow's database as JSON: host, port, database, username, sslmode (in-cluster or external). */}}
+{{- define "openjip.airflowDatabase" -}}
+{{- if .Values.postgresql.enabled -}}
+{{- $host := include "openjip.componentName" (dict "ctx" . "component" "postgresql") -}}
+{{- dict "host" $host "port" 5432 "database" .Values.postgresql.database "username" .Values.postgresql.username "sslmode" "disable" | toJson -}}
+{{- else -}}
+{{- $db := .Values.externalPostgresql -}}
+{{- dict "host" $db.host "port" $db.port "database" $db.database "username" $db.username "sslmode" $db.sslmode | toJson -}}
+{{- end -}}
+{{- end -}}
+
 {{/* Airflow's configuration as AIRFLOW__SECTION__KEY variables. */}}
 {{- define "openjip.env.airflow" -}}
-{{- $db := .Values.externalPostgresql -}}
-{{- $host := $db.host -}}
-{{- $sslmode := $db.sslmode -}}
-{{- if .Values.postgresql.enabled -}}
-{{- $db = .Values.postgresql -}}
-{{- $host = include "openjip.componentName" (dict "ctx" . "component" "postgresql") -}}
-{{- $sslmode = "disable" -}}
-{{- end -}}
-{{- $port := ternary 5432 .Values.externalPostgresql.port .Values.postgresql.enabled -}}
+{{- $db := include "openjip.airflowDatabase" . | fromJson -}}
 - name: AIRFLOW_HOME
   value: /var/lib/airflow
 - name: AIRFLOW__CORE__EXECUTOR
@@ -54,7 +57,7 @@
       name: {{ include "openjip.postgresqlSecretName" . }}
       key: password
 - name: AIRFLOW__DATABASE__SQL_ALCHEMY_CONN
-  value: {{ printf "postgresql+psycopg2://%s:$(AIRFLOW_DB_PASSWORD)@%s:%v/%s?sslmode=%s" $db.username $host $port $db.database $sslmode | quote }}
+  value: {{ printf "postgresql+psycopg2://%s:$(AIRFLOW_DB_PASSWORD)@%s:%v/%s?sslmode=%s" $db.username $db.host $db.port $db.database $db.sslmode | quote }}
 - name: AIRFLOW__CORE__FERNET_KEY
   valueFrom:
     secretKeyRef:

@@ -20,6 +20,9 @@
 {{- fail "externalPostgresql.existingSecret is required when postgresql.enabled is false (key password)" -}}
 {{- end -}}
 {{- end -}}
+{{- if and .Values.backup.enabled (eq .Values.backup.destination "s3") (not .Values.backup.s3.endpoint) (eq .Values.backup.s3.bucket .Values.bucket) -}}
+{{- fail "backup.s3.bucket must differ from bucket: a backup in the site's own bucket is lost with it" -}}
+{{- end -}}
 {{- if and (eq .Values.airflow.executor "LocalExecutor") (gt (int .Values.airflow.scheduler.replicas) 1) -}}
 {{- fail "airflow.scheduler.replicas must be 1 with airflow.executor LocalExecutor (tasks run inside the scheduler)" -}}
 {{- end -}}

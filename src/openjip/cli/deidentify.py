@@ -16,6 +16,7 @@ from openjip.deid.profile import OPTIONS, ProfileError, build_profile
 from openjip.deid.pseudonyms import Pseudonyms, site_secret
 from openjip.deid.run import Report, deidentify_files
 from openjip.deid.walker import Deidentifier
+from openjip.state import StateTooNew
 
 app = typer.Typer()
 
@@ -83,8 +84,11 @@ def deidentify(
     except ProfileError as error:
         fail(str(error), code=2)
     settings = load_settings()
-    pseudonyms = Pseudonyms(site_secret(settings.deid_secret_path))
-    deidentifier = Deidentifier(profile, pseudonyms, pixel_rules=settings.deid.pixel_rules)
+    try:
+        secret = site_secret(settings.home_dir, settings.deid_secret_path)
+    except StateTooNew as error:
+        fail(str(error))
+    deidentifier = Deidentifier(profile, Pseudonyms(secret), pixel_rules=settings.deid.pixel_rules)
     files = list(walk(inputs))
     columns = (TextColumn("de-identifying"), BarColumn(), MofNCompleteColumn())
     with Progress(*columns, console=err_console, transient=True) as progress:

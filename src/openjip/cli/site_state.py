@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -14,10 +13,14 @@ app = typer.Typer()
 
 
 @app.command()
-def backup(dest: Annotated[Path, typer.Argument(help="Folder of the backup.")]) -> None:
+def backup(
+    dest: Annotated[str, typer.Argument(help="Folder of the backup, or s3://BUCKET/PREFIX.")],
+) -> None:
     """Back up the site (index, queues, objects, keys, users, secrets) to a folder, with checksums.
 
-    Runs while the site runs. A second backup into the same folder copies only changed objects.
+    Runs while the site runs. A second backup into the same place copies only changed objects.
+    DEST s3://BUCKET/PREFIX writes to the S3 server of OPENJIP_BACKUP__S3_* (default: the
+    object store's).
 
     Example: openjip site backup /mnt/backups/site-a
     """
@@ -40,7 +43,9 @@ def backup(dest: Annotated[Path, typer.Argument(help="Folder of the backup.")]) 
 
 
 @app.command()
-def restore(source: Annotated[Path, typer.Argument(help="Folder of a backup.")]) -> None:
+def restore(
+    source: Annotated[str, typer.Argument(help="Folder of a backup, or s3://BUCKET/PREFIX.")],
+) -> None:
     """Rebuild a site from a backup into an empty OPENJIP_HOME, verifying every checksum first.
 
     Example: OPENJIP_HOME=/srv/openjip openjip site restore /mnt/backups/site-a
@@ -61,6 +66,12 @@ def restore(source: Annotated[Path, typer.Argument(help="Folder of a backup.")])
         markup=False,
         soft_wrap=True,
     )
+    if manifest.get("index", "sqlite") != "sqlite":
+        console.print(
+            f"the {manifest['index']} index is not in a backup: run `openjip index rebuild`",
+            markup=False,
+            soft_wrap=True,
+        )
 
 
 @app.command()

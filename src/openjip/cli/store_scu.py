@@ -17,6 +17,7 @@ from pynetdicom.association import Association
 from pynetdicom.status import STORAGE_SERVICE_CLASS_STATUS, code_to_category
 
 from openjip.cli.dicom_files import DicomFile, plan_associations
+from openjip.receiver.reactor import pause_reactor
 
 
 @dataclass(frozen=True)
@@ -50,8 +51,8 @@ RECONNECTS = 3
 """How often one group of files may lose its association before the rest are given up.
 
 Re-sending the unanswered instance is safe (storage is idempotent per SOP Instance UID) and
-gets past pynetdicom's rare loss of a response under heavy CPU load (its reactor thread can
-take the C-STORE-RSP meant for ``send_c_store``)."""
+gets past an association lost for any other reason (abort, DIMSE timeout) without giving up
+the rest of the group."""
 
 
 def status_meaning(code: int) -> str:
@@ -121,6 +122,7 @@ def _store(assoc: Association, item: DicomFile, report: SendReport) -> None:
     """C-STORE one file and record the outcome in ``report``; :class:`ConnectionLost` when
     no response came."""
     try:
+        pause_reactor(assoc)
         if item.meta_matches:
             status = assoc.send_c_store(item.path)
         else:
@@ -129,6 +131,7 @@ def _store(assoc: Association, item: DicomFile, report: SendReport) -> None:
             ds = dcmread(item.path)
             ds.file_meta.MediaStorageSOPClassUID = item.sop_class
             ds.file_meta.MediaStorageSOPInstanceUID = UID(item.sop_instance)
+            pause_reactor(assoc)
             status = assoc.send_c_store(ds)
     except ValueError:
         report.failures.append(

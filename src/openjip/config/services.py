@@ -1,5 +1,5 @@
-"""Settings sections of the services and backends: DICOM reading, web, storage, index,
-federation and Airflow."""
+"""Settings sections of the services and backends: DICOM reading, web, storage, backups,
+index, federation and Airflow."""
 
 from __future__ import annotations
 
@@ -81,6 +81,19 @@ class StorageSettings(BaseModel):
     s3_secret_key: SecretStr = Field(SecretStr(""), description="S3 secret key.")
     s3_secure: bool = Field(False, description="Use HTTPS to reach the S3 endpoint.")
     s3_region: str | None = Field(None, description="S3 region, when the server needs one.")
+
+
+class BackupSettings(BaseModel):
+    """The S3 server of backups written to ``s3://BUCKET/PREFIX`` (``openjip site backup``);
+    each empty field takes the object store's value."""
+
+    s3_endpoint: str = Field("", description="S3 endpoint host:port; empty: `storage.s3_endpoint`.")
+    s3_access_key: str = Field("", description="S3 access key; empty: `storage.s3_access_key`.")
+    s3_secret_key: SecretStr = Field(
+        SecretStr(""), description="S3 secret key; empty: `storage.s3_secret_key`."
+    )
+    s3_secure: bool | None = Field(None, description="Use HTTPS; unset: `storage.s3_secure`.")
+    s3_region: str | None = Field(None, description="S3 region; unset: `storage.s3_region`.")
 
 
 class IndexSettings(BaseModel):

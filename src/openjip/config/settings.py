@@ -14,6 +14,7 @@ from openjip.config.deid import DeidPolicy, DeidSettings
 from openjip.config.receiver import DimseAction, KnownAE, MoveDestination, ReceiverSettings
 from openjip.config.services import (
     AirflowSettings,
+    BackupSettings,
     DicomSettings,
     FederationSettings,
     IndexSettings,
@@ -24,6 +25,7 @@ from openjip.config.services import (
 __all__ = [
     "AccessSettings",
     "AirflowSettings",
+    "BackupSettings",
     "DeidPolicy",
     "DeidSettings",
     "DicomSettings",
@@ -63,6 +65,7 @@ class Settings(BaseSettings):
     web: WebSettings = Field(default_factory=WebSettings)
     dicom: DicomSettings = Field(default_factory=DicomSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
+    backup: BackupSettings = Field(default_factory=BackupSettings)
     index: IndexSettings = Field(default_factory=IndexSettings)
     federation: FederationSettings = Field(default_factory=FederationSettings)
     airflow: AirflowSettings = Field(default_factory=AirflowSettings)

@@ -104,9 +104,9 @@ def _deid_secret_file() -> Path:
     from openjip.config import get_settings
     from openjip.deid.pseudonyms import site_secret
 
-    path = get_settings().deid_secret_path
-    site_secret(path)
-    return path
+    settings = get_settings()
+    site_secret(settings.home_dir, settings.deid_secret_path)
+    return settings.deid_secret_path
 
 
 def _signal_group(process: subprocess.Popen[str], sig: signal.Signals) -> bool:

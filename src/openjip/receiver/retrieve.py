@@ -21,7 +21,6 @@ from __future__ import annotations
 import logging
 import ssl
 import tempfile
-import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -43,6 +42,7 @@ from openjip.receiver.find import (
     decode_identifier,
     parse_identifier,
 )
+from openjip.receiver.reactor import pause_reactor
 from openjip.receiver.status import NOT_AUTHORIZED, Retrieve
 from openjip.storage.base import ObjectStore, StorageError, check_key
 from openjip.storage.local import LocalObjectStore
@@ -106,10 +106,8 @@ def _send_stored(
         return original_send(
             assoc, item.stored_path, msg_id, priority, originator_aet, originator_id
         )
-    assoc._reactor_checkpoint.clear()  # as pynetdicom does: keep the reactor off the socket
+    pause_reactor(assoc)
     try:
-        while not assoc._is_paused:
-            time.sleep(0.0001)
         assoc.dimse.send_msg(req, int(context.context_id or 0))
         _, rsp = assoc.dimse.get_msg(block=True)
     finally:
@@ -139,6 +137,7 @@ def install_stored_sending() -> None:
             return _send_stored(
                 original, self, dataset, msg_id, priority, originator_aet, originator_id
             )
+        pause_reactor(self)
         return original(self, dataset, msg_id, priority, originator_aet, originator_id)
 
     send_c_store._openjip_stored = True  # type: ignore[attr-defined]

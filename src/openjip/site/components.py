@@ -34,9 +34,14 @@ class ReceiverComponent:
         self._started = False
 
     def start(self) -> None:
-        """Start listening for associations."""
+        """Start listening for associations (the index is open, so migrated: its migrations
+        go into the site's migration log)."""
         self.service.start()
         self._started = True
+        if self.settings.index.backend == "sqlite":
+            from openjip.state.inventory import record_index_migrations
+
+            record_index_migrations(self.settings.home_dir, self.settings.index_path)
 
     def stop(self) -> None:
         """Stop accepting associations and finish the open ones."""

@@ -41,7 +41,13 @@ def check_site(
     home = settings.home_dir
     findings = [Finding(True, f"openjip {__version__} (the code that would open this site)")]
     pending_index = False
-    for store in store_versions(home, settings.index_path):
+    stores = store_versions(home, settings.index_path)
+    if settings.index.backend != "sqlite":
+        stores = [store for store in stores if store.name != "index"]
+        findings.append(
+            Finding(True, "index: OpenSearch; a service refuses a newer openjip's templates")
+        )
+    for store in stores:
         if store.too_new:
             assert store.on_disk is not None
             findings.append(Finding(False, too_new_message(store.name, store.on_disk, store.code)))

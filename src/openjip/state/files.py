@@ -3,23 +3,20 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import shutil
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 CHUNK_BYTES = 1024 * 1024
 SQLITE_MAGIC = b"SQLite format 3\x00"
 SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as source:
-        while chunk := source.read(CHUNK_BYTES):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def is_sqlite(path: Path) -> bool:
@@ -44,23 +41,47 @@ def walk(root: Path, skip: set[Path]) -> Iterator[Path]:
                 yield path
 
 
-def copy_file(source: Path, target: Path) -> str:
-    """Copy ``source`` to ``target`` (atomically replaced, fsynced, mode kept); its sha256."""
+class HashingReader(io.RawIOBase):
+    """A readable stream over ``source`` that counts and hashes (sha256) what is read."""
+
+    def __init__(self, source: BinaryIO) -> None:
+        self._source = source
+        self._digest = hashlib.sha256()
+        self.size = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._source.read(size)
+        self._digest.update(data)
+        self.size += len(data)
+        return data
+
+    def readinto(self, buffer: WriteableBuffer) -> int:
+        data = self.read(len(memoryview(buffer)))
+        memoryview(buffer).cast("B")[: len(data)] = data
+        return len(data)
+
+    def hexdigest(self) -> str:
+        return self._digest.hexdigest()
+
+
+def write_stream(source: BinaryIO, target: Path, mode: int) -> None:
+    """Write ``source`` into ``target`` (atomically replaced, fsynced) with file mode ``mode``."""
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f".{target.name}.partial")
-    digest = hashlib.sha256()
-    with source.open("rb") as reader, partial.open("wb") as writer:
-        while chunk := reader.read(CHUNK_BYTES):
-            digest.update(chunk)
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as writer:
+        while chunk := source.read(CHUNK_BYTES):
             writer.write(chunk)
         writer.flush()
         os.fsync(writer.fileno())
-    shutil.copystat(source, partial)
+    os.chmod(partial, mode)
     os.replace(partial, target)
-    return digest.hexdigest()
 
 
-def copy_sqlite(source: Path, target: Path) -> str:
+def copy_sqlite(source: Path, target: Path) -> None:
     """A consistent copy of a live SQLite file (online backup API, writers keep going)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f".{target.name}.partial")
@@ -76,4 +97,3 @@ def copy_sqlite(source: Path, target: Path) -> str:
         reader.close()
     shutil.copymode(source, partial)
     os.replace(partial, target)
-    return sha256_of(target)

@@ -1,11 +1,12 @@
 """Schema versions of the stores of a site, their forward migrations and the migration log.
 
 The SQLite index keeps its version in the file (``PRAGMA user_version``, migrated by
-:mod:`openjip.index.sqlite.schema`); the other stores (users, federation state, trigger queue)
-keep theirs in ``$OPENJIP_HOME/state/versions.json``. A store of an older version is migrated
-forward on open and the step appended to ``$OPENJIP_HOME/state/migrations.jsonl``; a store newer
-than this code is refused with :class:`StateTooNew` before anything is written, so that rolling
-back to an older openjip never damages state a newer one wrote.
+:mod:`openjip.index.sqlite.schema`); the other stores (users, federation state, trigger queue,
+de-identification secret) keep theirs in ``$OPENJIP_HOME/state/versions.json``. A store of an
+older version is migrated forward on open and the step appended to
+``$OPENJIP_HOME/state/migrations.jsonl``; a store newer than this code is refused with
+:class:`StateTooNew` before anything is written, so that rolling back to an older openjip never
+damages state a newer one wrote.
 """
 
 from __future__ import annotations
@@ -47,6 +48,10 @@ STORES: dict[str, FileStore] = {
     "federation": FileStore("federation", 1, {}),
     # Version 1: workflow-triggers.sqlite3, one row per (workflow, run id), as openjip 0.1 made it.
     "trigger-queue": FileStore("trigger-queue", 1, {}),
+    # Version 1: deid.secret, one URL-safe random token; pseudonyms are HMAC-SHA256 under it of
+    # "<kind>\0<value>" (openjip.deid.pseudonyms). Another derivation would give every patient
+    # another pseudonym: it would be version 2, and older code would refuse it.
+    "deid-secret": FileStore("deid-secret", 1, {}),
 }
 
 
@@ -104,11 +109,14 @@ def _write_versions(home: Path, versions: dict[str, int]) -> None:
     os.replace(temporary, path)
 
 
-def log_migration(home: Path, store: str, before: int | None, after: int) -> None:
-    """Append one line to the migration log (``before`` None: the store was first versioned)."""
+def log_migration(
+    home: Path, store: str, before: int | None, after: int, at: float | None = None
+) -> None:
+    """Append one line to the migration log (``before`` None: the store was first versioned;
+    ``at``: when the step ran, if not now)."""
     path = home / STATE_DIR / MIGRATION_LOG
     path.parent.mkdir(parents=True, exist_ok=True)
-    entry = {"time": time.time(), "store": store, "from": before, "to": after}
+    entry = {"time": time.time() if at is None else at, "store": store, "from": before, "to": after}
     with path.open("a") as log:
         log.write(json.dumps({**entry, "openjip": __version__}) + "\n")
 
@@ -143,3 +151,12 @@ def ensure_store(home: Path, name: str) -> None:
             store.migrations[step](home)
             log_migration(home, name, step, step + 1)
         _write_versions(home, {**versions, name: store.version})
+
+
+def logged_migrations(home: Path) -> list[dict[str, object]]:
+    """The entries of the migration log, oldest first."""
+    try:
+        lines = (home / STATE_DIR / MIGRATION_LOG).read_text().splitlines()
+    except FileNotFoundError:
+        return []
+    return [json.loads(line) for line in lines if line.strip()]

@@ -1,6 +1,6 @@
 """The four OpenSearch indices of one site and the requests the backend sends them: templates
-and mappings put on first use, paged searches, bulk writes, and the cluster's failures as
-:class:`IndexUnavailable`."""
+and mappings put on first use (refused when a newer openjip's templates are there), paged
+searches, bulk writes, and the cluster's failures as :class:`IndexUnavailable`."""
 
 from __future__ import annotations
 
@@ -22,7 +22,13 @@ from opensearchpy.exceptions import ConnectionError as TransportConnectionError
 
 from openjip.index.base import IndexUnavailable
 from openjip.index.opensearch.counts import RETRY_ON_CONFLICT
-from openjip.index.opensearch.mappings import KINDS, PROPERTIES, index_name, index_template
+from openjip.index.opensearch.mappings import (
+    KINDS,
+    PROPERTIES,
+    TEMPLATE_VERSION,
+    index_name,
+    index_template,
+)
 
 PAGE_SIZE = 1000
 """Hits fetched per search request while paging through a result."""
@@ -71,6 +77,7 @@ class Cluster:
         with self._ready_lock:
             if self._ready:
                 return
+            self.refuse_newer_templates()
             for kind in KINDS:
                 name = index_name(self.prefix, kind)
                 template = index_template(
@@ -94,6 +101,31 @@ class Cluster:
                         " and run `openjip index rebuild`"
                     ) from exc
             self._ready = True
+
+    def template_versions(self) -> dict[str, int]:
+        """Schema version of each of the site's templates on the cluster (absent: not put yet)."""
+        with self.unavailable("read the index templates"):
+            try:
+                found = self.client.indices.get_index_template(name=f"{self.prefix}-*")
+            except NotFoundError:
+                return {}
+        ours = {index_name(self.prefix, kind) for kind in KINDS}
+        return {
+            entry["name"]: int(entry.get("index_template", {}).get("version") or 1)
+            for entry in found.get("index_templates", [])
+            if entry.get("name") in ours
+        }
+
+    def refuse_newer_templates(self) -> None:
+        """Before anything is written: templates a newer openjip put are left as they are."""
+        for name, version in sorted(self.template_versions().items()):
+            if version > TEMPLATE_VERSION:
+                raise IndexUnavailable(
+                    f"{self.where}: the index template {name} is at schema version {version},"
+                    f" newer than version {TEMPLATE_VERSION} that this openjip knows; it was"
+                    " put by a newer openjip: upgrade openjip again (or restore a backup made"
+                    " before the upgrade). Nothing was changed."
+                )
 
     def hits(
         self,

@@ -148,6 +148,7 @@ class OpenSearchIndex(MetadataIndex):
         """Delete the indices, run outputs included, and create them again (from the
         templates)."""
         cluster = self.cluster
+        cluster.refuse_newer_templates()  # a newer openjip's indices are not ours to delete
         with cluster.unavailable("clear"):
             cluster.client.indices.delete(index=cluster.all_indices, ignore_unavailable=True)
         cluster.forget_indices()

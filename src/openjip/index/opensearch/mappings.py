@@ -153,6 +153,13 @@ PROPERTIES: dict[str, dict[str, Any]] = {
 }
 
 
+TEMPLATE_VERSION = 1
+"""Schema version of the templates and mappings below, in each template's ``version`` (and
+``_meta.schema_version``). A template without one was put by openjip 0.2 or older: version 1.
+Adding fields keeps the version (an existing index takes them with a mapping update); a change
+an existing index cannot take raises it, and older code then refuses the newer templates."""
+
+
 def index_name(prefix: str, kind: str) -> str:
     """The name of one of the indices."""
     return f"{prefix}-{kind}"
@@ -168,6 +175,7 @@ def index_template(prefix: str, kind: str, *, shards: int, replicas: int) -> dic
     return {
         "index_patterns": [index_name(prefix, kind)],
         "priority": 100,
+        "version": TEMPLATE_VERSION,
         "template": {
             "settings": {
                 "index": {"number_of_shards": shards, "number_of_replicas": replicas},
@@ -175,7 +183,7 @@ def index_template(prefix: str, kind: str, *, shards: int, replicas: int) -> dic
             },
             "mappings": {"dynamic": "strict", "properties": PROPERTIES[kind]},
         },
-        "_meta": {"owner": "openjip", "kind": kind},
+        "_meta": {"owner": "openjip", "kind": kind, "schema_version": TEMPLATE_VERSION},
     }
 
 

@@ -13,6 +13,7 @@ WAL to every upsert (the receiver's hot path) to protect only what a rebuild res
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Sequence
 from dataclasses import fields
 
@@ -90,9 +91,20 @@ _PROJECTS_SCHEMA = (
         PRIMARY KEY (StudyInstanceUID, project)) WITHOUT ROWID""",
     "CREATE INDEX study_projects_project ON study_projects(project, StudyInstanceUID)",
 )
+MIGRATIONS_TABLE = "schema_migrations"
+"""Each migration step the file went through, written in the step's own transaction: the index
+reports its migrations there, and :mod:`openjip.state` copies them into the site's migration
+log (the index knows nothing of the site's state)."""
+_MIGRATION_RECORD = (
+    f"""CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} (
+        from_version INTEGER NOT NULL,
+        to_version INTEGER NOT NULL,
+        migrated_at REAL NOT NULL)""",
+)
 _MIGRATE_1_TO_2 = (
     *_PROJECTS_SCHEMA,
     "INSERT INTO study_projects SELECT StudyInstanceUID, 'default' FROM studies",
+    *_MIGRATION_RECORD,
 )
 
 RUN_OUTPUT_COLUMNS = (
@@ -131,6 +143,11 @@ def prepare(conn: sqlite3.Connection) -> None:
         if version in (0, 1):
             for statement in (_SCHEMA + _PROJECTS_SCHEMA) if version == 0 else _MIGRATE_1_TO_2:
                 conn.execute(statement)
+            if version == 1:
+                conn.execute(
+                    f"INSERT INTO {MIGRATIONS_TABLE} VALUES (?, ?, ?)",
+                    (version, SCHEMA_VERSION, time.time()),
+                )
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         elif version > SCHEMA_VERSION:
             raise IndexUnavailable(
@@ -147,3 +164,14 @@ def prepare(conn: sqlite3.Connection) -> None:
     except BaseException:
         conn.execute("ROLLBACK")
         raise
+
+
+def applied_migrations(conn: sqlite3.Connection) -> list[tuple[int, int, float]]:
+    """(from, to, when) of every migration step this file went through, oldest first."""
+    known = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (MIGRATIONS_TABLE,)
+    ).fetchone()
+    if known is None:
+        return []
+    rows = conn.execute(f"SELECT * FROM {MIGRATIONS_TABLE} ORDER BY migrated_at").fetchall()
+    return [(int(a), int(b), float(at)) for a, b, at in rows]
