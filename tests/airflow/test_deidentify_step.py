@@ -39,7 +39,7 @@ def test_deidentify_series_stores_a_pseudonymised_copy(
     assert run.state == "success"
     index, store = open_index(settings), open_store(settings)
     [copy] = [s for s in index.find_series(Query()) if s.SeriesInstanceUID != source_uid]
-    pseudonyms = Pseudonyms(site_secret(settings.deid_secret_path, settings.home_dir))
+    pseudonyms = Pseudonyms(site_secret(settings.home_dir, settings.deid_secret_path))
     assert copy.SeriesInstanceUID == pseudonyms.uid(source_uid)
     assert copy.PatientID == pseudonyms.patient(str(original.PatientID))
     instances = index.find_instances(Query(SeriesInstanceUID=[copy.SeriesInstanceUID]))

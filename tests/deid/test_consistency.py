@@ -123,9 +123,6 @@ def test_modified_dates_shift_all_studies_of_a_patient_alike(tmp_path: Path) -> 
 
 
 def test_the_site_secret_is_created_0600_and_kept(tmp_path: Path) -> None:
-    first = site_secret(tmp_path / "home" / "deid.secret", tmp_path / "home")
+    first = site_secret(tmp_path / "home")
     assert stat.S_IMODE((tmp_path / "home" / "deid.secret").stat().st_mode) == 0o600
-    assert (
-        site_secret(tmp_path / "home" / "deid.secret", tmp_path / "home") == first
-        and len(first) >= 32
-    )
+    assert site_secret(tmp_path / "home") == first and len(first) >= 32

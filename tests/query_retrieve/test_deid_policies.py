@@ -73,7 +73,7 @@ def test_a_research_project_stores_de_identified_instances_only(
     log = (tmp_path / "receiver.log").read_text()
     assert "refused with 0xC000: not stored: secondary capture (burned-in text" in log
 
-    pseudonyms = Pseudonyms(site_secret(site.deid_secret_path, site.home_dir))
+    pseudonyms = Pseudonyms(site_secret(site.home_dir, site.deid_secret_path))
     index = open_index(site)
     [series] = index.find_series(Query())
     assert series.projects == ["research"]
@@ -113,7 +113,7 @@ def test_c_move_out_of_a_project_with_an_export_policy_sends_de_identified_insta
     )  # fmt: skip
     assert run.returncode == 0, run.stdout + run.stderr
 
-    pseudonyms = Pseudonyms(site_secret(site.deid_secret_path, site.home_dir))
+    pseudonyms = Pseudonyms(site_secret(site.home_dir, site.deid_secret_path))
     received = sorted((tmp_path / "storescp").iterdir())
     assert len(received) == len(ct_phantom)
     sources = {pydicom.dcmread(p).SOPInstanceUID: pydicom.dcmread(p) for p in ct_phantom}

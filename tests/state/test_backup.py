@@ -51,7 +51,7 @@ def test_the_deid_secret_is_backed_up_and_restored_so_pseudonyms_stay_the_same(
     filled_site: tuple[Settings, Any], tmp_path: Path
 ) -> None:
     settings, _ = filled_site
-    pseudonym = Pseudonyms(site_secret(settings.deid_secret_path, settings.home_dir)).patient(
+    pseudonym = Pseudonyms(site_secret(settings.home_dir, settings.deid_secret_path)).patient(
         "PATIENT-1"
     )
     backup(settings, tmp_path / "backup")
@@ -62,7 +62,7 @@ def test_the_deid_secret_is_backed_up_and_restored_so_pseudonyms_stay_the_same(
     restore(restored, tmp_path / "backup")
     assert (restored.home_dir / "deid.secret").stat().st_mode & 0o777 == 0o600
     assert (
-        Pseudonyms(site_secret(restored.deid_secret_path, restored.home_dir)).patient("PATIENT-1")
+        Pseudonyms(site_secret(restored.home_dir, restored.deid_secret_path)).patient("PATIENT-1")
         == pseudonym
     )
 

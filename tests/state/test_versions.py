@@ -137,14 +137,14 @@ def test_older_code_refuses_a_newer_trigger_queue_and_changes_nothing(settings: 
 def test_older_code_refuses_a_newer_deid_secret_and_changes_nothing(
     settings: Settings, tmp_path: Path
 ) -> None:
-    secret = site_secret(settings.deid_secret_path, settings.home_dir)
+    secret = site_secret(settings.home_dir, settings.deid_secret_path)
     assert json.loads((settings.home_dir / STATE_DIR / VERSIONS_FILE).read_text()) == {
         "deid-secret": 1
     }
     make_newer(settings.home_dir, "deid-secret")
     before = snapshot(settings.home_dir)
     with pytest.raises(StateTooNew, match="deid-secret state is at schema version 2"):
-        site_secret(settings.deid_secret_path, settings.home_dir)
+        site_secret(settings.home_dir, settings.deid_secret_path)
     (tmp_path / "in").mkdir()
     result = runner.invoke(app, ["deidentify", str(tmp_path / "in"), "--out", str(tmp_path / "o")])
     assert result.exit_code == 1 and "newer than version 1" in result.output

@@ -48,7 +48,7 @@ def test_stow_into_a_de_identifying_project_stores_the_copy_only(
     [failure] = body["00081198"]["Value"]
     assert "secondary capture" in failure["00000902"]["Value"][0]
     original = pydicom.dcmread(CT)
-    pseudonyms = Pseudonyms(site_secret(research_site.deid_secret_path, research_site.home_dir))
+    pseudonyms = Pseudonyms(site_secret(research_site.home_dir, research_site.deid_secret_path))
     [stored] = body["00081199"]["Value"]
     assert stored["00081155"]["Value"] == [pseudonyms.uid(original.SOPInstanceUID)]
     index = open_index(research_site)

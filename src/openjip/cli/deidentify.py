@@ -85,7 +85,7 @@ def deidentify(
         fail(str(error), code=2)
     settings = load_settings()
     try:
-        secret = site_secret(settings.deid_secret_path, settings.home_dir)
+        secret = site_secret(settings.home_dir, settings.deid_secret_path)
     except StateTooNew as error:
         fail(str(error))
     deidentifier = Deidentifier(profile, Pseudonyms(secret), pixel_rules=settings.deid.pixel_rules)

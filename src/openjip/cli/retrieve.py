@@ -15,6 +15,7 @@ from openjip.deid.policy import ProjectPolicies, write_exported
 from openjip.deid.profile import ProfileError
 from openjip.dicom import InvalidUID, check_uid
 from openjip.index import IndexError_, Query, open_index
+from openjip.state import StateTooNew
 from openjip.storage import StorageError, open_store
 
 app = typer.Typer()
@@ -69,6 +70,8 @@ def retrieve(
         export = ProjectPolicies.for_site(settings)
     except ProfileError as error:
         fail(f"deid.projects: {error}", code=2)
+    except StateTooNew as error:
+        fail(str(error))
     written: list[str] = []
     refused: list[str] = []
     try:

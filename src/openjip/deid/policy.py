@@ -78,7 +78,7 @@ class ProjectPolicies:
             return None
         for policy in policies.values():
             build_profile(policy.options)  # ProfileError names a bad option
-        pseudonyms = Pseudonyms(site_secret(settings.deid_secret_path, settings.home_dir))
+        pseudonyms = Pseudonyms(site_secret(settings.home_dir, settings.deid_secret_path))
         return cls(policies, pseudonyms, tuple(settings.deid.pixel_rules), settings.home_dir)
 
     def on_ingest(self, projects: Sequence[str]) -> Rewrite | None:

@@ -18,16 +18,17 @@ from pathlib import Path
 from openjip.state.versions import ensure_store
 from openjip.statistics.loopback import ensure_secret
 
+SECRET_FILE = "deid.secret"
 MAX_SHIFT_DAYS = 3650
 
 
-def site_secret(path: Path, home: Path) -> bytes:
-    """The site's de-identification secret in ``path`` (``Settings.deid_secret_path``), created
-    0600 (never replaced) when there is none yet; its version is kept in ``home`` (the site's
-    ``OPENJIP_HOME``): :class:`~openjip.state.StateTooNew` when a newer openjip's pseudonyms
-    derive otherwise."""
+def site_secret(home: Path, path: Path | None = None) -> bytes:
+    """The de-identification secret of the site with this ``OPENJIP_HOME``, in ``path``
+    (``Settings.deid_secret_path``; default ``home/deid.secret``), created 0600 (never
+    replaced) when there is none yet; :class:`~openjip.state.StateTooNew` when a newer
+    openjip's pseudonyms derive otherwise."""
     ensure_store(home, "deid-secret")
-    return ensure_secret(path).encode()
+    return ensure_secret(path or home / SECRET_FILE).encode()
 
 
 def read_secret(path: Path) -> bytes:

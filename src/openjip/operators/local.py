@@ -136,7 +136,7 @@ def _deid_secret_file() -> Path:
     from openjip.deid.pseudonyms import site_secret
 
     settings = get_settings()
-    site_secret(settings.deid_secret_path, settings.home_dir)
+    site_secret(settings.home_dir, settings.deid_secret_path)
     return settings.deid_secret_path
 
 
