@@ -33,6 +33,12 @@ class LearningSettings(BaseModel):
     dp_delta: float = Field(
         1e-5, gt=0, lt=1, description="δ of the Gaussian mechanism when `dp_epsilon` is set."
     )
+    secure_aggregation: bool = Field(
+        False,
+        description="When on, this site sends updates only under secure aggregation (SecAgg+: "
+        "the coordinator sees only the sum); openjip's runs do not provide it yet, so this site "
+        "refuses every run (`privacy`) while it is on.",
+    )
     federation_url: str = Field(
         "",
         description="This site's federation service as the coordinator's aggregation task "
