@@ -44,6 +44,12 @@ class LearningSettings(BaseModel):
         description="This site's federation service as the coordinator's aggregation task "
         "reaches it; default `http://<federation host>:<federation port>`.",
     )
+    pod_template_file: str = Field(
+        "",
+        description="Under Airflow's KubernetesExecutor, the pod template of the `federated` task "
+        "(its executor_config): the chart's own pod, which its NetworkPolicy lets reach only "
+        "the coordinators besides the site's store, index and Airflow; empty: the worker's.",
+    )
     poll_seconds: float = Field(
         1.0, gt=0, description="How often a waiting training or aggregation task asks again."
     )
