@@ -6,7 +6,7 @@ import ipaddress
 from typing import Any
 
 import pytest
-from chart_objects import VALUE_SETS, find, pod_labels, pod_specs
+from chart_objects import VALUE_SETS, embedded_pods, find, pod_labels, pod_specs
 
 STORE_PORTS = {9000, 9443}  # in-cluster MinIO, the external store of the external-services set
 
@@ -225,3 +225,68 @@ def test_federation_reaches_only_its_own_web_service_inside_the_cluster(render_c
         env = {v["name"]: v.get("value") for v in pod["containers"][0]["env"]}
         assert env["OPENJIP_FEDERATION__LOOPBACK_SECRET_FILE"].startswith("/var/run/secrets/")
         assert env["OPENJIP_FEDERATION__SITE_WEB_URL"] == "http://site-openjip-web:8042"
+
+
+def _worker_pods(values: dict[str, Any], render_chart: Any) -> tuple[Any, dict[str, Any], Any]:
+    objects = render_chart(values)
+    (config_map,) = find(objects, "ConfigMap", "site-openjip-pod-template")
+    pods = {
+        name: pod for name, pod in zip(config_map["data"], embedded_pods([config_map]), strict=True)
+    }
+    return objects, pods["federated_pod_template.yaml"], pods["pod_template.yaml"]
+
+
+def _targets(rules: list[dict[str, Any]]) -> set[str]:
+    """Each egress peer as ``component`` (pods of the release), ``dns`` or ``cidr:port,...``."""
+    found = set()
+    for rule in rules:
+        ports = ",".join(str(p["port"]) for p in rule.get("ports", []))
+        for peer in rule["to"]:
+            if "ipBlock" in peer:
+                found.add(f"{peer['ipBlock']['cidr']}:{ports}")
+            elif "namespaceSelector" in peer:
+                found.add("dns")
+            else:
+                found.add(peer["podSelector"]["matchLabels"]["app.kubernetes.io/component"])
+    return found
+
+
+def test_the_federated_task_pod_reaches_only_the_coordinators_besides_its_own_site(
+    render_chart: Any,
+) -> None:
+    coordinators = {"cidrs": ["203.0.113.7/32"], "ports": [8443]}
+    values = {**VALUE_SETS["kubernetes-executor"], "learning": {"coordinators": coordinators}}
+    objects, federated, worker = _worker_pods(values, render_chart)
+
+    labels = federated["metadata"]["labels"]
+    assert labels["openjip.io/federated-learning"] == "true"
+    assert "openjip.io/kube-api-client" not in labels
+    assert federated["spec"]["automountServiceAccountToken"] is False
+    assert _targets(egress_rules(objects, labels)) == {
+        "203.0.113.7/32:8443",
+        "dns",
+        "minio",
+        "opensearch",
+        "airflow-api",
+    }
+    # Every other task's pod reaches no coordinator.
+    assert not any(
+        "ipBlock" in peer and peer["ipBlock"]["cidr"] == "203.0.113.7/32"
+        for rule in egress_rules(objects, worker["metadata"]["labels"])
+        for peer in rule["to"]
+    )
+    [env] = [
+        e["value"]
+        for e in worker["spec"]["containers"][0]["env"]
+        if e["name"] == "OPENJIP_LEARNING__POD_TEMPLATE_FILE"
+    ]
+    assert env == "/opt/openjip/pod-template/federated_pod_template.yaml"
+
+
+def test_without_coordinators_the_federated_task_pod_reaches_none(render_chart: Any) -> None:
+    objects, federated, _ = _worker_pods(VALUE_SETS["kubernetes-executor"], render_chart)
+    assert not any(
+        "ipBlock" in peer
+        for rule in egress_rules(objects, federated["metadata"]["labels"])
+        for peer in rule["to"]
+    )

@@ -61,8 +61,9 @@ def test_embedded_worker_pod_template_is_a_valid_pod(render_chart: Any, version:
     from chart_objects import embedded_pods
 
     pods = embedded_pods(render_chart(VALUE_SETS["kubernetes-executor"]))
-    assert len(pods) == 1
-    kubernetes_validate.validate(pods[0], version, strict=True)
+    assert len(pods) == 2  # every task's, the federated-learning task's
+    for pod in pods:
+        kubernetes_validate.validate(pod, version, strict=True)
 
 
 def test_service_monitors_select_the_metrics_services(render_chart: Any) -> None:

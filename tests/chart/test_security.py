@@ -130,8 +130,11 @@ def test_only_the_federation_service_writes_the_workflow_specs(render_chart: Any
 
 def test_worker_pods_take_their_image_from_the_pod_template(render_chart: Any) -> None:
     objects = render_chart(VALUE_SETS["air-gapped-mirror"])
-    (worker,) = embedded_pods(objects)
-    (base,) = worker["spec"]["containers"]
-    assert base["image"] == "registry.hospital.local:5000/openjip/airflow:0.2.0@sha256:" + "b" * 64
+    image = "registry.hospital.local:5000/openjip/airflow:0.2.0@sha256:" + "b" * 64
+    workers = embedded_pods(objects)
+    assert len(workers) == 2  # every task's, the federated-learning task's
+    for worker in workers:
+        (base,) = worker["spec"]["containers"]
+        assert base["image"] == image
     names = {v["name"] for _, _, c in all_containers(objects) for v in c.get("env", [])}
     assert not any("WORKER_CONTAINER" in name for name in names)

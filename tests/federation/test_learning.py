@@ -303,6 +303,20 @@ def test_a_spec_asking_for_weaker_privacy_is_refused_by_the_site(
     assert len(results["a"]["sites"]) == 2  # a and c
 
 
+def test_a_site_requiring_secure_aggregation_refuses_the_run_and_sends_nothing(
+    federation: Federation,
+) -> None:
+    federation.learning["c"] = {"secure_aggregation": True}
+    results = federation.run(federation.spec())
+
+    assert isinstance(results["c"], ParticipationFailed) and results["c"].reason == "privacy"
+    assert "secure aggregation (SecAgg+)" in str(results["c"])
+    assert federation.audit("c", "learning-update-sent") == []
+    [declined] = federation.audit("a", "learning-declined")
+    assert declined["peer"] == "c" and declined["reason"] == "privacy"
+    assert isinstance(results["a"], dict) and len(results["a"]["sites"]) == 2  # a and b
+
+
 def test_too_few_sites_fail_the_run_with_the_reasons(federation: Federation) -> None:
     federation.learning["b"] = {"min_cohort": 50}
     federation.learning["c"] = {"min_cohort": 50}

@@ -212,3 +212,21 @@ def test_a_federated_spec_gets_its_federated_task_after_the_features_step() -> N
     assert task.upstream_task_ids == {"select_series", "features"}  # its series, their features
     broken = {**document, "federated": {**document["federated"], "features_from": "nothing"}}
     assert [error.path for error in validate_spec(broken)] == ["federated.features_from"]
+
+
+def test_under_the_kubernetes_executor_the_federated_task_gets_its_own_pod(
+    tmp_path: Path,
+) -> None:
+    from openjip.airflow.dags import FEDERATED_TASK, build_dag
+    from openjip.workflows.spec import WorkflowSpec
+
+    spec = WorkflowSpec.model_validate(spec_for("ab" * 16))
+    template = "/opt/openjip/pod-template/federated_pod_template.yaml"
+    settings = Settings(home=tmp_path, learning={"pod_template_file": template})
+    dag = build_dag(spec, settings=settings)
+    assert dag.get_task(FEDERATED_TASK).executor_config == {"pod_template_file": template}
+    assert dag.get_task("features").executor_config == {}  # the other tasks: the worker's pod
+    assert (
+        build_dag(spec, settings=Settings(home=tmp_path)).get_task(FEDERATED_TASK).executor_config
+        == {}
+    )

@@ -58,6 +58,7 @@ def test_the_larger_minimum_cohort_applies_to_series_and_patients() -> None:
             {"dp_clipping_norm": 1.0, "dp_epsilon": 5.0, "dp_delta": 1e-5},
         ),
         ({"dp_epsilon": 5.0}, {}),  # noise without a clipping norm
+        ({"dp_clipping_norm": 0.5, "dp_epsilon": 1.0}, {"secure_aggregation": True}),
     ],
 )
 def test_a_spec_asking_for_weaker_privacy_is_refused(

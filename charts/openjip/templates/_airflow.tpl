@@ -80,6 +80,9 @@
 # worker_container_repository/tag, which would replace it by repository:tag.
 - name: AIRFLOW__KUBERNETES_EXECUTOR__POD_TEMPLATE_FILE
   value: /opt/openjip/pod-template/pod_template.yaml
+# The federated-learning task's own pod (templates/airflow/pod-template.yaml).
+- name: OPENJIP_LEARNING__POD_TEMPLATE_FILE
+  value: /opt/openjip/pod-template/federated_pod_template.yaml
 {{- end }}
 {{ include "openjip.env.common" . }}
 {{ include "openjip.env.storage" . }}

@@ -1,7 +1,8 @@
 """The DAG factory: one Airflow DAG per valid workflow spec, one import error for the rest.
 
 A spec with a ``federated`` section gets one more task after its features step,
-``federated`` (:mod:`openjip.airflow.federated`): this site's part of the federated run.
+``federated`` (:mod:`openjip.airflow.federated`): this site's part of the federated run, in
+its own pod under the KubernetesExecutor when ``OPENJIP_LEARNING__POD_TEMPLATE_FILE`` is set.
 
 ``dags/openjip_workflows.py`` calls :func:`build_dags` and nothing else. A spec that fails
 validation yields no DAG; instead one placeholder DAG whose validation fails carries every
@@ -89,6 +90,13 @@ def step_task_class(settings: Settings) -> type[BaseOperator]:
     return AnalysisOperator
 
 
+def _federated_pod(settings: Settings) -> dict[str, str]:
+    """The federated task's own pod under the KubernetesExecutor (the chart's NetworkPolicy
+    ``federated-learning`` selects it); none configured: the worker's."""
+    template = settings.learning.pod_template_file
+    return {"pod_template_file": template} if template else {}
+
+
 def build_dag(
     spec: WorkflowSpec, source: Path | None = None, settings: Settings | None = None
 ) -> DAG:
@@ -150,6 +158,7 @@ def build_dag(
                 federated=spec.federated.model_dump(mode="json"),
                 series_uids=select.output,
                 execution_timeout=timedelta(minutes=settings.airflow.step_timeout_minutes),
+                executor_config=_federated_pod(settings),
                 doc_md="This site's part of the federated run: trains on the selected series "
                 "and, at the coordinator, aggregates the rounds.",
             )

@@ -33,10 +33,22 @@ class LearningSettings(BaseModel):
     dp_delta: float = Field(
         1e-5, gt=0, lt=1, description="δ of the Gaussian mechanism when `dp_epsilon` is set."
     )
+    secure_aggregation: bool = Field(
+        False,
+        description="When on, this site sends updates only under secure aggregation (SecAgg+: "
+        "the coordinator sees only the sum); openjip's runs do not provide it yet, so this site "
+        "refuses every run (`privacy`) while it is on.",
+    )
     federation_url: str = Field(
         "",
         description="This site's federation service as the coordinator's aggregation task "
         "reaches it; default `http://<federation host>:<federation port>`.",
+    )
+    pod_template_file: str = Field(
+        "",
+        description="Under Airflow's KubernetesExecutor, the pod template of the `federated` task "
+        "(its executor_config): the chart's own pod, which its NetworkPolicy lets reach only "
+        "the coordinators besides the site's store, index and Airflow; empty: the worker's.",
     )
     poll_seconds: float = Field(
         1.0, gt=0, description="How often a waiting training or aggregation task asks again."

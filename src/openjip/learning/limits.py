@@ -2,7 +2,9 @@
 
 The spec may ask for more than the site's settings (a larger minimum cohort, a smaller clipping
 norm or ε), never less: a spec asking for less, or a cohort below the larger minimum, is refused
-with a :class:`JoinRefused` whose ``reason`` is a short code and whose message says why.
+with a :class:`JoinRefused` whose ``reason`` is a short code and whose message says why. A site
+requiring secure aggregation refuses every run: no run provides it yet (see
+docs/federated-learning.md).
 """
 
 from __future__ import annotations
@@ -60,6 +62,11 @@ def decide_privacy(spec: FederatedSpec, settings: LearningSettings) -> Privacy:
     """The privacy this site applies: the spec's, unless weaker than the site's settings."""
     asked = spec.privacy
     problems = []
+    if settings.secure_aggregation:
+        problems.append(
+            "this site sends updates only under secure aggregation (SecAgg+), which openjip's "
+            "federated runs do not provide yet: the coordinator would see this site's own update"
+        )
     if _weaker(asked.dp_clipping_norm, settings.dp_clipping_norm):
         problems.append(
             f"this site clips every update to an L2 norm of at most {settings.dp_clipping_norm}; "
