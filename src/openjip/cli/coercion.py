@@ -17,6 +17,7 @@ from typer.core import _TyperParameter
 
 if TYPE_CHECKING:
     from typer._click import Command, Context
+    from typer.models import ParameterInfo
 
 
 @dataclass(frozen=True)
@@ -52,14 +53,14 @@ class _SimpleParam(RuntimeParam):
         return number
 
 
-def _is_simple(annotation: Any, clamp: bool) -> bool:
+def _is_simple(annotation: Any, info: ParameterInfo) -> bool:
     if get_origin(annotation) is list:
         return get_args(annotation) == (str,)
     if annotation is int:
-        return not clamp
-    return annotation in (str, bool) or (
-        isinstance(annotation, type) and issubclass(annotation, enum.Enum)
-    )
+        return not info.clamp
+    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
+        return bool(info.case_sensitive)  # other choices are Typer's to match
+    return annotation in (str, bool)
 
 
 def use_simple_coercion(command: Command) -> None:
@@ -83,5 +84,5 @@ def _simplify(param: object) -> None:
     if isinstance(param, _TyperParameter):
         descriptor = param.type_descriptor
         info = descriptor.parameter_info
-        if descriptor.file_annotation is None and _is_simple(descriptor.annotation, info.clamp):
+        if descriptor.file_annotation is None and _is_simple(descriptor.annotation, info):
             param._runtime_param = _SimpleParam(info, descriptor.annotation)
