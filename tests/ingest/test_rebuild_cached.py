@@ -26,7 +26,9 @@ def test_rebuild_finds_instances_in_the_bucket_and_in_the_cache(
         sock.bind(("127.0.0.1", 0))
         closed = sock.getsockname()[1]
     offline = S3ObjectStore.from_settings(
-        s3_server.storage_settings("x").model_copy(update={"s3_endpoint": f"127.0.0.1:{closed}"})
+        s3_server.storage_settings("offline").model_copy(
+            update={"s3_endpoint": f"127.0.0.1:{closed}"}
+        )
     )
     index = SQLiteIndex(tmp_path / "index.sqlite3")
     # Two instances reached the bucket; two were received while S3 was unreachable.

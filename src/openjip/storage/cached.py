@@ -163,11 +163,6 @@ class CachedObjectStore(ObjectStore):
                 self._pending_changed.wait(left)
         return True
 
-    @property
-    def pending(self) -> int:
-        """Uploads queued or running in this process."""
-        return self._pending
-
     def _enqueue(self, key: str, size: int = 0) -> None:
         self._start()
         with self._pending_changed:
