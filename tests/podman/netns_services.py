@@ -85,7 +85,7 @@ class NetnsServices:
                 == 0
             ),
             120,
-            f"the S3 stand-in:\n{(self.root / 's3.log').read_text(errors='replace')[-2000:]}",
+            "the S3 stand-in",
         )
 
     def start_postgresql(self, database: str, user: str, password: str) -> None:
@@ -109,7 +109,7 @@ class NetnsServices:
         wait_until(
             lambda: in_netns(self.pid, *psql, "-c", "select 1").returncode == 0,
             60,
-            f"PostgreSQL:\n{(self.root / 'postgresql.log').read_text(errors='replace')[-2000:]}",
+            "PostgreSQL",
         )
         escaped = password.replace("'", "''")
         for statement in (
