@@ -1,3 +1,3 @@
 """openjip: an open platform for federated analysis of medical images."""
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"

@@ -74,7 +74,7 @@ def test_bundle_writes_a_signed_chart_and_the_image_list(
     images = (out / "images.txt").read_text().split()
     assert images == sorted(set(images))
     assert all(image.startswith("registry.hospital.local:5000/") for image in images)
-    assert "registry.hospital.local:5000/openjip/airflow:0.2.0@sha256:" + "b" * 64 in images
+    assert "registry.hospital.local:5000/openjip/airflow:0.3.0@sha256:" + "b" * 64 in images
     assert len(images) == 5
     operators = (out / "operator-images.txt").read_text().split()
     assert operators == chart_bundle.operator_images()
@@ -96,7 +96,7 @@ def test_image_list_follows_the_values() -> None:
         executor = chart_bundle.chart_images(chart, VALUE_SETS["kubernetes-executor"])
     assert not any("airflow" in image or "postgres" in image for image in minimal)
     assert not any("minio" in image or "opensearch" in image for image in external)
-    assert "ghcr.io/openjip/airflow:0.2.0" in executor
+    assert "ghcr.io/openjip/airflow:0.3.0" in executor
 
 
 def test_wrong_values_stop_the_bundle(tmp_path: Path) -> None:

@@ -60,7 +60,7 @@ def test_digests_and_mirror_registry_are_used(render_chart: Any) -> None:
     objects = render_chart(VALUE_SETS["air-gapped-mirror"])
     images = {c["image"] for _, _, c in all_containers(objects)}
     assert all(image.startswith("registry.hospital.local:5000/") for image in images), images
-    assert "registry.hospital.local:5000/openjip/openjip:0.2.0@sha256:" + "a" * 64 in images
+    assert "registry.hospital.local:5000/openjip/openjip:0.3.0@sha256:" + "a" * 64 in images
     for where, pod in pod_specs(objects):
         assert pod["imagePullSecrets"] == [{"name": "mirror"}], where
 
@@ -130,7 +130,7 @@ def test_only_the_federation_service_writes_the_workflow_specs(render_chart: Any
 
 def test_worker_pods_take_their_image_from_the_pod_template(render_chart: Any) -> None:
     objects = render_chart(VALUE_SETS["air-gapped-mirror"])
-    image = "registry.hospital.local:5000/openjip/airflow:0.2.0@sha256:" + "b" * 64
+    image = "registry.hospital.local:5000/openjip/airflow:0.3.0@sha256:" + "b" * 64
     workers = embedded_pods(objects)
     assert len(workers) == 2  # every task's, the federated-learning task's
     for worker in workers:

@@ -76,7 +76,7 @@ def test_deidentify_is_built_on_the_openjip_image_and_non_root() -> None:
     # It runs openjip.deid itself, so it cannot be a stdlib-only image with the sdk copied in.
     text = (REPO_OPERATORS_DIR / "deidentify" / "Dockerfile").read_text()
     assert text.count("\nFROM ") == 1
-    assert "ARG OPENJIP_IMAGE=ghcr.io/openjip/openjip:0.2.0" in text
+    assert "ARG OPENJIP_IMAGE=ghcr.io/openjip/openjip:0.3.0" in text
     assert "\nUSER 10001:10001\n" in text and "\nENTRYPOINT []\n" in text
 
 

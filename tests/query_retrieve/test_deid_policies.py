@@ -83,11 +83,14 @@ def test_a_research_project_stores_de_identified_instances_only(
     index.close()
     # No byte of the store holds the originals' identity: they never reached it.
     stored = [p for p in site.storage_path.rglob("*") if p.is_file()]
-    assert len(stored) == len(ct_phantom)
-    for path in stored:
+    for path in stored:  # the instances and the study's project marker (named by its new UID)
         data = path.read_bytes()
         assert str(original.PatientName).encode() not in data
         assert original.StudyInstanceUID.encode() not in data
+        assert original.StudyInstanceUID not in str(path)
+    instances = [p for p in stored if p.suffix == ".dcm"]
+    assert len(instances) == len(ct_phantom)
+    for path in instances:
         dataset = pydicom.dcmread(path)
         assert dataset.PatientIdentityRemoved == "YES"
         assert dataset.LongitudinalTemporalInformationModified == "MODIFIED"

@@ -72,10 +72,11 @@ def test_an_s3_site_backed_up_to_s3_restores_into_a_new_home_and_bucket(
     assert result.exit_code == 0, result.output
     names = {o.object_name for o in client(s3_server).list_objects(bucket, recursive=True)}
     assert "site-a/manifest.json" in names
-    assert sum(1 for name in names if name and name.startswith("site-a/data/objects/")) == 8
+    # The 8 instances and the study's project marker (projects/<study>/<project>).
+    assert sum(1 for name in names if name and name.startswith("site-a/data/objects/")) == 9
 
     again = backup(settings, dest)
-    assert again.reused == 8, "unchanged objects were copied again"
+    assert again.reused == 9, "unchanged objects were copied again"
 
     result = runner.invoke(app, ["site", "restore", dest])  # still the site itself
     assert result.exit_code == 1 and "already holds data" in result.output
@@ -83,7 +84,7 @@ def test_an_s3_site_backed_up_to_s3_restores_into_a_new_home_and_bucket(
     result = runner.invoke(app, ["site", "restore", dest])
     assert result.exit_code == 0, result.output
     original, restored = contents(settings), contents(new)
-    assert len(original.series) == 1 and len(original.objects) == 8
+    assert len(original.series) == 1 and len(original.objects) == 9
     assert original.users == ["admin", "alice"]
     assert restored == original
     assert (new.federation_dir / "site.key").stat().st_mode & 0o777 == 0o600
@@ -96,7 +97,7 @@ def test_an_s3_site_backs_up_to_a_folder_too(
     first = backup(settings, tmp_path / "backup")
     assert len(list((tmp_path / "backup" / "data" / "objects").rglob("*.dcm"))) == 8
     assert (tmp_path / "backup").stat().st_mode & 0o777 == 0o700
-    assert backup(settings, tmp_path / "backup").reused == 8 and first.reused == 0
+    assert backup(settings, tmp_path / "backup").reused == 9 and first.reused == 0
     new = new_site()
     restore(new, tmp_path / "backup")
     assert contents(new) == contents(settings)

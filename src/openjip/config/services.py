@@ -272,7 +272,7 @@ class AirflowSettings(BaseModel):
         description="An analysis step's task fails after this long (its pod is deleted).",
     )
     step_image: str = Field(
-        "ghcr.io/openjip/openjip:0.2.0",
+        "ghcr.io/openjip/openjip:0.3.0",
         description="openjip image that fetches inputs and publishes outputs in analysis pods.",
     )
     step_web_url: str = Field(
