@@ -119,6 +119,13 @@ class NetnsServices:
             done = in_netns(self.pid, *psql, "-c", statement)
             assert done.returncode == 0, done.stderr
 
+    def logs(self) -> str:
+        """The tails of the S3 stand-in's and PostgreSQL's logs."""
+        return "\n".join(
+            f"--- {log.name}:\n{log.read_text(errors='replace')[-2000:]}"
+            for log in sorted(self.root.glob("*.log"))
+        )
+
     def stop(self) -> None:
         for process in reversed(self.processes):
             if process.poll() is None:

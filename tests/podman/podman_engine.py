@@ -61,7 +61,8 @@ class Podman:
         self.run("kube", "play", "--network", "none", "--start=false", str(path), timeout=600)
 
     def start(self, pod: str) -> None:
-        self.run("pod", "start", pod, timeout=600, check=False)  # containers that exit restart
+        """``podman pod start``: init containers run to their end first, then the others."""
+        self.run("pod", "start", pod, timeout=600)
 
     def netns_pid(self, pod: str) -> int:
         """A process in the pod's network namespace (its infra container)."""
@@ -85,11 +86,34 @@ class Podman:
             timeout=timeout,
         )
 
-    def logs(self, name: str) -> str:
+    def logs(self, name: str, tail: int = 60) -> str:
         result = subprocess.run(
-            ["podman", "logs", "--tail", "60", name], capture_output=True, text=True, timeout=60
+            ["podman", "logs", "--tail", str(tail), name],
+            env=self._env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         return (result.stdout + result.stderr)[-6000:]
+
+    def report(self, pod: str) -> str:
+        """What to read when a container of ``pod`` is not as expected: every container of the
+        pod (init containers included) with its state, exit code, restarts and log tail."""
+        listed = self.run(
+            "ps", "-a", "--filter", f"pod={pod}", "--format", "{{.Names}}", check=False
+        )
+        lines = [f"podman ps -a --filter pod={pod}:"]
+        for name in listed.split():
+            inspected = self.container(name)
+            state, restarts = inspected["State"], inspected.get("RestartCount")
+            lines.append(
+                f"--- {name}: {state.get('Status')} exit {state.get('ExitCode')}"
+                f" oom {state.get('OOMKilled')} restarts {restarts}"
+                f" started {state.get('StartedAt')} finished {state.get('FinishedAt')}"
+                f" error {state.get('Error') or '-'}"
+            )
+            lines.append(self.logs(name, tail=25).rstrip() or "(no log)")
+        return "\n".join(lines)
 
     def cleanup(self) -> None:
         for pod in self.pods:

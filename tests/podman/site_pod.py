@@ -34,8 +34,6 @@ from typing import Any
 
 from chart_processes import resolve_env, secret_values
 
-POD_NAME = "openjip-site"
-
 
 @dataclass
 class SitePod:
@@ -44,6 +42,12 @@ class SitePod:
     manifest: dict[str, Any]
     volumes: dict[str, tuple[int, int]] = field(default_factory=dict)
     """Named podman volumes to create, with their owner (uid, gid)."""
+
+    @property
+    def name(self) -> str:
+        """The pod's name (its containers are named ``<pod>-<workload>-<container>``)."""
+        name: str = self.manifest["metadata"]["name"]
+        return name
 
     def playable(self) -> dict[str, Any]:
         """The manifest as podman plays it (no container ports)."""
@@ -68,7 +72,9 @@ def _find(objects: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]
 
 
 class SitePodBuilder:
-    """Gathers workloads into one pod; ``scratch`` holds the host files it needs."""
+    """Gathers workloads into one pod; ``scratch`` holds the host files it needs. The pod and
+    its volumes are named after ``volume_prefix`` (unique per test), so that tests running at
+    the same time on one machine never replace each other's pod."""
 
     def __init__(self, objects: list[dict[str, Any]], scratch: Path, volume_prefix: str) -> None:
         self.objects = objects
@@ -187,7 +193,7 @@ class SitePodBuilder:
         manifest = {
             "apiVersion": "v1",
             "kind": "Pod",
-            "metadata": {"name": POD_NAME, "labels": {"app.kubernetes.io/part-of": "openjip"}},
+            "metadata": {"name": self.prefix, "labels": {"app.kubernetes.io/part-of": "openjip"}},
             "spec": {
                 "restartPolicy": "OnFailure",
                 "initContainers": self.init_containers,

@@ -25,7 +25,7 @@ import yaml
 from chart_processes import CHART_DIR, render, secret_values
 from netns_services import NetnsServices, in_netns
 from podman_engine import Podman, wait_until
-from site_pod import POD_NAME, SitePodBuilder
+from site_pod import SitePodBuilder
 
 from openjip.config import Settings
 from openjip.index import Query, open_index
@@ -47,11 +47,11 @@ else:
 """
 
 
-def probe(podman: Podman, pid: int, container: dict[str, Any], which: str) -> bool:
+def probe(podman: Podman, pod: str, pid: int, container: dict[str, Any], which: str) -> bool:
     """Whether the container's ``which`` probe succeeds now, done as the kubelet does it."""
     spec = container[which]
     if "exec" in spec:
-        name = f"{POD_NAME}-{container['name']}"
+        name = f"{pod}-{container['name']}"
         return podman.exec(name, *spec["exec"]["command"], timeout=120).returncode == 0
     ports = {port["name"]: port["containerPort"] for port in container.get("ports", [])}
     kind = "httpGet" if "httpGet" in spec else "tcpSocket"
@@ -90,9 +90,9 @@ def _site_pod(objects: list[dict[str, Any]], scratch: Path, prefix: str) -> Site
 # The first run on a machine builds the images (debootstrap and two pip installs, ~10 min).
 @pytest.mark.timeout(2400)
 def test_the_charts_containers_run_a_c_store_is_stored_and_starts_its_workflow(
-    podman: Podman, tmp_path: Path, ct_phantom: list[Path]
+    podman: Podman, image_values: dict[str, Any], tmp_path: Path, ct_phantom: list[Path]
 ) -> None:
-    objects = render()
+    objects = render(image_values)
     secrets = secret_values(objects)
     values = yaml.safe_load((CHART_DIR / "values.yaml").read_text())
     store_keys = (
@@ -104,7 +104,7 @@ def test_the_charts_containers_run_a_c_store_is_stored_and_starts_its_workflow(
     for volume, owner in site.volumes.items():
         podman.create_volume(volume, owner)
     podman.play(site.playable(), tmp_path / "pod.yaml")
-    pid = podman.netns_pid(POD_NAME)
+    pid = podman.netns_pid(site.name)
     services = NetnsServices(pid)
     try:
         services.start_s3(*store_keys)
@@ -113,15 +113,17 @@ def test_the_charts_containers_run_a_c_store_is_stored_and_starts_its_workflow(
             values["postgresql"]["username"],
             secrets[("site-openjip-postgresql", "password")],
         )
-        podman.start(POD_NAME)
-        _check_containers(podman, pid, site.manifest["spec"]["containers"])
+        podman.start(site.name)
+        _check_containers(podman, site.name, pid, site.manifest["spec"]["containers"])
         uid = _check_c_store(podman, pid, prefix, ct_phantom, store_keys)
         _check_run_started(pid, uid, secrets[("site-openjip-airflow", "admin-password")])
+    except AssertionError as error:
+        raise AssertionError(f"{error}\n{podman.report(site.name)}\n{services.logs()}") from error
     finally:
         services.stop()
 
 
-def _check_containers(podman: Podman, pid: int, containers: list[dict[str, Any]]) -> None:
+def _check_containers(podman: Podman, pod: str, pid: int, containers: list[dict[str, Any]]) -> None:
     """Every container runs as the chart's user on a read-only root file system, becomes ready
     by its readiness probe (when it has one) and answers its liveness probe."""
     names = {c["name"] for c in containers}
@@ -130,18 +132,15 @@ def _check_containers(podman: Podman, pid: int, containers: list[dict[str, Any]]
         for component in AIRFLOW
     }
     for container in containers:
-        name = f"{POD_NAME}-{container['name']}"
+        name = f"{pod}-{container['name']}"
         ready = "readinessProbe" if "readinessProbe" in container else "livenessProbe"
-        try:
-            wait_until(
-                lambda container=container, ready=ready: probe(podman, pid, container, ready),
-                300,
-                f"{name} ready",
-                interval=3,
-            )
-        except AssertionError as error:
-            raise AssertionError(f"{error}:\n{podman.logs(name)}") from error
-        assert probe(podman, pid, container, "livenessProbe"), podman.logs(name)
+        wait_until(
+            lambda container=container, ready=ready: probe(podman, pod, pid, container, ready),
+            300,
+            f"{name} ready",
+            interval=3,
+        )
+        assert probe(podman, pod, pid, container, "livenessProbe"), f"{name} not alive"
         inspected = podman.container(name)
         user = container["securityContext"]["runAsUser"]
         assert user != 0
