@@ -1,7 +1,8 @@
 """The chart upgraded and rolled back with data, played with ``podman kube play`` on the same
 named volumes (and the same S3 stand-in and PostgreSQL data): the previous release's chart
 (0.1.0, ``git archive`` of its commit) rendered with the same values ingests a CT series (dcmtk's
-storescu) and starts its workflow in Airflow; the current chart, rendered with the Secrets the
+storescu) and starts its workflow in Airflow (0.1.0's trigger code run in its receiver container:
+its chart receiver started none on arrival); the current chart, rendered with the Secrets the
 first render generated (what the chart's ``lookup`` keeps in a cluster), finds that series in
 the migrated index, keeps its objects, its Airflow run and the site's federation identity, and
 ingests a new series that starts its run; the previous chart played again (a rollback re-applies
@@ -69,6 +70,26 @@ from openjip.index import Query, open_index
 index = open_index(Settings())
 print(len(index.find_instances(Query(SeriesInstanceUID=[sys.argv[1]]))))
 index.close()
+"""
+
+# 0.1.0's chart receiver (`openjip receiver`) starts no workflows on series arrival (only its
+# `openjip site up` wired the hook): its own trigger hook, run in its receiver container, starts
+# the run of the series as its local site would.
+TRIGGER = """
+import sys, time
+from openjip.airflow.triggers import SeriesTriggerHook
+from openjip.config import Settings
+from openjip.index import Query, open_index
+settings = Settings()
+[series] = open_index(settings).find_series(Query(SeriesInstanceUID=[sys.argv[1]]))
+hook = SeriesTriggerHook(settings)
+hook(series)
+for attempt in range(120):
+    if not hook.queue.pending():
+        break
+    time.sleep(2)
+hook.stop()
+sys.exit(len(hook.queue.pending()))
 """
 
 SITE = """
@@ -184,14 +205,15 @@ def _ready(podman: Podman, site: RunningSite) -> None:
     check_containers(podman, site.site.name, site.pid, site.site.manifest["spec"]["containers"])
 
 
-def _federation_ready(podman: Podman, site: RunningSite) -> None:
-    [federation] = [
-        c for c in site.site.manifest["spec"]["containers"] if c["name"] == "federation-federation"
-    ]
+def _wait_ready(podman: Podman, site: RunningSite, name: str) -> None:
+    """Wait for the container ``name``'s readiness probe (of the previous chart's containers,
+    which start on the migrated state)."""
+    [container] = [c for c in site.site.manifest["spec"]["containers"] if c["name"] == name]
+    which = "readinessProbe" if "readinessProbe" in container else "livenessProbe"
     wait_until(
-        lambda: probe(podman, site.site.name, site.pid, federation, "readinessProbe"),
+        lambda: probe(podman, site.site.name, site.pid, container, which),
         300,
-        "the federation container ready",
+        f"{name} ready",
         interval=3,
     )
 
@@ -229,6 +251,10 @@ def test_previous_chart_upgrades_with_its_data_and_a_rollback_refuses_the_migrat
         ) as site:  # fmt: skip
             _ready(podman, site)
             first = _ingest(podman, site, series[0])
+            started = podman.exec(
+                site.container("receiver-receiver"), "python", "-c", TRIGGER, first, timeout=300
+            )
+            assert started.returncode == 0, started.stderr[-3000:]
             check_run_started(site.pid, first, site.secrets[password])
             objects = object_names(site.pid, site.store_keys)
             identity = _identity(site)
@@ -258,17 +284,16 @@ def test_previous_chart_upgrades_with_its_data_and_a_rollback_refuses_the_migrat
             podman, old, previous_chart / "values.yaml", tmp_path / "rollback", prefix,
             services_root=services, new_volumes=False,
         ) as site:  # fmt: skip
-            _federation_ready(podman, site)
+            _wait_ready(podman, site, "federation-federation")
             assert _identity(site) == identity
-            receiver = site.container("receiver-receiver")
-            wait_until(
-                lambda: REFUSAL in podman.logs(receiver, tail=200),
-                180,
-                f"the previous receiver refusing the migrated index ({REFUSAL!r})",
-                interval=3,
-            )
+            _wait_ready(podman, site, "receiver-receiver")
             refused = _store(site, series[2])
-            assert refused.returncode != 0 or "Success" not in refused.stdout + refused.stderr
+            log = podman.logs(site.container("receiver-receiver"), tail=400)
+            assert f"refused with 0xA700: index unavailable: {REFUSAL}" in log, (
+                f"{refused.stdout}{refused.stderr}"
+            )
+            stored_after = object_names(site.pid, site.store_keys)
         assert hashlib.sha256(index_file.read_bytes()).hexdigest() == migrated
+        print(f"objects after the refused C-STORE: {len(stored_after)}")
     finally:
         shutil.rmtree(services, ignore_errors=True)
