@@ -222,15 +222,15 @@ except AirflowError as error:  # not parsed yet
 
 
 def check_run_started(
-    pid: int, uid: str, admin_password: str, earlier: tuple[str, ...] = ()
+    pid: int, uid: str, admin_password: str, earlier: tuple[str, ...] = (), version: int = 1
 ) -> None:
     """The receiver container's completed series started ct-body-mask in the chart's Airflow
-    (beside the ``earlier`` runs, which are still there)."""
+    (beside the ``earlier`` runs, which are still there); ``version``: of the series' run id."""
 
     def runs() -> list[str]:
         answer = in_netns(pid, sys.executable, "-c", RUNS, admin_password, timeout=60)
         return json.loads(answer.stdout or "[]") if answer.returncode == 0 else []
 
-    expected = f"openjip__{uid}__v1"
+    expected = f"openjip__{uid}__v{version}"
     found = wait_until(lambda: expected in runs() and runs(), 240, f"run {expected}", interval=5)
     assert sorted(found) == sorted([expected, *earlier])
