@@ -4,7 +4,8 @@ cncf.kubernetes provider to create, find, read, patch, log and delete pods, reco
 No cluster can run on this machine (see /work/shared/TOOLING.md), so the provider's own code
 paths run against this instead. A created pod stays where a long analysis step is: scheduled,
 its ``fetch`` init container done and its ``step`` init container (the operator) running, so the
-pod is ``Pending`` until it is deleted. Binds 127.0.0.1 on a free port.
+pod is ``Pending`` until it is deleted or :meth:`PodsAPI.fail_step` ends its operator. Binds
+127.0.0.1 on a free port.
 """
 
 from __future__ import annotations
@@ -42,6 +43,15 @@ class PodsAPI:
     def record(self, call: Call) -> None:
         with self.lock:
             self.calls.append(call)
+
+    def fail_step(self, namespace: str, name: str, exit_code: int = 1) -> None:
+        """The pod's operator (init container ``step``) ends with ``exit_code``: the pod fails."""
+        with self.lock:
+            status = self.pods[(namespace, name)]["status"]
+            status["phase"] = "Failed"
+            step = status["initContainerStatuses"][1]
+            step["state"] = {"terminated": {"exitCode": exit_code, "reason": "Error"}}
+            step["ready"] = False
 
     def made(self, method: str, suffix: str = "") -> list[Call]:
         """The calls with that method whose path ends with ``suffix``."""

@@ -107,3 +107,50 @@ def test_a_run_killed_while_its_operator_runs_deletes_the_pod(
     assert kubernetes_api.api.pods == {}
     assert "Task failed with exception" in output_text
     assert "RUN STATE failed" in output_text
+
+
+def test_a_deferred_step_is_watched_by_its_trigger_and_its_failed_pod_deleted(
+    airflow_db: Path, kubernetes_mode: Path, kubernetes_api: KubernetesAPI, tmp_path: Path
+) -> None:
+    """The chart's default: the task defers and the provider's KubernetesPodTrigger watches the
+    pod through the asynchronous kubernetes client (``dag.test()`` runs the trigger in line, as
+    the triggerer would); the operator fails, the trigger sees it, the task resumes, fails and
+    deletes the pod. (Its XCom sidecar never ran: reading it fails first, as in a cluster.)"""
+    env = dict(
+        os.environ,
+        OPENJIP_AIRFLOW__DEFERRABLE_PODS="true",
+        KUBECONFIG=str(kubernetes_api.kubeconfig),
+    )
+    log = tmp_path / "run.log"
+    with log.open("wb") as output:
+        run = subprocess.Popen(
+            [sys.executable, "-c", RUN_ONE], env=env, stdout=output, stderr=subprocess.STDOUT
+        )
+    try:
+        deadline = time.monotonic() + 180
+        while "KubernetesPodTrigger" not in log.read_text(errors="replace"):
+            assert run.poll() is None, log.read_text(errors="replace")[-4000:]
+            assert time.monotonic() < deadline, "the task never deferred to its trigger"
+            time.sleep(0.2)
+        [(namespace, name)] = list(kubernetes_api.api.pods)
+        reads = len(kubernetes_api.api.made("GET", f"/pods/{name}"))
+        while len(kubernetes_api.api.made("GET", f"/pods/{name}")) == reads:  # the trigger polls
+            assert run.poll() is None, log.read_text(errors="replace")[-4000:]
+            assert time.monotonic() < deadline, "the trigger never read the pod"
+            time.sleep(0.2)
+        assert not kubernetes_api.api.made("DELETE")
+        kubernetes_api.api.fail_step(namespace, name, exit_code=3)
+        run.wait(timeout=180)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait(timeout=10)
+    output_text = log.read_text(errors="replace")
+    assert "Pausing task as DEFERRED" in output_text
+    assert "[DAG TEST] Trigger completed" in output_text  # the trigger saw the pod fail
+    assert f"Pod {name} returned a failure." in output_text  # the task resumed and failed
+    assert kubernetes_api.api.made("DELETE", f"/namespaces/{namespace}/pods/{name}"), output_text[
+        -4000:
+    ]
+    assert kubernetes_api.api.pods == {}
+    assert "RUN STATE failed" in output_text

@@ -17,7 +17,18 @@ from pathlib import Path
 
 from podman_engine import wait_until
 
-S3_PORTS = {"master": 19333, "volume": 18081, "filer": 18888, "s3": 9000}
+S3_PORT = 9000
+"""The chart's MinIO port, where the pod's containers look for the object store."""
+
+
+def seaweedfs_ports(pid: int) -> dict[str, int]:
+    """SeaweedFS's other ports, different for every pod alive at once (``pid`` is its network
+    namespace's process): SeaweedFS names unix sockets in /tmp after its gRPC ports, and /tmp is
+    shared by every network namespace, so two stand-ins on the same ports talk to each other's
+    master (uploads fail with "volume N not found")."""
+    base = 20000 + (pid % 4000) * 10
+    names = ("master", "volume", "filer", "master.grpc", "volume.grpc", "filer.grpc", "s3.grpc")
+    return {name: base + offset for offset, name in enumerate(names)}
 
 
 def in_netns(pid: int, *command: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -64,15 +75,17 @@ class NetnsServices:
             "identities": [{"name": "openjip", "credentials": [identity], "actions": actions}]
         }
         (data / "s3.json").write_text(json.dumps(config))
-        ports = S3_PORTS
+        ports = seaweedfs_ports(self.pid)
         self._spawn(
             [
                 str(Path(sys.executable).with_name("weed")), "server", "-ip=127.0.0.1",
                 "-ip.bind=127.0.0.1", f"-dir={data}", "-master.telemetry=false",
                 "-master.volumeSizeLimitMB=64", "-volume.max=0", "-volume.preStopSeconds=0",
                 f"-master.port={ports['master']}", f"-volume.port={ports['volume']}",
+                *(f"-{name.replace('.grpc', '.port.grpc')}={port}" for name, port in ports.items()
+                  if name.endswith(".grpc")),
                 "-filer", f"-filer.port={ports['filer']}", f"-filer.localSocket={data}/f.sock",
-                "-s3", f"-s3.port={ports['s3']}", f"-s3.config={data}/s3.json",
+                "-s3", f"-s3.port={S3_PORT}", f"-s3.config={data}/s3.json",
                 f"-s3.localSocket={data}/s3.sock", "-s3.port.iceberg=0", "-s3.port.lance=0",
             ],
             "s3.log",
@@ -89,7 +102,7 @@ class NetnsServices:
                 == 0
             ),
             120,
-            f"the S3 stand-in:\n{(self.root / 's3.log').read_text(errors='replace')[-2000:]}",
+            "the S3 stand-in",
         )
 
     def start_postgresql(self, database: str, user: str, password: str) -> None:
@@ -115,7 +128,7 @@ class NetnsServices:
         wait_until(
             lambda: in_netns(self.pid, *psql, "-c", "select 1").returncode == 0,
             60,
-            f"PostgreSQL:\n{(self.root / 'postgresql.log').read_text(errors='replace')[-2000:]}",
+            "PostgreSQL",
         )
         if existing:  # the database and user of an earlier start
             return

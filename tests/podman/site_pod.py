@@ -179,6 +179,10 @@ class SitePodBuilder:
             path.write_bytes(files[entry["key"]])
             path.chmod(int(entry.get("mode", mode)))
             os.chown(path, uid, gid)
+        # Folders as the kubelet makes them, whatever the umask: every user of the pod enters them
+        # (the migrations Job's create-bucket runs as another user than its pod's).
+        for directory in [folder, *(d for d in folder.rglob("*") if d.is_dir())]:
+            directory.chmod(0o755)
         os.chown(folder, uid, gid)
         return {"path": str(folder), "type": "Directory"}
 

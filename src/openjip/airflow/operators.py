@@ -10,7 +10,7 @@ steps are pod tasks instead (:mod:`openjip.airflow.pod_tasks`).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from airflow.sdk import BaseOperator, XComArg
 from airflow.sdk.exceptions import AirflowException
@@ -107,14 +107,7 @@ class AnalysisOperator(BaseOperator):
         from openjip.runner import StepFailed, open_runner
 
         request = step_request(
-            self.workflow_id, self.step, self.series_uid, self.series_uids, context
-        )
-        self.log.info(
-            "step %s (%s) on %s with %s",
-            request.step,
-            request.operator,
-            request.series_uids,
-            request.params,
+            self.workflow_id, self.step, self.series_uid, self.series_uids, context, self.log
         )
         try:
             outcome = open_runner(get_settings()).run(request, context)
@@ -126,21 +119,29 @@ class AnalysisOperator(BaseOperator):
         return outcome.to_dict()
 
 
+class TaskLog(Protocol):
+    """A task's logger, as Airflow gives it (``self.log``)."""
+
+    def info(self, event: str, *args: Any) -> Any: ...
+
+
 def step_request(
     workflow_id: str,
     step_spec: dict[str, Any],
     series_uid: str | None,
     series_uids: list[str] | XComArg | None,
     context: Any,
+    log: TaskLog,
 ) -> StepRequest:
     """What a step task runs: its step with the run's params, on its series (one when mapped,
-    else those ``select_series`` found — rendered into a list by Airflow by now)."""
+    else those ``select_series`` found — rendered into a list by Airflow by now); said in the
+    task's ``log``."""
     step = StepSpec.model_validate(step_spec)
     series = [series_uid] if series_uid else list(series_uids or [])  # type: ignore[arg-type]
     params = {
         name: resolve_param_value(value, context["params"]) for name, value in step.params.items()
     }
-    return StepRequest(
+    request = StepRequest(
         dag_id=workflow_id,
         run_id=context["run_id"],
         step=step.name,
@@ -150,3 +151,5 @@ def step_request(
         input_from=step.input_from,
         resources=step.resources,
     )
+    log.info("step %s (%s) on %s with %s", step.name, step.operator, series, params)
+    return request

@@ -70,14 +70,7 @@ class AnalysisPodOperator(KubernetesPodOperator):
         now: the run's params and series, the operator's pinned image and resources)."""
         if context is not None:
             request = step_request(
-                self.workflow_id, self.step, self.series_uid, self.series_uids, context
-            )
-            self.log.info(
-                "step %s (%s) on %s with %s",
-                request.step,
-                request.operator,
-                request.series_uids,
-                request.params,
+                self.workflow_id, self.step, self.series_uid, self.series_uids, context, self.log
             )
             for attribute, value in AnalysisPod(get_settings()).arguments(request).items():
                 setattr(self, attribute, value)
