@@ -43,12 +43,16 @@ def in_netns(pid: int, *command: str, timeout: float = 120) -> subprocess.Comple
 
 
 class NetnsServices:
-    """The S3 stand-in and PostgreSQL of one pod; :meth:`stop` ends both."""
+    """The S3 stand-in and PostgreSQL of one pod; :meth:`stop` ends both. Their data is in a
+    temp folder removed at the end, or under ``root`` when given: kept, and used again by the
+    next pod's services (an upgrade played on the same data)."""
 
-    def __init__(self, pid: int) -> None:
+    def __init__(self, pid: int, root: Path | None = None) -> None:
         self.pid = pid
         self.processes: list[subprocess.Popen[bytes]] = []
-        self.root = Path(tempfile.mkdtemp(prefix="openjip-podman-", dir="/var/tmp"))
+        self.keep = root is not None
+        self.root = root or Path(tempfile.mkdtemp(prefix="openjip-podman-", dir="/var/tmp"))
+        self.root.mkdir(exist_ok=True)
         self.root.chmod(0o755)  # PostgreSQL's user must reach its data folder
 
     def _spawn(self, command: list[str], log: str) -> subprocess.Popen[bytes]:
@@ -64,7 +68,7 @@ class NetnsServices:
 
     def start_s3(self, access_key: str, secret_key: str) -> None:
         data = self.root / "s3"
-        data.mkdir()
+        data.mkdir(exist_ok=True)
         identity = {"accessKey": access_key, "secretKey": secret_key}
         actions = ["Admin", "Read", "Write", "List", "Tagging"]
         config = {
@@ -104,14 +108,16 @@ class NetnsServices:
     def start_postgresql(self, database: str, user: str, password: str) -> None:
         [binaries] = sorted(glob.glob("/usr/lib/postgresql/*/bin"))[-1:]
         data = self.root / "pg"
-        data.mkdir()
-        shutil.chown(data, "postgres", "postgres")
         as_postgres = ["runuser", "-u", "postgres", "--"]
-        subprocess.run(
-            [*as_postgres, f"{binaries}/initdb", "-D", str(data), "-U", "postgres",
-             "--auth-local=trust", "--auth-host=scram-sha-256"],
-            check=True, capture_output=True, timeout=120,
-        )  # fmt: skip
+        existing = (data / "PG_VERSION").exists()
+        if not existing:
+            data.mkdir()
+            shutil.chown(data, "postgres", "postgres")
+            subprocess.run(
+                [*as_postgres, f"{binaries}/initdb", "-D", str(data), "-U", "postgres",
+                 "--auth-local=trust", "--auth-host=scram-sha-256"],
+                check=True, capture_output=True, timeout=120,
+            )  # fmt: skip
         self._spawn(
             [*as_postgres, f"{binaries}/postgres", "-D", str(data), "-p", "5432",
              "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={data}"],
@@ -124,6 +130,8 @@ class NetnsServices:
             60,
             "PostgreSQL",
         )
+        if existing:  # the database and user of an earlier start
+            return
         escaped = password.replace("'", "''")
         for statement in (
             f"CREATE ROLE {user} LOGIN PASSWORD '{escaped}'",
@@ -148,4 +156,5 @@ class NetnsServices:
                 except subprocess.TimeoutExpired:
                     process.kill()
                     process.wait(timeout=10)
-        shutil.rmtree(self.root, ignore_errors=True)
+        if not self.keep:
+            shutil.rmtree(self.root, ignore_errors=True)

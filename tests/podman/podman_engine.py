@@ -64,6 +64,10 @@ class Podman:
         """``podman pod start``: init containers run to their end first, then the others."""
         self.run("pod", "start", pod, timeout=600)
 
+    def stop(self, pod: str) -> None:
+        """``podman pod stop``: its containers get SIGTERM, then SIGKILL after 20 s."""
+        self.run("pod", "stop", "-t", "20", pod, timeout=300, check=False)
+
     def netns_pid(self, pod: str) -> int:
         """A process in the pod's network namespace (its infra container)."""
         infra = self.run("pod", "inspect", "--format", "{{.InfraContainerID}}", pod).strip()

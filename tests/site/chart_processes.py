@@ -37,9 +37,12 @@ NAMESPACE = "openjip"
 _VARIABLE = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
 
 
-def render(values: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    """Every object the chart renders with ``values`` (release ``site``, namespace ``openjip``)."""
-    with helm_python.Chart.load(CHART_DIR) as chart:
+def render(
+    values: dict[str, Any] | None = None, chart_dir: Path = CHART_DIR
+) -> list[dict[str, Any]]:
+    """Every object the chart renders with ``values`` (release ``site``, namespace ``openjip``);
+    ``chart_dir``: another version of the chart (e.g. the previous release's)."""
+    with helm_python.Chart.load(chart_dir) as chart:
         manifests = chart.render(values or {}, name=RELEASE, namespace=NAMESPACE)
     return [
         document
