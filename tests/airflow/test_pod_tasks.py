@@ -129,6 +129,7 @@ def test_a_deferred_step_is_watched_by_its_trigger_and_its_failed_pod_deleted(
     env = dict(
         os.environ,
         OPENJIP_AIRFLOW__DEFERRABLE_PODS="true",
+        OPENJIP_ACCESS__STEP_TOKEN_SECRET=GRANT_SECRET,
         KUBECONFIG=str(kubernetes_api.kubeconfig),
     )
     log = tmp_path / "run.log"

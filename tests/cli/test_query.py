@@ -79,7 +79,7 @@ def test_table_output(filled_site: Settings) -> None:
         (["studies", "--study-date", "20201301"], "is not a calendar date"),
         (["studies", "--study-date", "20201231-20200101"], "ends before it starts"),
         (["studies", "--limit", "0"], "'--limit': 0 is not in the range x>=1."),
-        (["studies", "--limit", "ten"], "'--limit': 'ten' is not a valid integer."),
+        (["studies", "--limit", "ten"], "'--limit': 'ten' is not a valid integer"),
         (["series", "--format", "xml"], "'--format': 'xml' is not one of 'table', 'json', 'csv'."),
         (["patients"], "No such command"),
     ],
