@@ -71,12 +71,14 @@ def test_kubernetes_mode_steps_are_pod_tasks_with_cleanup_and_a_timeout(
     assert segment.startup_timeout_seconds == 240 * 60
 
 
-def test_a_run_killed_while_its_operator_runs_deletes_the_pod(
-    airflow_db: Path, kubernetes_mode: Path, kubernetes_api: KubernetesAPI, tmp_path: Path
-) -> None:
+def start_run(
+    kubernetes_api: KubernetesAPI, tmp_path: Path, *, deferrable: bool
+) -> tuple[subprocess.Popen[bytes], Path]:
+    """Run ct-body-mask in kubernetes mode in its own process (its output in the returned log),
+    with the step-grant secret analysis pods need."""
     env = dict(
         os.environ,
-        OPENJIP_AIRFLOW__DEFERRABLE_PODS="false",  # the task itself watches the pod
+        OPENJIP_AIRFLOW__DEFERRABLE_PODS=str(deferrable).lower(),
         OPENJIP_ACCESS__STEP_TOKEN_SECRET=GRANT_SECRET,
         KUBECONFIG=str(kubernetes_api.kubeconfig),
     )
@@ -85,6 +87,13 @@ def test_a_run_killed_while_its_operator_runs_deletes_the_pod(
         run = subprocess.Popen(
             [sys.executable, "-c", RUN_ONE], env=env, stdout=output, stderr=subprocess.STDOUT
         )
+    return run, log
+
+
+def test_a_run_killed_while_its_operator_runs_deletes_the_pod(
+    airflow_db: Path, kubernetes_mode: Path, kubernetes_api: KubernetesAPI, tmp_path: Path
+) -> None:
+    run, log = start_run(kubernetes_api, tmp_path, deferrable=False)  # the task watches the pod
     try:
         deadline = time.monotonic() + 120
         while not kubernetes_api.api.made("GET", "") or not kubernetes_api.api.pods:
@@ -126,17 +135,7 @@ def test_a_deferred_step_is_watched_by_its_trigger_and_its_failed_pod_deleted(
     pod through the asynchronous kubernetes client (``dag.test()`` runs the trigger in line, as
     the triggerer would); the operator fails, the trigger sees it, the task resumes, fails and
     deletes the pod. (Its XCom sidecar never ran: reading it fails first, as in a cluster.)"""
-    env = dict(
-        os.environ,
-        OPENJIP_AIRFLOW__DEFERRABLE_PODS="true",
-        OPENJIP_ACCESS__STEP_TOKEN_SECRET=GRANT_SECRET,
-        KUBECONFIG=str(kubernetes_api.kubeconfig),
-    )
-    log = tmp_path / "run.log"
-    with log.open("wb") as output:
-        run = subprocess.Popen(
-            [sys.executable, "-c", RUN_ONE], env=env, stdout=output, stderr=subprocess.STDOUT
-        )
+    run, log = start_run(kubernetes_api, tmp_path, deferrable=True)
     try:
         deadline = time.monotonic() + 180
         while "KubernetesPodTrigger" not in log.read_text(errors="replace"):
